@@ -1,0 +1,25 @@
+"""Typed configuration: schemas, Hydra registration and validation."""
+
+from rag_pet.config.load import register_configs, to_config, to_dict
+from rag_pet.config.schema import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    PeftConfig,
+    RagPetConfig,
+    TrackingConfig,
+    TrainerConfig,
+)
+
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "PeftConfig",
+    "RagPetConfig",
+    "TrackingConfig",
+    "TrainerConfig",
+    "register_configs",
+    "to_config",
+    "to_dict",
+]

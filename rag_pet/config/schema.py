@@ -1,0 +1,190 @@
+"""Typed configuration schemas: what every Hydra config composes into, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from rag_pet.errors import RagPetConfigError
+
+DATASETS = ("squad", "nq_open", "jsonl")
+SPLITS = ("train", "validation_seen", "validation", "test")
+TEMPLATES = ("closed_book",)
+MODEL_SOURCES = ("tiny", "smollm2", "path")
+TINY_ARCHS = ("llama", "t5")
+DTYPES = ("float32", "bfloat16", "float16")
+PEFT_METHODS = ("lora", "full", "frozen")
+PRECISIONS = ("fp32", "bf16")
+LAUNCHERS = ("ray", "local")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def _one_of(name: str, value: object, allowed: tuple) -> None:
+    if value not in allowed:
+        raise RagPetConfigError(name, value, "one of " + ", ".join(map(str, allowed)))
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        raise RagPetConfigError(name, value, "a number >= 0" if allow_zero else "a number > 0")
+
+
+@dataclass
+class DataConfig:
+    """Which QA task to train and evaluate on, how it is split, and how prompts are built."""
+
+    name: str = "squad"
+    path: Optional[str] = None
+    split_seed: int = 13
+    validation_articles: int = 5
+    test_articles: int = 5
+    seen_holdout: float = 0.1
+    train_split: str = "train"
+    eval_split: str = "validation"
+    max_train_examples: Optional[int] = None
+    max_eval_examples: Optional[int] = None
+    template: str = "closed_book"
+    max_prompt_tokens: int = 64
+    max_answer_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        _one_of("data.name", self.name, DATASETS)
+        if self.name == "jsonl" and not self.path:
+            raise RagPetConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
+        _one_of("data.train_split", self.train_split, SPLITS)
+        _one_of("data.eval_split", self.eval_split, SPLITS)
+        _one_of("data.template", self.template, TEMPLATES)
+        _positive("data.validation_articles", self.validation_articles)
+        _positive("data.test_articles", self.test_articles)
+        if not 0.0 <= self.seen_holdout < 1.0:
+            raise RagPetConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
+        for name in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(f"data.{name}", value)
+        _positive("data.max_prompt_tokens", self.max_prompt_tokens)
+        _positive("data.max_answer_tokens", self.max_answer_tokens)
+
+
+@dataclass
+class ModelConfig:
+    """The generator: a tiny model built from a config, the bundled SmolLM2, or a local HF path."""
+
+    source: str = "tiny"
+    path: Optional[str] = None
+    arch: str = "llama"
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _one_of("model.source", self.source, MODEL_SOURCES)
+        if self.source == "path" and not self.path:
+            raise RagPetConfigError("model.path", self.path, "a local directory with a transformers model")
+        if self.source == "tiny":
+            _one_of("model.arch", self.arch, TINY_ARCHS)
+            for name in ("hidden_size", "num_layers", "num_heads"):
+                _positive(f"model.{name}", getattr(self, name))
+            if self.hidden_size % self.num_heads:
+                raise RagPetConfigError("model.hidden_size", self.hidden_size, "a multiple of model.num_heads")
+        _one_of("model.dtype", self.dtype, DTYPES)
+
+
+@dataclass
+class PeftConfig:
+    """How the generator is adapted: a `peft` method, full fine-tuning, or frozen (zero-shot)."""
+
+    method: str = "lora"
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: Optional[list[str]] = None
+
+    def __post_init__(self) -> None:
+        _one_of("peft.method", self.method, PEFT_METHODS)
+        _positive("peft.r", self.r)
+        _positive("peft.alpha", self.alpha)
+        if not 0.0 <= self.dropout < 1.0:
+            raise RagPetConfigError("peft.dropout", self.dropout, "a probability in [0, 1)")
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation and distribution: workers, device, steps, checkpoints and failure handling."""
+
+    launcher: str = "ray"
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    precision: str = "fp32"
+    max_steps: int = 100
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    log_every: int = 10
+    checkpoint_every: int = 50
+    num_to_keep: int = 2
+    max_failures: int = 2
+    storage_path: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _one_of("trainer.launcher", self.launcher, LAUNCHERS)
+        _one_of("trainer.precision", self.precision, PRECISIONS)
+        for name in ("num_workers", "max_steps", "batch_size", "lr", "log_every", "checkpoint_every", "num_to_keep"):
+            _positive(f"trainer.{name}", getattr(self, name))
+        for name in ("cpus_per_worker", "weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
+            _positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
+        if self.launcher == "local" and self.num_workers != 1:
+            raise RagPetConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
+
+
+@dataclass
+class EvalConfig:
+    """Generation-based evaluation before and after training, or of saved weights (`model_dir`)."""
+
+    model_dir: Optional[str] = None
+    before_training: bool = False
+    after_training: bool = True
+    batch_size: int = 16
+    max_new_tokens: int = 16
+
+    def __post_init__(self) -> None:
+        _positive("eval.batch_size", self.batch_size)
+        _positive("eval.max_new_tokens", self.max_new_tokens)
+
+
+@dataclass
+class TrackingConfig:
+    """W&B tracking: offline by default, online when the user has a key."""
+
+    mode: str = "offline"
+    project: str = "rag_pet"
+    entity: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _one_of("tracking.mode", self.mode, WANDB_MODES)
+
+
+@dataclass
+class RagPetConfig:
+    """One experiment: a row of a results table."""
+
+    experiment_name: str = "default"
+    run_dir: str = "outputs/default"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.dtype == "float16" and not self.trainer.use_gpu:
+            raise RagPetConfigError("model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)")

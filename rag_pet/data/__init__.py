@@ -1,0 +1,21 @@
+"""QA datasets and corpora: bundled SQuAD, SciFact (BEIR) and NQ-open, and a user's own files."""
+
+from rag_pet.data.beir import BeirDataset, load_beir, load_scifact
+from rag_pet.data.datasets import load_qa_split
+from rag_pet.data.jsonl import read_qa_jsonl
+from rag_pet.data.nq_open import load_nq_open
+from rag_pet.data.squad import split_squad, squad_corpus
+from rag_pet.data.types import Passage, QAExample
+
+__all__ = [
+    "BeirDataset",
+    "Passage",
+    "QAExample",
+    "load_beir",
+    "load_nq_open",
+    "load_qa_split",
+    "load_scifact",
+    "read_qa_jsonl",
+    "split_squad",
+    "squad_corpus",
+]

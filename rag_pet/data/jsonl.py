@@ -1,0 +1,67 @@
+"""Read JSON-lines files with errors that name the file, the line and the field.
+
+QA schema, one object per line:
+    {"question": str, "answers": [str, ...], "id": str (optional), "gold_passage_id": str (optional)}
+`"answer": str | [str, ...]` is accepted in place of `"answers"` (NQ-open's spelling).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag_pet.data.types import QAExample
+from rag_pet.errors import DataFormatError
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; malformed JSON raises `DataFormatError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(str(path), None, "file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(str(path), number, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(record, dict):
+                raise DataFormatError(str(path), number, f"expected a JSON object, got {type(record).__name__}")
+            yield number, record
+
+
+def require_str(record: dict, key: str, path: str | Path, line: int) -> str:
+    """The non-empty string at `record[key]`, or a `DataFormatError` naming the field."""
+    value = record.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DataFormatError(str(path), line, f"field '{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
+def _answers(record: dict, path: Path, line: int) -> tuple[str, ...]:
+    key = "answers" if "answers" in record else "answer"
+    value = record.get(key)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a.strip() for a in value):
+        raise DataFormatError(str(path), line, "field 'answers' must be a non-empty list of non-empty strings")
+    return tuple(value)
+
+
+def read_qa_jsonl(path: str | Path) -> list[QAExample]:
+    """QA examples from a JSONL file in the schema above; ids default to `<file stem>-<line>`."""
+    path = Path(path)
+    examples = []
+    for line, record in iter_json_lines(path):
+        question = require_str(record, "question", path, line)
+        example_id = str(record["id"]) if "id" in record else f"{path.stem}-{line}"
+        gold = record.get("gold_passage_id")
+        examples.append(QAExample(example_id, question.strip(), _answers(record, path, line), gold and str(gold)))
+    if not examples:
+        raise DataFormatError(str(path), None, "no examples (the file is empty)")
+    return examples

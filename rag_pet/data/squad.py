@@ -1,0 +1,88 @@
+"""SQuAD v1.1 dev as the platform's main task: a deterministic split by article, and its paragraph corpus."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from rag_pet.data.resources import SQUAD_DEV
+from rag_pet.data.types import Passage, QAExample
+
+
+@dataclass(frozen=True)
+class SquadSplit:
+    """Questions per split and the article titles behind each; test and validation articles never appear in train."""
+
+    examples: dict[str, list[QAExample]]
+    articles: dict[str, list[str]]
+
+
+@lru_cache(maxsize=2)
+def load_squad_articles(path: Path = SQUAD_DEV) -> tuple[dict, ...]:
+    """The `data[]` articles of the official SQuAD v1.1 JSON file (gzipped or plain)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return tuple(json.load(handle)["data"])
+
+
+def passage_id(title: str, paragraph_index: int) -> str:
+    """Stable passage id: the article title and the paragraph's position in it."""
+    return f"{title}#{paragraph_index}"
+
+
+def squad_corpus(path: Path = SQUAD_DEV) -> list[Passage]:
+    """All paragraphs of the file (2,067 for dev) as passages, in file order."""
+    return [
+        Passage(passage_id(article["title"], index), article["title"].replace("_", " "), paragraph["context"])
+        for article in load_squad_articles(path)
+        for index, paragraph in enumerate(article["paragraphs"])
+    ]
+
+
+def _article_examples(article: dict) -> list[QAExample]:
+    return [
+        QAExample(
+            id=qa["id"],
+            question=qa["question"].strip(),
+            answers=tuple(answer["text"] for answer in qa["answers"]),
+            gold_passage_id=passage_id(article["title"], index),
+        )
+        for index, paragraph in enumerate(article["paragraphs"])
+        for qa in paragraph["qas"]
+    ]
+
+
+def split_squad(
+    seed: int = 13,
+    validation_articles: int = 5,
+    test_articles: int = 5,
+    seen_holdout: float = 0.1,
+    path: Path = SQUAD_DEV,
+) -> SquadSplit:
+    """Split by article into train / validation / test, holding out `seen_holdout` of train questions.
+
+    `validation_seen` asks about train articles (knowledge seen in training); `validation` and `test`
+    ask about articles no training question came from.
+    """
+    articles = sorted(load_squad_articles(path), key=lambda article: article["title"])
+    if validation_articles + test_articles >= len(articles):
+        raise ValueError(f"{validation_articles} + {test_articles} held-out articles leave none of {len(articles)} for train")
+    random.Random(seed).shuffle(articles)
+    groups = {
+        "test": articles[:test_articles],
+        "validation": articles[test_articles : test_articles + validation_articles],
+        "train": articles[test_articles + validation_articles :],
+    }
+    examples = {name: [ex for article in group for ex in _article_examples(article)] for name, group in groups.items()}
+    train = examples["train"]
+    random.Random(seed + 1).shuffle(train)
+    held_out = int(round(len(train) * seen_holdout))
+    examples["validation_seen"], examples["train"] = train[:held_out], train[held_out:]
+    for name in ("validation", "test"):
+        random.Random(seed + 2).shuffle(examples[name])
+    titles = {name: sorted(article["title"] for article in group) for name, group in groups.items()}
+    return SquadSplit(examples=examples, articles=titles)

@@ -1,0 +1,25 @@
+"""Plain records shared by every dataset: questions with answers, and passages of a corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question, its acceptable answers and, where known, the id of the passage that answers it."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    gold_passage_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable unit of a corpus, with an id that stays the same across releases of the package."""
+
+    id: str
+    title: str
+    text: str

@@ -1,0 +1,92 @@
+"""Run one experiment end to end: evaluate before, train, evaluate after, track, and report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import wandb
+
+from rag_pet.config import RagPetConfig, to_dict
+from rag_pet.data import load_qa_split
+from rag_pet.evaluation import evaluate_qa
+from rag_pet.models import Generator, attach_adapter, build_generator
+from rag_pet.storage import write_json_atomic
+from rag_pet.tracking import log_history, start_run
+from rag_pet.training import launch_training
+from rag_pet.training.context import resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generator | None = None) -> Generator:
+    """The generator with trained weights from `model_dir`: an adapter on the base model, or a full model."""
+    if config.peft.method == "full":
+        return build_generator(config.model, weights=model_dir)
+    base = base or build_generator(config.model)
+    return Generator(attach_adapter(base.model, model_dir), base.tokenizer, base.is_seq2seq)
+
+
+def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples) -> dict:
+    out_dir = Path(config.run_dir) / "eval" / label
+    metrics = evaluate_qa(generator, examples, config.data, config.eval, resolve_device(config.trainer.use_gpu), out_dir)
+    logger.info("%s on %s (%d questions): EM %.3f F1 %.3f", label, config.data.eval_split, len(examples), metrics["exact_match"], metrics["f1"])
+    return metrics
+
+
+def run_experiment(config: RagPetConfig) -> dict:
+    """Evaluate zero-shot (if asked), train (unless frozen), evaluate the result; return the result rows."""
+    run_dir = Path(config.run_dir).resolve()
+    write_json_atomic(run_dir / "config.json", to_dict(config))
+    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type="train")
+    try:
+        examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
+        rows, base = [], None
+        if config.eval.before_training or config.peft.method == "frozen":
+            base = build_generator(config.model)
+            metrics = _evaluate(config, base, "zero_shot", examples)
+            rows.append({"method": "zero-shot", **metrics, "trainable_params": 0, "train_seconds": 0.0})
+        if config.peft.method != "frozen":
+            result = launch_training(config)
+            log_history(tracker, result.state.history, "train")
+            state = result.state
+            row = {"method": config.peft.method, "trainable_params": state.trainable_params, "total_params": state.total_params,
+                   "train_steps": state.step, "train_seconds": state.train_seconds, "train_wall_seconds": result.wall_seconds,
+                   "model_dir": str(result.model_dir)}
+            trained = load_trained_generator(config, result.model_dir, base)
+            if config.eval.after_training:
+                row.update(_evaluate(config, trained, config.peft.method, examples))
+            rows.append(row)
+        summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": rows}
+        write_json_atomic(run_dir / "results.json", summary)
+        _log_rows(tracker, rows)
+        return summary
+    finally:
+        tracker.finish()
+
+
+def _log_rows(tracker, rows: list[dict]) -> None:
+    columns = sorted({key for row in rows for key in row})
+    tracker.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
+    for row in rows:
+        tracker.summary.update({f"{row['method']}/{key}": value for key, value in row.items() if isinstance(value, (int, float))})
+
+
+def evaluate_model(config: RagPetConfig) -> dict:
+    """Evaluate the base generator, or the trained weights in `eval.model_dir`, on `data.eval_split`."""
+    run_dir = Path(config.run_dir).resolve()
+    write_json_atomic(run_dir / "config.json", to_dict(config))
+    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type="evaluate")
+    try:
+        examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
+        if config.eval.model_dir:
+            generator, method = load_trained_generator(config, Path(config.eval.model_dir).expanduser()), config.peft.method
+        else:
+            generator, method = build_generator(config.model), "zero-shot"
+        row = {"method": method, **_evaluate(config, generator, method.replace("-", "_"), examples)}
+        summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": [row]}
+        write_json_atomic(run_dir / "results.json", summary)
+        _log_rows(tracker, [row])
+        return summary
+    finally:
+        tracker.finish()

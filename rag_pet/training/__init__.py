@@ -1,0 +1,7 @@
+"""Training: the per-worker loop, its runtime contexts, checkpoints, and the Ray Train launcher."""
+
+from rag_pet.training.context import LocalContext, TrainContext
+from rag_pet.training.launcher import TrainingResult, launch_training
+from rag_pet.training.loop import train_generator
+
+__all__ = ["LocalContext", "TrainContext", "TrainingResult", "launch_training", "train_generator"]

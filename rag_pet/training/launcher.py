@@ -1,0 +1,83 @@
+"""Start training: standalone in this process, or on Ray Train workers with `TorchTrainer`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag_pet.config import RagPetConfig, to_config, to_dict
+from rag_pet.models.generator import weights_dir
+from rag_pet.storage import atomic_directory
+from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
+from rag_pet.training.context import LocalContext, resolve_device
+from rag_pet.training.loop import train_generator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """Where the final trained weights are, the progress record, and the wall time of the launch."""
+
+    checkpoint_dir: Path
+    state: TrainState
+    wall_seconds: float
+
+    @property
+    def model_dir(self) -> Path:
+        """The adapter (PEFT) or full model saved with `save_pretrained`."""
+        return self.checkpoint_dir / MODEL_DIR
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: rebuild the typed config from plain data and run the loop."""
+    from rag_pet.training.ray_context import RayTrainContext
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    train_generator(to_config(config), RayTrainContext())
+
+
+def _run_with_ray(config: RagPetConfig, storage: Path) -> Path:
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=True)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=to_dict(config),
+        scaling_config=ScalingConfig(
+            num_workers=config.trainer.num_workers,
+            use_gpu=config.trainer.use_gpu,
+            resources_per_worker={"CPU": config.trainer.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name="train",
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=config.trainer.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=config.trainer.num_to_keep),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training finished without a checkpoint; see the Ray logs under {storage}")
+    with atomic_directory(Path(config.run_dir) / "final_checkpoint") as staging:
+        result.checkpoint.to_directory(str(staging))
+    return Path(config.run_dir) / "final_checkpoint"
+
+
+def launch_training(config: RagPetConfig) -> TrainingResult:
+    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
+    start = time.perf_counter()
+    weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
+    storage = Path(config.trainer.storage_path or Path(config.run_dir) / "checkpoints").expanduser().resolve()
+    if config.trainer.launcher == "ray":
+        final = _run_with_ray(config, storage)
+    else:
+        context = LocalContext(storage, resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
+        train_generator(config, context)
+        final = context.checkpoints()[-1]
+    return TrainingResult(final, read_state(final), time.perf_counter() - start)

@@ -1,0 +1,115 @@
+"""The per-worker train loop for closed-book generator training (PET or full fine-tuning)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from transformers import get_linear_schedule_with_warmup
+
+from rag_pet.config import RagPetConfig
+from rag_pet.data import load_qa_split
+from rag_pet.data.prompts import PromptEncoder, collate_training
+from rag_pet.errors import RagPetConfigError
+from rag_pet.models import adapt_model, build_generator, count_parameters
+from rag_pet.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
+from rag_pet.training.context import TrainContext
+
+logger = logging.getLogger(__name__)
+
+
+def _batches(loader: DataLoader, sampler: DistributedSampler, start_step: int) -> Iterator[dict]:
+    """Endless batches in a seeded order, starting where a run that did `start_step` steps stopped."""
+    epoch, offset = divmod(start_step, len(loader))
+    for epoch in itertools.count(epoch):
+        sampler.set_epoch(epoch)
+        yield from itertools.islice(loader, offset, None)
+        offset = 0
+
+
+def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContext, pad_id: int):
+    examples = load_qa_split(config.data, config.data.train_split, config.data.max_train_examples)
+    features = [encoder.training_features(example) for example in examples]
+    if len(features) < config.trainer.batch_size * ctx.world_size:
+        need = config.trainer.batch_size * ctx.world_size
+        raise RagPetConfigError("data.max_train_examples", len(features), f">= trainer.batch_size x workers = {need}")
+    sampler = DistributedSampler(features, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True)
+    collate = partial(collate_training, pad_token_id=pad_id)
+    return DataLoader(features, batch_size=config.trainer.batch_size, sampler=sampler, collate_fn=collate, drop_last=True), sampler
+
+
+def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
+    """Train the configured generator for `trainer.max_steps` steps, resuming from the latest checkpoint."""
+    trainer = config.trainer
+    torch.manual_seed(config.seed)
+    generator = build_generator(config.model)
+    model = adapt_model(generator.model, config.peft, generator.is_seq2seq)
+    trainable, total = count_parameters(model)
+    encoder = PromptEncoder(
+        generator.tokenizer, config.data.template, generator.is_seq2seq, config.data.max_prompt_tokens, config.data.max_answer_tokens
+    )
+    loader, sampler = _build_loader(config, encoder, ctx, generator.tokenizer.pad_token_id)
+    model = ctx.prepare_model(model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=trainer.lr, weight_decay=trainer.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
+    state = TrainState()
+    with ctx.latest_checkpoint() as checkpoint:
+        if checkpoint is not None:
+            state = restore_checkpoint(checkpoint, model, optimizer, scheduler)
+            logger.info("resumed from %s at step %d", checkpoint, state.step)
+    state.trainable_params, state.total_params = trainable, total
+    autocast = partial(torch.autocast, device_type=ctx.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16")
+    model.train()
+    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    for batch in _batches(loader, sampler, state.step):
+        if state.step >= trainer.max_steps:
+            break
+        batch = {name: tensor.to(ctx.device) for name, tensor in batch.items()}
+        with autocast():
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        window_loss, window_steps = window_loss + loss.item(), window_steps + 1
+        window_tokens += int(batch["attention_mask"].sum())
+        last = state.step == trainer.max_steps
+        if state.step % trainer.log_every and state.step % trainer.checkpoint_every and not last:
+            continue
+        elapsed = time.perf_counter() - window_start
+        tokens = round(ctx.all_reduce_mean(window_tokens) * ctx.world_size)
+        state.train_seconds += elapsed
+        state.tokens += tokens
+        record = {
+            "step": state.step,
+            "loss": ctx.all_reduce_mean(window_loss / window_steps),
+            "lr": scheduler.get_last_lr()[0],
+            "tokens_per_s": tokens / elapsed,
+        }
+        state.history.append(record)
+        if ctx.rank == 0:
+            logger.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s", state.step, trainer.max_steps, record["loss"], record["lr"], record["tokens_per_s"])
+        metrics = {**record, "train_seconds": state.train_seconds}
+        _report(ctx, model, optimizer, scheduler, state, metrics, save=last or state.step % trainer.checkpoint_every == 0)
+        window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    return asdict(state)
+
+
+def _report(ctx: TrainContext, model, optimizer, scheduler, state: TrainState, metrics: dict, save: bool) -> None:
+    if not save:
+        ctx.report(metrics, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="rag_pet_ckpt_") as tmp:
+        if ctx.rank == 0:
+            save_checkpoint(Path(tmp), model, optimizer, scheduler, state)
+        ctx.report(metrics, Path(tmp) if ctx.rank == 0 else None)
