@@ -78,6 +78,7 @@ class ModelConfig:
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
+    init_seed: int = 0
     dtype: str = "float32"
 
     def __post_init__(self) -> None:

@@ -13,17 +13,27 @@ from rag_pet.config import PeftConfig
 from rag_pet.errors import RagPetConfigError
 
 ADAPTER_FILE = "adapter_model.safetensors"
+ALL_LINEAR = "all-linear"
+
+
+def target_modules(config: PeftConfig) -> list[str] | str | None:
+    """peft's `target_modules`: None = its per-architecture default; `[all-linear]` = every linear but the head."""
+    if not config.target_modules:
+        return None
+    if list(config.target_modules) == [ALL_LINEAR]:
+        return ALL_LINEAR
+    return list(config.target_modules)
 
 
 def build_peft_config(config: PeftConfig, is_seq2seq: bool) -> LoraConfig:
-    """The `peft` config object for our config (target modules default to peft's per-architecture mapping)."""
+    """The `peft` config object for our config."""
     task = TaskType.SEQ_2_SEQ_LM if is_seq2seq else TaskType.CAUSAL_LM
     return LoraConfig(
         task_type=task,
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=list(config.target_modules) if config.target_modules else None,
+        target_modules=target_modules(config),
     )
 
 

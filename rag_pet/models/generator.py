@@ -59,7 +59,13 @@ def build_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
 
 
 def _tiny_config(config: ModelConfig, tokenizer: PreTrainedTokenizerBase):
-    shared = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    # A wide init (0.2, not 0.02) gives random embeddings the norm that lets a frozen tiny model's adapter
+    # reach confident predictions, as pretrained embeddings do; with 0.02 the logits cannot exceed ~1.
+    shared = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     if config.arch == "t5":
         return T5Config(
             d_model=config.hidden_size,
@@ -78,6 +84,7 @@ def _tiny_config(config: ModelConfig, tokenizer: PreTrainedTokenizerBase):
         num_key_value_heads=config.num_heads,
         max_position_embeddings=512,
         tie_word_embeddings=True,
+        initializer_range=0.2,
         **shared,
     )
 
@@ -91,7 +98,9 @@ def build_generator(config: ModelConfig, weights: Path | None = None) -> Generat
         model_config = _tiny_config(config, tokenizer)
         is_seq2seq = model_config.is_encoder_decoder
         auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
-        model = auto.from_config(model_config, dtype=dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)  # the same "pretrained" weights in every process
+            model = auto.from_config(model_config, dtype=dtype)
     else:
         is_seq2seq = bool(AutoConfig.from_pretrained(source).is_encoder_decoder)
         auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM

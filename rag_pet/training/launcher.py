@@ -45,7 +45,7 @@ def _run_with_ray(config: RagPetConfig, storage: Path) -> Path:
     from ray.train.torch import TorchTrainer
 
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init()  # RAY_ADDRESS joins a cluster; locally the dashboard serves the state API Ray Train polls
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=to_dict(config),

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF_DIR, compose_config
+
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = [
+    (group.name, option.stem)
+    for group in sorted(CONF_DIR.iterdir())
+    if group.is_dir() and group.name not in ("experiment", "debug")
+    for option in sorted(group.glob("*.yaml"))
+]
+REQUIRED = {("data", "jsonl"): ["data.path=/tmp/qa"], ("model", "hf_path"): ["model.path=/tmp/model"]}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    config = compose_config([f"experiment={experiment}"])
+    assert config.experiment_name == experiment
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_debug_tiny(experiment):
+    config = compose_config([f"experiment={experiment}", "debug=tiny"])
+    assert config.model.source == "tiny"
+    assert config.trainer.max_steps == 4
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_group_option_composes(group, option):
+    compose_config([f"{group}={option}", *REQUIRED.get((group, option), [])])
+
+
+def test_quickstart_is_the_documented_experiment():
+    config = compose_config(["experiment=quickstart"])
+    assert config.model.source == "smollm2"
+    assert config.peft.method == "lora"
+    assert config.eval.before_training and config.eval.after_training
+    assert Path(CONF_DIR / "experiment" / "quickstart.yaml").is_file()

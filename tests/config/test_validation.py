@@ -1,0 +1,66 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag_pet.errors import RagPetConfigError
+from tests.conftest import compose_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "allowed"),
+    [
+        ("peft.method=bogus", "peft.method", "one of lora, full, frozen"),
+        ("trainer.lr=-1", "trainer.lr", "a number > 0"),
+        ("trainer.num_workers=0", "trainer.num_workers", "a number > 0"),
+        ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
+        ("data.seen_holdout=1.5", "data.seen_holdout", "a fraction in [0, 1)"),
+        ("model.dtype=float16", "model.dtype", "float32 or bfloat16 on CPU"),
+        ("trainer.precision=fp8", "trainer.precision", "one of fp32, bf16"),
+        ("tracking.mode=cloud", "tracking.mode", "one of offline, online, disabled"),
+    ],
+)
+def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed):
+    with pytest.raises(RagPetConfigError) as caught:
+        compose_config(["debug=tiny", override])
+    assert caught.value.field == field
+    message = str(caught.value)
+    assert field in message and allowed in message
+    assert "\n" not in message
+
+
+def run_train_job(override: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.train", override, f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_wrong_type_is_reported_by_hydra_with_the_field(tmp_path):
+    result = run_train_job("trainer.max_steps=many", tmp_path)
+    assert result.returncode != 0
+    assert "Error merging override trainer.max_steps=many" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_jsonl_dataset_needs_a_path():
+    with pytest.raises(RagPetConfigError, match="data.path"):
+        compose_config(["debug=tiny", "data=jsonl", "data.path=null"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("peft.method=bogus", "config error: peft.method='bogus' is invalid; allowed: one of lora, full, frozen"),
+        ("trainer.lr=-1", "config error: trainer.lr=-1.0 is invalid; allowed: a number > 0"),
+    ],
+)
+def test_train_job_exits_with_one_clear_line(override, expected, tmp_path):
+    result = run_train_job(override, tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {expected}"]
+    assert "Traceback" not in result.stderr

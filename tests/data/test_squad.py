@@ -1,0 +1,48 @@
+from rag_pet.config import DataConfig
+from rag_pet.data import load_qa_split, split_squad, squad_corpus
+
+# Documented in README.md ("Data"): seed 13, 5 test and 5 validation articles, 10 % of train questions held out.
+EXPECTED_ARTICLES = {"train": 38, "validation": 5, "test": 5}
+EXPECTED_QUESTIONS = {"train": 7727, "validation_seen": 858, "validation": 1070, "test": 915}
+
+
+def test_split_counts_are_the_documented_ones():
+    split = split_squad()
+    assert {name: len(titles) for name, titles in split.articles.items()} == EXPECTED_ARTICLES
+    assert {name: len(examples) for name, examples in split.examples.items()} == EXPECTED_QUESTIONS
+    assert sum(EXPECTED_QUESTIONS.values()) == 10570
+
+
+def test_split_is_disjoint_by_article():
+    split = split_squad()
+    article_of = lambda example: example.gold_passage_id.split("#")[0]  # noqa: E731
+    seen = {name: {article_of(ex) for ex in split.examples[name]} for name in EXPECTED_QUESTIONS}
+    assert seen["train"] == seen["validation_seen"] == set(split.articles["train"])
+    assert seen["validation"] == set(split.articles["validation"])
+    assert seen["test"] == set(split.articles["test"])
+    assert not seen["train"] & seen["validation"]
+    assert not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
+    ids = {name: {ex.id for ex in examples} for name, examples in split.examples.items()}
+    assert not ids["train"] & ids["validation_seen"]
+
+
+def test_split_is_deterministic_and_seeded():
+    assert split_squad().articles == split_squad().articles
+    assert split_squad(seed=7).articles["test"] != split_squad().articles["test"]
+
+
+def test_corpus_has_every_paragraph_with_stable_unique_ids():
+    corpus = squad_corpus()
+    assert len(corpus) == 2067
+    ids = {passage.id for passage in corpus}
+    assert len(ids) == 2067
+    assert corpus[0].id.endswith("#0") and corpus[0].text
+    gold = {ex.gold_passage_id for examples in split_squad().examples.values() for ex in examples}
+    assert gold <= ids
+
+
+def test_load_qa_split_limits_and_nq_open():
+    assert len(load_qa_split(DataConfig(), "validation", limit=5)) == 5
+    nq = load_qa_split(DataConfig(name="nq_open"), "validation")
+    assert len(nq) == 1800 and nq[0].answers

@@ -1,0 +1,57 @@
+import shutil
+
+import pytest
+import torch
+
+from rag_pet.training import LocalContext, train_generator
+from rag_pet.training.checkpoint import read_state
+
+MEMORISE = ("data.max_train_examples=4", "trainer.batch_size=4", "trainer.lr=3e-2", "trainer.log_every=1")
+
+
+def run_local(config, storage):
+    context = LocalContext(storage, torch.device("cpu"), keep=config.trainer.num_to_keep)
+    return train_generator(config, context), context
+
+
+def test_lora_loss_goes_down_on_a_memorisable_batch(tiny_config, tmp_path):
+    config = tiny_config(*MEMORISE, "trainer.max_steps=30", "trainer.checkpoint_every=30")
+    state, context = run_local(config, tmp_path / "ckpt")
+    losses = [record["loss"] for record in state["history"]]
+    assert len(losses) == 30
+    assert losses[-1] < 0.5 * losses[0]
+    assert state["trainable_params"] > 0 and state["step"] == 30
+
+
+def test_full_finetuning_and_seq2seq_also_learn(tiny_config, tmp_path):
+    for extra in (["peft=full", "trainer.lr=3e-3"], ["model=tiny_t5"]):
+        config = tiny_config(*MEMORISE, "trainer.max_steps=30", "trainer.checkpoint_every=30", *extra)
+        state, _ = run_local(config, tmp_path / "_".join(extra))
+        losses = [record["loss"] for record in state["history"]]
+        assert losses[-1] < 0.7 * losses[0], extra
+
+
+def test_resumed_run_continues_from_the_last_checkpoint(tiny_config, tmp_path):
+    storage = tmp_path / "ckpt"
+    first, context = run_local(tiny_config(*MEMORISE, "trainer.max_steps=4", "trainer.checkpoint_every=2"), storage)
+    assert [path.name for path in context.checkpoints()] == ["checkpoint_00000002", "checkpoint_00000004"]
+
+    resumed, context = run_local(tiny_config(*MEMORISE, "trainer.max_steps=8", "trainer.checkpoint_every=2"), storage)
+    steps = [record["step"] for record in resumed["history"]]
+    assert steps == list(range(1, 9))  # history of steps 1-4 restored, 5-8 trained now
+    assert resumed["history"][:4] == first["history"]
+    assert read_state(context.checkpoints()[-1]).step == 8
+    assert len(context.checkpoints()) == 2  # num_to_keep
+
+
+def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config, tmp_path):
+    overrides = ("data.max_train_examples=8", "trainer.batch_size=2", "trainer.max_steps=6", "trainer.checkpoint_every=3",
+                 "trainer.num_to_keep=5", "trainer.log_every=1", "peft.dropout=0")
+    straight, context = run_local(tiny_config(*overrides), tmp_path / "straight")
+    halfway = context.checkpoints()[0]
+    assert halfway.name == "checkpoint_00000003"
+
+    shutil.copytree(halfway, tmp_path / "resumed" / halfway.name)
+    resumed, _ = run_local(tiny_config(*overrides), tmp_path / "resumed")
+    assert [r["step"] for r in resumed["history"]] == list(range(1, 7))
+    assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)

@@ -1,0 +1,19 @@
+"""LoRA under Ray Train's TorchTrainer with 1 and 2 workers (DDP over gloo)."""
+
+import pytest
+
+from rag_pet.training import launch_training
+
+MEMORISE = ("data.max_train_examples=8", "trainer.lr=3e-2", "trainer.log_every=1", "trainer.max_steps=20",
+            "trainer.checkpoint_every=10")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lora_under_ray_train_lowers_the_loss(ray_local, tiny_config, workers):
+    config = tiny_config(*MEMORISE, f"trainer.num_workers={workers}", f"trainer.batch_size={8 // workers}")
+    result = launch_training(config)
+    losses = [record["loss"] for record in result.state.history]
+    assert result.state.step == 20 and len(losses) == 20
+    assert losses[-1] < 0.5 * losses[0]
+    assert (result.model_dir / "adapter_model.safetensors").is_file()
+    assert result.checkpoint_dir.parent == result.model_dir.parent.parent
