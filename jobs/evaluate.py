@@ -3,9 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from rag_pet.cli import run_job
+from rag_pet.cli import format_summary, run_job
 from rag_pet.config import register_configs
-from rag_pet.evaluation import format_table
 from rag_pet.experiment import evaluate_model
 
 register_configs()
@@ -13,9 +12,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    summary = run_job(evaluate_model, cfg)
-    print(f"\n{summary['experiment']} on {summary['eval_split']}:\n{format_table(summary['rows'])}")
-    print(f"run directory: {summary['run_dir']}")
+    print(format_summary(run_job(evaluate_model, cfg)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from rag_pet.config import RagPetConfig, to_config
 from rag_pet.errors import RagPetError
+from rag_pet.evaluation import format_table
 
 T = TypeVar("T")
 logger = logging.getLogger("rag_pet")
@@ -26,3 +27,9 @@ def run_job(function: Callable[[RagPetConfig], T], cfg: DictConfig) -> T:
     except RagPetError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def format_summary(summary: dict) -> str:
+    """What a job prints at the end: the result table and where everything was written."""
+    table = format_table(summary["rows"])
+    return f"\n{summary['experiment']} on {summary['eval_split']}:\n{table}\nrun directory: {summary['run_dir']}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import wandb
 
 from rag_pet.config import RagPetConfig, to_dict
-from rag_pet.data import load_qa_split
+from rag_pet.data import QAExample, load_qa_split
 from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.storage import write_json_atomic
@@ -27,25 +29,40 @@ def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generato
     return Generator(attach_adapter(base.model, model_dir), base.tokenizer, base.is_seq2seq)
 
 
-def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples) -> dict:
-    out_dir = Path(config.run_dir) / "eval" / label
+def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample]) -> dict:
+    out_dir = Path(config.run_dir) / "eval" / label.replace("-", "_")
     metrics = evaluate_qa(generator, examples, config.data, config.eval, resolve_device(config.trainer.use_gpu), out_dir)
     logger.info("%s on %s (%d questions): EM %.3f F1 %.3f", label, config.data.eval_split, len(examples), metrics["exact_match"], metrics["f1"])
     return metrics
 
 
-def run_experiment(config: RagPetConfig) -> dict:
-    """Evaluate zero-shot (if asked), train (unless frozen), evaluate the result; return the result rows."""
+@contextmanager
+def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, list[dict], dict]]:
+    """Open the W&B run; on success write `results.json` and log the result rows the block appended."""
     run_dir = Path(config.run_dir).resolve()
     write_json_atomic(run_dir / "config.json", to_dict(config))
-    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type="train")
+    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type=job_type)
+    rows: list[dict] = []
+    summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": rows}
     try:
+        yield tracker, rows, summary
+        write_json_atomic(run_dir / "results.json", summary)
+        columns = sorted({key for row in rows for key in row})
+        tracker.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
+        for row in rows:
+            tracker.summary.update({f"{row['method']}/{k}": v for k, v in row.items() if isinstance(v, (int, float))})
+    finally:
+        tracker.finish()
+
+
+def run_experiment(config: RagPetConfig) -> dict:
+    """Evaluate zero-shot (if asked), train (unless frozen), evaluate the result; return the result rows."""
+    with _tracked_run(config, "train") as (tracker, rows, summary):
         examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
-        rows, base = [], None
+        base = None
         if config.eval.before_training or config.peft.method == "frozen":
             base = build_generator(config.model)
-            metrics = _evaluate(config, base, "zero_shot", examples)
-            rows.append({"method": "zero-shot", **metrics, "trainable_params": 0, "train_seconds": 0.0})
+            rows.append({"method": "zero-shot", **_evaluate(config, base, "zero-shot", examples), "trainable_params": 0, "train_seconds": 0.0})
         if config.peft.method != "frozen":
             result = launch_training(config)
             log_history(tracker, result.state.history, "train")
@@ -53,40 +70,19 @@ def run_experiment(config: RagPetConfig) -> dict:
             row = {"method": config.peft.method, "trainable_params": state.trainable_params, "total_params": state.total_params,
                    "train_steps": state.step, "train_seconds": state.train_seconds, "train_wall_seconds": result.wall_seconds,
                    "model_dir": str(result.model_dir)}
-            trained = load_trained_generator(config, result.model_dir, base)
             if config.eval.after_training:
-                row.update(_evaluate(config, trained, config.peft.method, examples))
+                row.update(_evaluate(config, load_trained_generator(config, result.model_dir, base), config.peft.method, examples))
             rows.append(row)
-        summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": rows}
-        write_json_atomic(run_dir / "results.json", summary)
-        _log_rows(tracker, rows)
-        return summary
-    finally:
-        tracker.finish()
-
-
-def _log_rows(tracker, rows: list[dict]) -> None:
-    columns = sorted({key for row in rows for key in row})
-    tracker.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
-    for row in rows:
-        tracker.summary.update({f"{row['method']}/{key}": value for key, value in row.items() if isinstance(value, (int, float))})
+    return summary
 
 
 def evaluate_model(config: RagPetConfig) -> dict:
     """Evaluate the base generator, or the trained weights in `eval.model_dir`, on `data.eval_split`."""
-    run_dir = Path(config.run_dir).resolve()
-    write_json_atomic(run_dir / "config.json", to_dict(config))
-    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type="evaluate")
-    try:
+    with _tracked_run(config, "evaluate") as (_, rows, summary):
         examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
         if config.eval.model_dir:
             generator, method = load_trained_generator(config, Path(config.eval.model_dir).expanduser()), config.peft.method
         else:
             generator, method = build_generator(config.model), "zero-shot"
-        row = {"method": method, **_evaluate(config, generator, method.replace("-", "_"), examples)}
-        summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": [row]}
-        write_json_atomic(run_dir / "results.json", summary)
-        _log_rows(tracker, [row])
-        return summary
-    finally:
-        tracker.finish()
+        rows.append({"method": method, **_evaluate(config, generator, method, examples)})
+    return summary

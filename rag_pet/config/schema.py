@@ -142,6 +142,8 @@ class TrainerConfig:
             _positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
         if self.launcher == "local" and self.num_workers != 1:
             raise RagPetConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
+        if self.launcher == "local" and self.storage_path and "://" in self.storage_path:
+            raise RagPetConfigError("trainer.storage_path", self.storage_path, "a local directory with trainer.launcher=local")
 
 
 @dataclass

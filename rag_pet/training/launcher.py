@@ -39,7 +39,13 @@ def train_loop_per_worker(config: dict) -> None:
     train_generator(to_config(config), RayTrainContext())
 
 
-def _run_with_ray(config: RagPetConfig, storage: Path) -> Path:
+def storage_location(config: RagPetConfig) -> str:
+    """Where checkpoints go: `trainer.storage_path` (a local path or a URI such as s3://) or `<run_dir>/checkpoints`."""
+    location = config.trainer.storage_path or str(Path(config.run_dir) / "checkpoints")
+    return location if "://" in location else str(Path(location).expanduser().resolve())
+
+
+def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -56,7 +62,7 @@ def _run_with_ray(config: RagPetConfig, storage: Path) -> Path:
         ),
         run_config=RunConfig(
             name="train",
-            storage_path=str(storage),
+            storage_path=storage,
             failure_config=FailureConfig(max_failures=config.trainer.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=config.trainer.num_to_keep),
         ),
@@ -73,11 +79,11 @@ def launch_training(config: RagPetConfig) -> TrainingResult:
     """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
     start = time.perf_counter()
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
-    storage = Path(config.trainer.storage_path or Path(config.run_dir) / "checkpoints").expanduser().resolve()
+    storage = storage_location(config)
     if config.trainer.launcher == "ray":
         final = _run_with_ray(config, storage)
     else:
-        context = LocalContext(storage, resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
+        context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
         train_generator(config, context)
         final = context.checkpoints()[-1]
     return TrainingResult(final, read_state(final), time.perf_counter() - start)
