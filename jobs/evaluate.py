@@ -1,4 +1,4 @@
-"""Evaluate a base generator or trained weights: `python -m jobs.evaluate eval.model_dir=<run>/final_checkpoint/model`."""
+"""Evaluate the base generator, or trained weights given by `eval.model_dir=<run dir>/final_checkpoint/model`."""
 
 import hydra
 from omegaconf import DictConfig

@@ -31,8 +31,17 @@ def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generato
 
 def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample]) -> dict:
     out_dir = Path(config.run_dir) / "eval" / label.replace("-", "_")
-    metrics = evaluate_qa(generator, examples, config.data, config.eval, resolve_device(config.trainer.use_gpu), out_dir)
-    logger.info("%s on %s (%d questions): EM %.3f F1 %.3f", label, config.data.eval_split, len(examples), metrics["exact_match"], metrics["f1"])
+    metrics = evaluate_qa(
+        generator, examples, config.data, config.eval, resolve_device(config.trainer.use_gpu), out_dir
+    )
+    logger.info(
+        "%s on %s (%d questions): EM %.3f F1 %.3f",
+        label,
+        config.data.eval_split,
+        len(examples),
+        metrics["exact_match"],
+        metrics["f1"],
+    )
     return metrics
 
 
@@ -43,7 +52,12 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
     write_json_atomic(run_dir / "config.json", to_dict(config))
     tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type=job_type)
     rows: list[dict] = []
-    summary = {"experiment": config.experiment_name, "run_dir": str(run_dir), "eval_split": config.data.eval_split, "rows": rows}
+    summary = {
+        "experiment": config.experiment_name,
+        "run_dir": str(run_dir),
+        "eval_split": config.data.eval_split,
+        "rows": rows,
+    }
     try:
         yield tracker, rows, summary
         write_json_atomic(run_dir / "results.json", summary)
@@ -62,16 +76,33 @@ def run_experiment(config: RagPetConfig) -> dict:
         base = None
         if config.eval.before_training or config.peft.method == "frozen":
             base = build_generator(config.model)
-            rows.append({"method": "zero-shot", **_evaluate(config, base, "zero-shot", examples), "trainable_params": 0, "train_seconds": 0.0})
+            rows.append(
+                {
+                    "method": "zero-shot",
+                    **_evaluate(config, base, "zero-shot", examples),
+                    "trainable_params": 0,
+                    "train_seconds": 0.0,
+                }
+            )
         if config.peft.method != "frozen":
             result = launch_training(config)
             log_history(tracker, result.state.history, "train")
             state = result.state
-            row = {"method": config.peft.method, "trainable_params": state.trainable_params, "total_params": state.total_params,
-                   "train_steps": state.step, "train_seconds": state.train_seconds, "train_wall_seconds": result.wall_seconds,
-                   "model_dir": str(result.model_dir)}
+            row = {
+                "method": config.peft.method,
+                "trainable_params": state.trainable_params,
+                "total_params": state.total_params,
+                "train_steps": state.step,
+                "train_seconds": state.train_seconds,
+                "train_wall_seconds": result.wall_seconds,
+                "model_dir": str(result.model_dir),
+            }
             if config.eval.after_training:
-                row.update(_evaluate(config, load_trained_generator(config, result.model_dir, base), config.peft.method, examples))
+                row.update(
+                    _evaluate(
+                        config, load_trained_generator(config, result.model_dir, base), config.peft.method, examples
+                    )
+                )
             rows.append(row)
     return summary
 
@@ -81,7 +112,10 @@ def evaluate_model(config: RagPetConfig) -> dict:
     with _tracked_run(config, "evaluate") as (_, rows, summary):
         examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
         if config.eval.model_dir:
-            generator, method = load_trained_generator(config, Path(config.eval.model_dir).expanduser()), config.peft.method
+            generator, method = (
+                load_trained_generator(config, Path(config.eval.model_dir).expanduser()),
+                config.peft.method,
+            )
         else:
             generator, method = build_generator(config.model), "zero-shot"
         rows.append({"method": method, **_evaluate(config, generator, method, examples)})

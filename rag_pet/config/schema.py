@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 from rag_pet.errors import RagPetConfigError
 
@@ -36,15 +35,15 @@ class DataConfig:
     """Which QA task to train and evaluate on, how it is split, and how prompts are built."""
 
     name: str = "squad"
-    path: Optional[str] = None
+    path: str | None = None
     split_seed: int = 13
     validation_articles: int = 5
     test_articles: int = 5
     seen_holdout: float = 0.1
     train_split: str = "train"
     eval_split: str = "validation"
-    max_train_examples: Optional[int] = None
-    max_eval_examples: Optional[int] = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
     template: str = "closed_book"
     max_prompt_tokens: int = 64
     max_answer_tokens: int = 16
@@ -73,7 +72,7 @@ class ModelConfig:
     """The generator: a tiny model built from a config, the bundled SmolLM2, or a local HF path."""
 
     source: str = "tiny"
-    path: Optional[str] = None
+    path: str | None = None
     arch: str = "llama"
     hidden_size: int = 64
     num_layers: int = 2
@@ -102,7 +101,7 @@ class PeftConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: Optional[list[str]] = None
+    target_modules: list[str] | None = None
 
     def __post_init__(self) -> None:
         _one_of("peft.method", self.method, PEFT_METHODS)
@@ -119,7 +118,7 @@ class TrainerConfig:
     launcher: str = "ray"
     num_workers: int = 1
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float | None = None
     precision: str = "fp32"
     max_steps: int = 100
     batch_size: int = 8
@@ -131,26 +130,30 @@ class TrainerConfig:
     checkpoint_every: int = 50
     num_to_keep: int = 2
     max_failures: int = 2
-    storage_path: Optional[str] = None
+    storage_path: str | None = None
 
     def __post_init__(self) -> None:
         _one_of("trainer.launcher", self.launcher, LAUNCHERS)
         _one_of("trainer.precision", self.precision, PRECISIONS)
         for name in ("num_workers", "max_steps", "batch_size", "lr", "log_every", "checkpoint_every", "num_to_keep"):
             _positive(f"trainer.{name}", getattr(self, name))
-        for name in ("cpus_per_worker", "weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
+        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
             _positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
+        if self.cpus_per_worker is not None:
+            _positive("trainer.cpus_per_worker", self.cpus_per_worker)
         if self.launcher == "local" and self.num_workers != 1:
             raise RagPetConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
         if self.launcher == "local" and self.storage_path and "://" in self.storage_path:
-            raise RagPetConfigError("trainer.storage_path", self.storage_path, "a local directory with trainer.launcher=local")
+            raise RagPetConfigError(
+                "trainer.storage_path", self.storage_path, "a local directory with trainer.launcher=local"
+            )
 
 
 @dataclass
 class EvalConfig:
     """Generation-based evaluation before and after training, or of saved weights (`model_dir`)."""
 
-    model_dir: Optional[str] = None
+    model_dir: str | None = None
     before_training: bool = False
     after_training: bool = True
     batch_size: int = 16
@@ -167,7 +170,7 @@ class TrackingConfig:
 
     mode: str = "offline"
     project: str = "rag_pet"
-    entity: Optional[str] = None
+    entity: str | None = None
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -190,4 +193,6 @@ class RagPetConfig:
 
     def __post_init__(self) -> None:
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
-            raise RagPetConfigError("model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)")
+            raise RagPetConfigError(
+                "model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)"
+            )

@@ -36,7 +36,9 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
         next(rows, None)
         for number, row in enumerate(rows, start=2):
             if len(row) != 3:
-                raise DataFormatError(str(path), number, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}")
+                raise DataFormatError(
+                    str(path), number, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(row)}"
+                )
             try:
                 grade = int(row[2])
             except ValueError:
@@ -50,7 +52,11 @@ def load_beir(folder: str | Path) -> BeirDataset:
     folder = Path(folder)
     corpus_path = _corpus_file(folder)
     corpus = [
-        Passage(require_str(rec, "_id", corpus_path, line), str(rec.get("title") or ""), require_str(rec, "text", corpus_path, line))
+        Passage(
+            require_str(rec, "_id", corpus_path, line),
+            str(rec.get("title") or ""),
+            require_str(rec, "text", corpus_path, line),
+        )
         for line, rec in iter_json_lines(corpus_path)
     ]
     queries_path = folder / "queries.jsonl"

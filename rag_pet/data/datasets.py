@@ -15,7 +15,9 @@ from rag_pet.errors import RagPetConfigError
 def load_qa_split(data: DataConfig, split: str, limit: int | None = None) -> list[QAExample]:
     """Questions of `split` for the configured dataset, the first `limit` of them when given."""
     if data.name == "squad":
-        examples = split_squad(data.split_seed, data.validation_articles, data.test_articles, data.seen_holdout).examples[split]
+        examples = split_squad(
+            data.split_seed, data.validation_articles, data.test_articles, data.seen_holdout
+        ).examples[split]
     elif data.name == "nq_open":
         if split == "validation_seen":
             raise RagPetConfigError("data.eval_split", split, "train, validation or test for nq_open")

@@ -70,7 +70,9 @@ def split_squad(
     """
     articles = sorted(load_squad_articles(path), key=lambda article: article["title"])
     if validation_articles + test_articles >= len(articles):
-        raise ValueError(f"{validation_articles} + {test_articles} held-out articles leave none of {len(articles)} for train")
+        raise ValueError(
+            f"{validation_articles} + {test_articles} held-out articles leave none of {len(articles)} for train"
+        )
     random.Random(seed).shuffle(articles)
     groups = {
         "test": articles[:test_articles],

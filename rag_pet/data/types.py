@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -13,7 +12,7 @@ class QAExample:
     id: str
     question: str
     answers: tuple[str, ...]
-    gold_passage_id: Optional[str] = None
+    gold_passage_id: str | None = None
 
 
 @dataclass(frozen=True)

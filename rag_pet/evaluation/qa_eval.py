@@ -26,12 +26,20 @@ def evaluate_qa(
     out_dir: Path,
 ) -> dict[str, float]:
     """EM/F1 of greedy answers; writes `predictions.jsonl` and `metrics.json` into `out_dir`."""
-    encoder = PromptEncoder(generator.tokenizer, data.template, generator.is_seq2seq, data.max_prompt_tokens, data.max_answer_tokens)
+    encoder = PromptEncoder(
+        generator.tokenizer, data.template, generator.is_seq2seq, data.max_prompt_tokens, data.max_answer_tokens
+    )
     prompts = [encoder.prompt_ids(example) for example in examples]
     generator.model.to(device)
     start = time.perf_counter()
     predictions = generate_answers(
-        generator.model, generator.tokenizer, prompts, generator.is_seq2seq, settings.batch_size, settings.max_new_tokens, device
+        generator.model,
+        generator.tokenizer,
+        prompts,
+        generator.is_seq2seq,
+        settings.batch_size,
+        settings.max_new_tokens,
+        device,
     )
     seconds = time.perf_counter() - start
     metrics = qa_scores(predictions, [example.answers for example in examples])
@@ -45,8 +53,10 @@ def evaluate_qa(
             "exact_match": best_over_answers(exact_match, prediction, example.answers),
             "f1": best_over_answers(f1, prediction, example.answers),
         }
-        for example, prediction in zip(examples, predictions)
+        for example, prediction in zip(examples, predictions, strict=True)
     ]
-    write_text_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text_atomic(
+        out_dir / "predictions.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    )
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics

@@ -42,6 +42,6 @@ def qa_scores(predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> d
     """Mean EM and F1 in [0, 1] over examples."""
     if len(predictions) != len(answers) or not predictions:
         raise ValueError(f"need as many predictions as answer lists (>0), got {len(predictions)} and {len(answers)}")
-    em = sum(best_over_answers(exact_match, p, a) for p, a in zip(predictions, answers))
-    f = sum(best_over_answers(f1, p, a) for p, a in zip(predictions, answers))
+    em = sum(best_over_answers(exact_match, p, a) for p, a in zip(predictions, answers, strict=True))
+    f = sum(best_over_answers(f1, p, a) for p, a in zip(predictions, answers, strict=True))
     return {"exact_match": em / len(predictions), "f1": f / len(predictions), "count": len(predictions)}

@@ -49,7 +49,9 @@ def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool) ->
         return get_peft_model(model, build_peft_config(config, is_seq2seq))
     except ValueError as err:
         if "target_modules" in str(err) or "Target modules" in str(err):
-            raise RagPetConfigError("peft.target_modules", config.target_modules, f"module names present in the model ({err})") from None
+            raise RagPetConfigError(
+                "peft.target_modules", config.target_modules, f"module names present in the model ({err})"
+            ) from None
         raise
 
 

@@ -12,7 +12,7 @@ from rag_pet.models.generator import weights_dir
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext, resolve_device
-from rag_pet.training.loop import train_generator
+from rag_pet.training.loop import load_training_examples, train_generator
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,13 @@ def storage_location(config: RagPetConfig) -> str:
     return location if "://" in location else str(Path(location).expanduser().resolve())
 
 
+def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[float]) -> float:
+    """The CPU reservation of a worker: as configured, or (None) an equal share of the cluster, at most one node."""
+    if requested is not None:
+        return requested
+    return float(max(1, min(int(sum(node_cpus) // num_workers), int(max(node_cpus, default=1)))))
+
+
 def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -52,13 +59,15 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
 
     if not ray.is_initialized():
         ray.init()  # RAY_ADDRESS joins a cluster; locally the dashboard serves the state API Ray Train polls
+    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
+    cpus = cpus_per_worker(config.trainer.cpus_per_worker, config.trainer.num_workers, node_cpus)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=to_dict(config),
         scaling_config=ScalingConfig(
             num_workers=config.trainer.num_workers,
             use_gpu=config.trainer.use_gpu,
-            resources_per_worker={"CPU": config.trainer.cpus_per_worker},
+            resources_per_worker={"CPU": cpus},
         ),
         run_config=RunConfig(
             name="train",
@@ -78,6 +87,7 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
 def launch_training(config: RagPetConfig) -> TrainingResult:
     """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
     start = time.perf_counter()
+    load_training_examples(config, config.trainer.num_workers)  # bad data fails here, before Ray starts
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     storage = storage_location(config)
     if config.trainer.launcher == "ray":

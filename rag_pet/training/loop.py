@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict
 import logging
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from transformers import get_linear_schedule_with_warmup
 
 from rag_pet.config import RagPetConfig
-from rag_pet.data import load_qa_split
+from rag_pet.data import QAExample, load_qa_split
 from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model, build_generator, count_parameters
@@ -28,22 +28,31 @@ logger = logging.getLogger(__name__)
 
 def _batches(loader: DataLoader, sampler: DistributedSampler, start_step: int) -> Iterator[dict]:
     """Endless batches in a seeded order, starting where a run that did `start_step` steps stopped."""
-    epoch, offset = divmod(start_step, len(loader))
-    for epoch in itertools.count(epoch):
+    first_epoch, offset = divmod(start_step, len(loader))
+    for epoch in itertools.count(first_epoch):
         sampler.set_epoch(epoch)
         yield from itertools.islice(loader, offset, None)
         offset = 0
 
 
-def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContext, pad_id: int):
+def load_training_examples(config: RagPetConfig, world_size: int) -> list[QAExample]:
+    """The training questions, checked to fill at least one batch on every worker."""
     examples = load_qa_split(config.data, config.data.train_split, config.data.max_train_examples)
-    features = [encoder.training_features(example) for example in examples]
-    if len(features) < config.trainer.batch_size * ctx.world_size:
-        need = config.trainer.batch_size * ctx.world_size
-        raise RagPetConfigError("data.max_train_examples", len(features), f">= trainer.batch_size x workers = {need}")
-    sampler = DistributedSampler(features, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True)
+    need = config.trainer.batch_size * world_size
+    if len(examples) < need:
+        raise RagPetConfigError("data.max_train_examples", len(examples), f">= trainer.batch_size x workers = {need}")
+    return examples
+
+
+def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContext, pad_id: int):
+    features = [encoder.training_features(example) for example in load_training_examples(config, ctx.world_size)]
+    sampler = DistributedSampler(
+        features, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
+    )
     collate = partial(collate_training, pad_token_id=pad_id)
-    return DataLoader(features, batch_size=config.trainer.batch_size, sampler=sampler, collate_fn=collate, drop_last=True), sampler
+    return DataLoader(
+        features, batch_size=config.trainer.batch_size, sampler=sampler, collate_fn=collate, drop_last=True
+    ), sampler
 
 
 def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
@@ -54,11 +63,17 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
     model = adapt_model(generator.model, config.peft, generator.is_seq2seq)
     trainable, total = count_parameters(model)
     encoder = PromptEncoder(
-        generator.tokenizer, config.data.template, generator.is_seq2seq, config.data.max_prompt_tokens, config.data.max_answer_tokens
+        generator.tokenizer,
+        config.data.template,
+        generator.is_seq2seq,
+        config.data.max_prompt_tokens,
+        config.data.max_answer_tokens,
     )
     loader, sampler = _build_loader(config, encoder, ctx, generator.tokenizer.pad_token_id)
     model = ctx.prepare_model(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=trainer.lr, weight_decay=trainer.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=trainer.lr, weight_decay=trainer.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
     state = TrainState()
     with ctx.latest_checkpoint() as checkpoint:
@@ -66,7 +81,9 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
             state = restore_checkpoint(checkpoint, model, optimizer, scheduler)
             logger.info("resumed from %s at step %d", checkpoint, state.step)
     state.trainable_params, state.total_params = trainable, total
-    autocast = partial(torch.autocast, device_type=ctx.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16")
+    autocast = partial(
+        torch.autocast, device_type=ctx.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16"
+    )
     model.train()
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     for batch in _batches(loader, sampler, state.step):
@@ -98,9 +115,18 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         }
         state.history.append(record)
         if ctx.rank == 0:
-            logger.info("step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s", state.step, trainer.max_steps, record["loss"], record["lr"], record["tokens_per_s"])
+            logger.info(
+                "step %d/%d  loss %.4f  lr %.2e  %.0f tokens/s",
+                state.step,
+                trainer.max_steps,
+                record["loss"],
+                record["lr"],
+                record["tokens_per_s"],
+            )
         metrics = {**record, "train_seconds": state.train_seconds}
-        _report(ctx, model, optimizer, scheduler, state, metrics, save=last or state.step % trainer.checkpoint_every == 0)
+        _report(
+            ctx, model, optimizer, scheduler, state, metrics, save=last or state.step % trainer.checkpoint_every == 0
+        )
         window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     return asdict(state)
 

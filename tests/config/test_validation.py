@@ -35,7 +35,10 @@ def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed)
 def run_train_job(override: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "jobs.train", override, f"hydra.run.dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -11,7 +11,10 @@ def write(path, text):
 
 
 def test_user_jsonl_loads_with_either_answer_spelling(tmp_path):
-    path = write(tmp_path / "train.jsonl", '{"question": "Q1?", "answers": ["a", "b"], "id": "x"}\n\n{"question": "Q2?", "answer": "c"}\n')
+    path = write(
+        tmp_path / "train.jsonl",
+        '{"question": "Q1?", "answers": ["a", "b"], "id": "x"}\n\n{"question": "Q2?", "answer": "c"}\n',
+    )
     examples = read_qa_jsonl(path)
     assert [(e.id, e.answers) for e in examples] == [("x", ("a", "b")), ("train-3", ("c",))]
 

@@ -44,8 +44,13 @@ def test_methods_choose_what_trains():
     lora = adapt_model(generator.model, PeftConfig(method="lora", r=2), False)
     trainable, _ = count_parameters(lora)
     assert 0 < trainable < total // 10
-    assert count_parameters(adapt_model(build_generator(tiny("llama")).model, PeftConfig(method="full"), False))[0] == total
-    assert count_parameters(adapt_model(build_generator(tiny("llama")).model, PeftConfig(method="frozen"), False))[0] == 0
+    assert (
+        count_parameters(adapt_model(build_generator(tiny("llama")).model, PeftConfig(method="full"), False))[0]
+        == total
+    )
+    assert (
+        count_parameters(adapt_model(build_generator(tiny("llama")).model, PeftConfig(method="frozen"), False))[0] == 0
+    )
 
 
 def test_missing_target_module_is_a_config_error():

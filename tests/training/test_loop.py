@@ -45,8 +45,15 @@ def test_resumed_run_continues_from_the_last_checkpoint(tiny_config, tmp_path):
 
 
 def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config, tmp_path):
-    overrides = ("data.max_train_examples=8", "trainer.batch_size=2", "trainer.max_steps=6", "trainer.checkpoint_every=3",
-                 "trainer.num_to_keep=5", "trainer.log_every=1", "peft.dropout=0")
+    overrides = (
+        "data.max_train_examples=8",
+        "trainer.batch_size=2",
+        "trainer.max_steps=6",
+        "trainer.checkpoint_every=3",
+        "trainer.num_to_keep=5",
+        "trainer.log_every=1",
+        "peft.dropout=0",
+    )
     straight, context = run_local(tiny_config(*overrides), tmp_path / "straight")
     halfway = context.checkpoints()[0]
     assert halfway.name == "checkpoint_00000003"

@@ -4,8 +4,14 @@ import pytest
 
 from rag_pet.training import launch_training
 
-MEMORISE = ("data.max_train_examples=8", "trainer.lr=3e-2", "trainer.log_every=1", "trainer.max_steps=20",
-            "trainer.checkpoint_every=10")
+MEMORISE = (
+    "data.max_train_examples=8",
+    "trainer.lr=3e-2",
+    "trainer.log_every=1",
+    "trainer.max_steps=20",
+    "trainer.cpus_per_worker=1",
+    "trainer.checkpoint_every=10",
+)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -1,0 +1,35 @@
+import pytest
+
+from rag_pet.errors import DataFormatError, RagPetConfigError
+from rag_pet.training.launcher import cpus_per_worker, launch_training, storage_location
+
+
+@pytest.mark.parametrize(
+    ("requested", "workers", "nodes", "expected"),
+    [
+        (0.5, 2, [2.0], 0.5),  # an explicit reservation is kept
+        (None, 1, [2.0], 2.0),  # one worker takes the machine
+        (None, 2, [2.0], 1.0),  # two share it
+        (None, 4, [2.0], 1.0),  # never below one CPU
+        (None, 2, [8.0, 8.0, 8.0], 8.0),  # a share never exceeds what one node has
+    ],
+)
+def test_cpus_per_worker(requested, workers, nodes, expected):
+    assert cpus_per_worker(requested, workers, nodes) == expected
+
+
+def test_storage_location_keeps_uris_and_resolves_paths(tiny_config, tmp_path):
+    assert storage_location(tiny_config("trainer.storage_path=s3://bucket/runs")) == "s3://bucket/runs"
+    assert storage_location(tiny_config()) == str((tmp_path / "run" / "checkpoints").resolve())
+
+
+def test_bad_training_data_fails_before_ray_starts(tiny_config, tmp_path):
+    # The user's own error, raised in this process, not a worker failure wrapped by Ray Train.
+    (tmp_path / "train.jsonl").write_text('{"question": "q?", "answers": ["a"]}\n{"question": 3}\n')
+    with pytest.raises(DataFormatError, match=r"train.jsonl:2: field 'question'"):
+        launch_training(tiny_config("data=jsonl", f"data.path={tmp_path}"))
+
+
+def test_too_few_examples_for_the_workers_is_a_config_error(tiny_config):
+    with pytest.raises(RagPetConfigError, match=r"data.max_train_examples=8 .* >= trainer.batch_size x workers = 16"):
+        launch_training(tiny_config("trainer.num_workers=2", "trainer.batch_size=8"))
