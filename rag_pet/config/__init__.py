@@ -4,9 +4,11 @@ from rag_pet.config.load import register_configs, to_config, to_dict
 from rag_pet.config.schema import (
     DataConfig,
     EvalConfig,
+    IndexConfig,
     ModelConfig,
     PeftConfig,
     RagPetConfig,
+    RetrieverConfig,
     TrackingConfig,
     TrainerConfig,
 )
@@ -14,9 +16,11 @@ from rag_pet.config.schema import (
 __all__ = [
     "DataConfig",
     "EvalConfig",
+    "IndexConfig",
     "ModelConfig",
     "PeftConfig",
     "RagPetConfig",
+    "RetrieverConfig",
     "TrackingConfig",
     "TrainerConfig",
     "register_configs",

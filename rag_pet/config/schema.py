@@ -15,6 +15,10 @@ TINY_ARCHS = ("llama", "t5")
 DTYPES = ("float32", "bfloat16", "float16")
 PEFT_METHODS = ("lora", "full", "frozen")
 PRECISIONS = ("fp32", "bf16")
+ENCODER_SOURCES = ("minilm", "tiny", "path")
+POOLINGS = ("mean", "cls")
+CORPORA = ("squad", "scifact", "beir")
+METRICS = ("ip", "l2")
 LAUNCHERS = ("ray", "local")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -165,6 +169,82 @@ class EvalConfig:
 
 
 @dataclass
+class RetrieverConfig:
+    """The bi-encoder: query and document towers (shared or separate), pooling and normalisation."""
+
+    source: str = "minilm"
+    path: Optional[str] = None
+    shared: bool = True
+    pooling: str = "mean"
+    normalize: bool = True
+    query_max_length: int = 64
+    doc_max_length: int = 256
+    hidden_size: int = 32
+    num_layers: int = 2
+    num_heads: int = 4
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _one_of("retriever.source", self.source, ENCODER_SOURCES)
+        if self.source == "path" and not self.path:
+            raise RagPetConfigError("retriever.path", self.path, "a local directory with a transformers encoder")
+        _one_of("retriever.pooling", self.pooling, POOLINGS)
+        for name in ("query_max_length", "doc_max_length", "hidden_size", "num_layers", "num_heads"):
+            _positive(f"retriever.{name}", getattr(self, name))
+
+
+@dataclass
+class IndexConfig:
+    """A FAISS index over a corpus: factory string, search parameters, shards, encoding resources, storage."""
+
+    corpus: str = "squad"
+    corpus_path: Optional[str] = None
+    factory: str = "Flat"
+    metric: str = "ip"
+    num_shards: int = 2
+    train_sample: int = 50000
+    nprobe: int = 8
+    ef_search: int = 64
+    use_gpu: bool = False
+    storage_path: str = "outputs/indexes"
+    version: Optional[int] = None
+    max_passages: Optional[int] = None
+    part_size: int = 1024
+    encode_batch_size: int = 64
+    encode_concurrency: int = 1
+    encode_cpus: float = 1.0
+    encode_gpus: float = 0.0
+    shard_cpus: float = 0.25
+    max_restarts: int = -1
+
+    def __post_init__(self) -> None:
+        _one_of("index.corpus", self.corpus, CORPORA)
+        if self.corpus == "beir" and not self.corpus_path:
+            raise RagPetConfigError(
+                "index.corpus_path", self.corpus_path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
+            )
+        _one_of("index.metric", self.metric, METRICS)
+        if not self.factory.strip():
+            raise RagPetConfigError(
+                "index.factory", self.factory, "a faiss index_factory string such as Flat, IVF256,Flat, HNSW32"
+            )
+        for name in (
+            "num_shards",
+            "train_sample",
+            "nprobe",
+            "ef_search",
+            "part_size",
+            "encode_batch_size",
+            "encode_concurrency",
+        ):
+            _positive(f"index.{name}", getattr(self, name))
+        for name in ("encode_cpus", "encode_gpus", "shard_cpus"):
+            _positive(f"index.{name}", getattr(self, name), allow_zero=True)
+        if self.max_passages is not None:
+            _positive("index.max_passages", self.max_passages)
+
+
+@dataclass
 class TrackingConfig:
     """W&B tracking: offline by default, online when the user has a key."""
 
@@ -189,6 +269,8 @@ class RagPetConfig:
     peft: PeftConfig = field(default_factory=PeftConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:

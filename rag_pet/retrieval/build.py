@@ -1,0 +1,86 @@
+"""Build an index version: encode the corpus (Ray Data), train and fill the shards, write the manifest."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from rag_pet.config import IndexConfig, RetrieverConfig
+from rag_pet.errors import RagPetConfigError
+from rag_pet.models.encoder import build_encoder
+from rag_pet.retrieval.corpus import corpus_sha256, load_corpus, passage_text
+from rag_pet.retrieval.encode import encode_corpus, load_encoded
+from rag_pet.retrieval.faiss_index import shard_bounds, trained_empty_index
+from rag_pet.retrieval.store import Manifest, write_version
+
+logger = logging.getLogger(__name__)
+
+
+def index_name(config: IndexConfig) -> str:
+    """Directory name of an index family: corpus and factory string, e.g. `squad_IVF256_Flat`."""
+    return f"{config.corpus}_{re.sub(r'[^A-Za-z0-9]+', '_', config.factory).strip('_')}"
+
+
+def build_index_version(index: IndexConfig, retriever: RetrieverConfig) -> tuple[Path, Manifest]:
+    """Encode, index and shard the configured corpus; return the new version's directory and manifest."""
+    passages = load_corpus(index)
+    if index.num_shards > len(passages):
+        raise RagPetConfigError(
+            "index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})"
+        )
+    encoder = build_encoder(retriever)
+    corpus_hash, weights_hash = corpus_sha256(passages), encoder.doc_weights_hash()
+    root, name = Path(index.storage_path).expanduser().resolve(), index_name(index)
+    encoded_dir = root / name / "embeddings" / f"{weights_hash[:16]}-{corpus_hash[:16]}"
+    encode_corpus(
+        [p.id for p in passages],
+        [passage_text(p) for p in passages],
+        retriever,
+        encoded_dir,
+        part_size=index.part_size,
+        batch_size=index.encode_batch_size,
+        concurrency=index.encode_concurrency,
+        num_cpus=index.encode_cpus,
+        num_gpus=index.encode_gpus,
+    )
+    ids, vectors = load_encoded(encoded_dir, len(passages), index.part_size)
+    if ids != [p.id for p in passages]:
+        raise RuntimeError(f"encoded parts in {encoded_dir} do not match the corpus; delete that directory and rebuild")
+    manifest = Manifest(
+        name=name,
+        version=0,
+        encoder=encoder.name,
+        encoder_weights_sha256=weights_hash,
+        corpus=index.corpus,
+        corpus_sha256=corpus_hash,
+        factory=index.factory,
+        metric=index.metric,
+        dim=0,
+        num_vectors=0,
+        num_shards=0,
+        shard_bounds=[],
+    )
+    return index_vectors(root, manifest, ids, vectors, index.num_shards, index.train_sample)
+
+
+def index_vectors(
+    root: Path, manifest: Manifest, ids: list[str], vectors: np.ndarray, num_shards: int, train_sample: int
+) -> tuple[Path, Manifest]:
+    """Train one index (`manifest.factory`) on a sample, fill a clone per shard, write the next version."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    trained = trained_empty_index(vectors, manifest.factory, manifest.metric, train_sample)
+    bounds = shard_bounds(len(vectors), num_shards)
+    shards = []
+    for start, end in bounds:
+        shard = faiss.clone_index(trained)
+        shard.add(vectors[start:end])
+        shards.append((shard, vectors[start:end]))
+    manifest.dim, manifest.num_vectors, manifest.num_shards = int(vectors.shape[1]), len(vectors), len(bounds)
+    manifest.shard_bounds = [list(bound) for bound in bounds]
+    directory = write_version(root, manifest, ids, shards)
+    logger.info("wrote %s (%d vectors, %d shards)", directory, len(vectors), len(bounds))
+    return directory, manifest

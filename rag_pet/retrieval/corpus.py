@@ -1,0 +1,36 @@
+"""The passage corpus an index is built over, and its content hash."""
+
+from __future__ import annotations
+
+import hashlib
+
+from rag_pet.config import IndexConfig
+from rag_pet.data import Passage, load_beir, load_scifact, squad_corpus
+from rag_pet.errors import DataFormatError
+
+
+def load_corpus(config: IndexConfig) -> list[Passage]:
+    """Passages of the configured corpus (the first `max_passages` when set)."""
+    if config.corpus == "squad":
+        passages = squad_corpus()
+    elif config.corpus == "scifact":
+        passages = load_scifact().corpus
+    else:
+        passages = load_beir(config.corpus_path).corpus
+    passages = passages[: config.max_passages] if config.max_passages else passages
+    if not passages:
+        raise DataFormatError(str(config.corpus_path or config.corpus), None, "the corpus has no passages")
+    return passages
+
+
+def passage_text(passage: Passage) -> str:
+    """What the document encoder sees: title and text (as the BEIR/MTEB baselines encode them)."""
+    return f"{passage.title} {passage.text}".strip()
+
+
+def corpus_sha256(passages: list[Passage]) -> str:
+    """A hash of ids, titles and texts in order: an index is only valid for the corpus it was built from."""
+    digest = hashlib.sha256()
+    for passage in passages:
+        digest.update(f"{passage.id}\t{passage.title}\t{passage.text}\n".encode())
+    return digest.hexdigest()

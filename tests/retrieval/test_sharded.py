@@ -1,0 +1,100 @@
+"""ShardedIndex over Ray actors against one in-process exact faiss search on the same vectors."""
+
+import faiss
+import numpy as np
+import pytest
+import ray
+
+from rag_pet.retrieval.sharded import SearchError, ShardedIndex
+from rag_pet.retrieval.build import index_vectors
+from rag_pet.retrieval.store import Manifest
+
+
+def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def write_flat(root, name, vectors, num_shards, metric="ip"):
+    manifest = Manifest(
+        name=name,
+        version=0,
+        encoder="random",
+        encoder_weights_sha256="-",
+        corpus="random",
+        corpus_sha256="-",
+        factory="Flat",
+        metric=metric,
+        dim=0,
+        num_vectors=0,
+        num_shards=0,
+        shard_bounds=[],
+    )
+    ids = [f"doc-{i}" for i in range(len(vectors))]
+    return index_vectors(root, manifest, ids, vectors, num_shards, train_sample=1000)
+
+
+def assert_matches_exact(index: ShardedIndex, vectors: np.ndarray, queries: np.ndarray, k: int, metric="ip"):
+    exact = faiss.IndexFlatIP(vectors.shape[1]) if metric == "ip" else faiss.IndexFlatL2(vectors.shape[1])
+    exact.add(vectors)
+    scores, rows = exact.search(queries, k)
+    result = index.search(queries, k)
+    np.testing.assert_array_equal(result.rows, rows)
+    np.testing.assert_allclose(result.scores, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(result.vectors, vectors[rows])
+    assert result.doc_ids[0] == [f"doc-{row}" for row in rows[0]]
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 4])
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_sharded_search_equals_exact_search_on_random_vectors(ray_local, tmp_path, num_shards, metric):
+    vectors = random_unit_vectors(3001, 48, seed=num_shards)
+    _, manifest = write_flat(tmp_path, f"random{num_shards}{metric}", vectors, num_shards, metric)
+    index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    assert len(index.health()) == num_shards
+    assert sum(shard["num_vectors"] for shard in index.health()) == 3001
+    queries = random_unit_vectors(64, 48, seed=100)
+    for k in (1, 10, 100):
+        assert_matches_exact(index, vectors, queries, k, metric)
+    index.close()
+
+
+def test_k_larger_than_a_shard_still_merges_exactly(ray_local, tmp_path):
+    vectors = random_unit_vectors(10, 8, seed=1)
+    _, manifest = write_flat(tmp_path, "small", vectors, num_shards=4)
+    index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    assert_matches_exact(index, vectors, random_unit_vectors(3, 8, seed=2), k=10)
+    index.close()
+
+
+def test_bad_queries_get_clear_errors(ray_local, tmp_path):
+    vectors = random_unit_vectors(20, 8, seed=1)
+    _, manifest = write_flat(tmp_path, "errors", vectors, num_shards=2)
+    index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    with pytest.raises(SearchError, match="queries are 9-d but index errors holds 8-d vectors"):
+        index.search(np.zeros((1, 9), np.float32), 5)
+    for k in (0, -1, 21):
+        with pytest.raises(SearchError, match=rf"k={k} is invalid; allowed: 1 to 20"):
+            index.search(np.zeros((1, 8), np.float32), k)
+    index.close()
+
+
+def test_a_killed_shard_restarts_reloads_and_answers_the_same(ray_local, tmp_path):
+    vectors = random_unit_vectors(2000, 32, seed=3)
+    _, manifest = write_flat(tmp_path, "restart", vectors, num_shards=2)
+    index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    queries = random_unit_vectors(16, 32, seed=4)
+    before = index.search(queries, 10)
+    pid_before = index.health()[0]["pid"]
+    results = []
+    for step in range(30):
+        if step == 10:
+            ray.kill(index.shards[0], no_restart=False)
+        results.append(index.search(queries, 10))
+    for result in results:
+        np.testing.assert_array_equal(result.rows, before.rows)
+        np.testing.assert_array_equal(result.scores, before.scores)
+    after = index.health()[0]
+    assert after["pid"] != pid_before  # a new process reloaded the shard from storage
+    assert after["num_vectors"] == 1000
+    index.close()
