@@ -173,7 +173,7 @@ class RetrieverConfig:
     """The bi-encoder: query and document towers (shared or separate), pooling and normalisation."""
 
     source: str = "minilm"
-    path: Optional[str] = None
+    path: str | None = None
     shared: bool = True
     pooling: str = "mean"
     normalize: bool = True
@@ -198,7 +198,7 @@ class IndexConfig:
     """A FAISS index over a corpus: factory string, search parameters, shards, encoding resources, storage."""
 
     corpus: str = "squad"
-    corpus_path: Optional[str] = None
+    corpus_path: str | None = None
     factory: str = "Flat"
     metric: str = "ip"
     num_shards: int = 2
@@ -207,8 +207,8 @@ class IndexConfig:
     ef_search: int = 64
     use_gpu: bool = False
     storage_path: str = "outputs/indexes"
-    version: Optional[int] = None
-    max_passages: Optional[int] = None
+    version: int | None = None
+    max_passages: int | None = None
     part_size: int = 1024
     encode_batch_size: int = 64
     encode_concurrency: int = 1

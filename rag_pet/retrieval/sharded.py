@@ -118,7 +118,8 @@ class ShardedIndex:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise SearchError(
-                f"search error: queries are {queries.shape[1]}-d but index {self.manifest.name} holds {self.dim}-d vectors"
+                f"search error: queries are {queries.shape[1]}-d but index {self.manifest.name} "
+                f"holds {self.dim}-d vectors"
             )
         if not 0 < k <= len(self):
             raise SearchError(

@@ -134,15 +134,10 @@ def check_compatible(
     manifest: Manifest, dim: int, corpus_sha256: str | None = None, encoder_sha256: str | None = None
 ) -> None:
     """Refuse an index built for another encoder dimension, corpus or document-encoder weights."""
+    label = f"index error: {manifest.name} v{manifest.version}"
     if manifest.dim != dim:
-        raise IndexStoreError(
-            f"index error: {manifest.name} v{manifest.version} holds {manifest.dim}-d vectors but the encoder gives {dim}-d"
-        )
+        raise IndexStoreError(f"{label} holds {manifest.dim}-d vectors but the encoder gives {dim}-d")
     if corpus_sha256 is not None and manifest.corpus_sha256 != corpus_sha256:
-        raise IndexStoreError(
-            f"index error: {manifest.name} v{manifest.version} was built from another corpus (sha256 differs); rebuild it"
-        )
+        raise IndexStoreError(f"{label} was built from another corpus (sha256 differs); rebuild it")
     if encoder_sha256 is not None and manifest.encoder_weights_sha256 != encoder_sha256:
-        raise IndexStoreError(
-            f"index error: {manifest.name} v{manifest.version} was built with other document-encoder weights; rebuild it"
-        )
+        raise IndexStoreError(f"{label} was built with other document-encoder weights; rebuild it")

@@ -11,7 +11,11 @@ GROUP_OPTIONS = [
     if group.is_dir() and group.name not in ("experiment", "debug")
     for option in sorted(group.glob("*.yaml"))
 ]
-REQUIRED = {("data", "jsonl"): ["data.path=/tmp/qa"], ("model", "hf_path"): ["model.path=/tmp/model"]}
+REQUIRED = {
+    ("data", "jsonl"): ["data.path=/tmp/qa"],
+    ("model", "hf_path"): ["model.path=/tmp/model"],
+    ("retriever", "hf_path"): ["retriever.path=/tmp/encoder"],
+}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
