@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import ray
 
-from rag_pet.retrieval.sharded import SearchError, ShardedIndex
 from rag_pet.retrieval.build import index_vectors
+from rag_pet.retrieval.sharded import SearchError, ShardedIndex
 from rag_pet.retrieval.store import Manifest
 
 

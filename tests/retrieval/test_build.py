@@ -1,0 +1,99 @@
+"""The full index build (Ray Data encoding → FAISS shards → manifest) on real MiniLM vectors."""
+
+import faiss
+import numpy as np
+import pytest
+
+from rag_pet.config import IndexConfig, RetrieverConfig
+from rag_pet.errors import DataFormatError, RagPetConfigError
+from rag_pet.models.encoder import build_encoder
+from rag_pet.retrieval.build import build_index_version, index_name
+from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
+from rag_pet.retrieval.encode import encode_corpus, load_encoded, part_path
+from rag_pet.retrieval.sharded import ShardedIndex
+from rag_pet.retrieval.store import check_compatible
+
+MINILM = RetrieverConfig(source="minilm", doc_max_length=128)
+TINY = RetrieverConfig(source="tiny")
+
+
+def squad_index(root, shards: int) -> IndexConfig:
+    return IndexConfig(
+        corpus="squad",
+        max_passages=96,
+        num_shards=shards,
+        storage_path=str(root),
+        part_size=32,
+        encode_batch_size=32,
+        encode_cpus=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def minilm_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("indexes")
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
+def test_minilm_index_sharded_equals_exact_search(ray_local, minilm_root, shards):
+    directory, manifest = build_index_version(squad_index(minilm_root, shards), MINILM)
+    assert manifest.encoder == "all-MiniLM-L6-v2" and manifest.dim == 384 and manifest.num_shards == shards
+    passages = load_corpus(squad_index(minilm_root, shards))
+    check_compatible(
+        manifest,
+        dim=384,
+        corpus_sha256=corpus_sha256(passages),
+        encoder_sha256=build_encoder(MINILM).doc_weights_hash(),
+    )
+
+    encoded = next((minilm_root / manifest.name / "embeddings").iterdir())
+    ids, vectors = load_encoded(encoded, len(passages), part_size=32)
+    assert ids == [p.id for p in passages]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+    encoder = build_encoder(MINILM)
+    questions = [
+        "Which NFL team won Super Bowl 50?",
+        "What is the capital of Warsaw's region?",
+        "Who was Nikola Tesla?",
+    ]
+    queries = encoder.encode_queries(questions).detach().numpy()
+    exact = faiss.IndexFlatIP(384)
+    exact.add(vectors)
+    scores, rows = exact.search(queries, 10)
+    index = ShardedIndex(minilm_root, manifest.name, manifest.version, shard_cpus=0.1)
+    result = index.search(queries, 10)
+    np.testing.assert_array_equal(result.rows, rows)
+    np.testing.assert_allclose(result.scores, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(result.vectors, vectors[rows])
+    assert result.doc_ids[0][0].startswith("Super_Bowl_50#")
+    index.close()
+
+
+def test_encoding_resumes_and_skips_written_parts(ray_local, tmp_path):
+    ids = [f"d{i}" for i in range(10)]
+    texts = [f"passage number {i}" for i in range(10)]
+    settings = dict(part_size=4, batch_size=4, concurrency=1, num_cpus=0.5, num_gpus=0)
+    assert encode_corpus(ids, texts, TINY, tmp_path, **settings) == 3
+    first = load_encoded(tmp_path, 10, 4)
+    assert encode_corpus(ids, texts, TINY, tmp_path, **settings) == 0
+    part_path(tmp_path, 1).unlink()
+    assert encode_corpus(ids, texts, TINY, tmp_path, **settings) == 1
+    again = load_encoded(tmp_path, 10, 4)
+    assert again[0] == first[0] == ids
+    np.testing.assert_array_equal(again[1], first[1])
+
+
+def test_bad_builds_fail_before_work_and_name_the_problem(tmp_path):
+    empty = tmp_path / "beir"
+    (empty / "qrels").mkdir(parents=True)
+    (empty / "corpus.jsonl").write_text("")
+    (empty / "queries.jsonl").write_text("")
+    (empty / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    with pytest.raises(DataFormatError, match="the corpus has no passages"):
+        build_index_version(IndexConfig(corpus="beir", corpus_path=str(empty), storage_path=str(tmp_path)), TINY)
+    with pytest.raises(
+        RagPetConfigError, match=r"index.num_shards=9 is invalid; allowed: at most the number of passages \(8\)"
+    ):
+        build_index_version(IndexConfig(corpus="squad", max_passages=8, num_shards=9, storage_path=str(tmp_path)), TINY)
+    assert index_name(IndexConfig(factory="IVF256,PQ32")) == "squad_IVF256_PQ32"
