@@ -108,15 +108,21 @@ def run_experiment(config: RagPetConfig) -> dict:
 
 
 def evaluate_model(config: RagPetConfig) -> dict:
-    """Evaluate the base generator, or the trained weights in `eval.model_dir`, on `data.eval_split`."""
+    """`eval.task=qa`: the base generator, or the trained weights in `eval.model_dir`, on `data.eval_split`.
+
+    `eval.task=retrieval`: dense (sharded index), BM25 and hybrid retrieval on the eval questions' relevant passages.
+    """
     with _tracked_run(config, "evaluate") as (_, rows, summary):
-        examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
-        if config.eval.model_dir:
-            generator, method = (
-                load_trained_generator(config, Path(config.eval.model_dir).expanduser()),
-                config.peft.method,
-            )
+        if config.eval.task == "retrieval":
+            from rag_pet.evaluation.retrieval_eval import evaluate_retrieval
+
+            rows.extend(evaluate_retrieval(config, Path(config.run_dir) / "eval"))
         else:
-            generator, method = build_generator(config.model), "zero-shot"
-        rows.append({"method": method, **_evaluate(config, generator, method, examples)})
+            examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
+            if config.eval.model_dir:
+                generator = load_trained_generator(config, Path(config.eval.model_dir).expanduser())
+                method = config.peft.method
+            else:
+                generator, method = build_generator(config.model), "zero-shot"
+            rows.append({"method": method, **_evaluate(config, generator, method, examples)})
     return summary

@@ -19,6 +19,8 @@ ENCODER_SOURCES = ("minilm", "tiny", "path")
 POOLINGS = ("mean", "cls")
 CORPORA = ("squad", "scifact", "beir")
 METRICS = ("ip", "l2")
+EVAL_TASKS = ("qa", "retrieval")
+RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
 LAUNCHERS = ("ray", "local")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -157,15 +159,24 @@ class TrainerConfig:
 class EvalConfig:
     """Generation-based evaluation before and after training, or of saved weights (`model_dir`)."""
 
+    task: str = "qa"
     model_dir: str | None = None
     before_training: bool = False
     after_training: bool = True
     batch_size: int = 16
     max_new_tokens: int = 16
 
+    retrieval_methods: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
+    retrieval_k: int = 100
+    retrieval_split: str = "test"
+
     def __post_init__(self) -> None:
+        _one_of("eval.task", self.task, EVAL_TASKS)
         _positive("eval.batch_size", self.batch_size)
         _positive("eval.max_new_tokens", self.max_new_tokens)
+        _positive("eval.retrieval_k", self.retrieval_k)
+        for method in self.retrieval_methods:
+            _one_of("eval.retrieval_methods", method, RETRIEVAL_METHODS)
 
 
 @dataclass

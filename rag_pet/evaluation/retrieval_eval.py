@@ -1,0 +1,100 @@
+"""Score dense (sharded index), BM25 and hybrid retrieval on a QA set's gold passages or a BEIR set's qrels."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rag_pet.config import RagPetConfig
+from rag_pet.data import load_beir, load_qa_split, load_scifact
+from rag_pet.evaluation.retrieval_metrics import Qrels, retrieval_scores, to_run
+from rag_pet.storage import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+Ranking = list[tuple[str, float]]
+
+
+def queries_and_qrels(config: RagPetConfig) -> tuple[list[str], list[str], Qrels]:
+    """(query ids, query texts, qrels) for the index's corpus: BEIR qrels, or each SQuAD question's gold paragraph."""
+    index, data = config.index, config.data
+    if index.corpus == "squad":
+        examples = load_qa_split(data, data.eval_split, data.max_eval_examples)
+        return (
+            [e.id for e in examples],
+            [e.question for e in examples],
+            {e.id: {e.gold_passage_id: 1} for e in examples},
+        )
+    dataset = load_scifact() if index.corpus == "scifact" else load_beir(index.corpus_path)
+    qrels = dataset.qrels[config.eval.retrieval_split]
+    query_ids = [qid for qid in dataset.queries if qid in qrels][: data.max_eval_examples]
+    return query_ids, [dataset.queries[qid] for qid in query_ids], {qid: qrels[qid] for qid in query_ids}
+
+
+def dense_rankings(config: RagPetConfig, texts: list[str], k: int) -> list[Ranking]:
+    """Top-k from the latest (or configured) index version, after checking it fits this encoder and corpus."""
+    from rag_pet.models.encoder import build_encoder
+    from rag_pet.retrieval.build import index_name
+    from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
+    from rag_pet.retrieval.sharded import ShardedIndex
+    from rag_pet.retrieval.store import check_compatible
+
+    encoder = build_encoder(config.retriever).eval()
+    index = ShardedIndex(
+        config.index.storage_path,
+        index_name(config.index),
+        config.index.version,
+        nprobe=config.index.nprobe,
+        ef_search=config.index.ef_search,
+        use_gpu=config.index.use_gpu,
+        shard_cpus=config.index.shard_cpus,
+        max_restarts=config.index.max_restarts,
+    )
+    try:
+        check_compatible(
+            index.manifest, encoder.dim, corpus_sha256(load_corpus(config.index)), encoder.doc_weights_hash()
+        )
+        with torch.inference_mode():
+            queries = np.concatenate(
+                [encoder.encode_queries(texts[i : i + 64]).numpy() for i in range(0, len(texts), 64)]
+            )
+        result = index.search(queries, min(k, len(index)))
+    finally:
+        index.close()
+    return [
+        list(zip(ids, map(float, scores), strict=True))
+        for ids, scores in zip(result.doc_ids, result.scores, strict=True)
+    ]
+
+
+def evaluate_retrieval(config: RagPetConfig, out_dir: Path) -> list[dict]:
+    """One row of metrics per configured method; rankings and metrics are written under `out_dir`."""
+    from rag_pet.retrieval.bm25 import BM25Retriever
+    from rag_pet.retrieval.corpus import load_corpus
+    from rag_pet.retrieval.fusion import reciprocal_rank_fusion
+
+    query_ids, texts, qrels = queries_and_qrels(config)
+    k, methods = config.eval.retrieval_k, config.eval.retrieval_methods
+    rankings: dict[str, list[Ranking]] = {}
+    if "dense" in methods or "hybrid" in methods:
+        rankings["dense"] = dense_rankings(config, texts, k)
+    if "bm25" in methods or "hybrid" in methods:
+        rankings["bm25"] = BM25Retriever(load_corpus(config.index)).search(texts, k)
+    if "hybrid" in methods:
+        rankings["hybrid"] = [
+            reciprocal_rank_fusion([d, b], k) for d, b in zip(rankings["dense"], rankings["bm25"], strict=True)
+        ]
+    rows = []
+    for method in methods:
+        run = to_run(query_ids, rankings[method])
+        metrics = retrieval_scores(qrels, run)
+        write_text_atomic(out_dir / f"retrieval_{method}" / "run.json", json.dumps(run))
+        write_json_atomic(out_dir / f"retrieval_{method}" / "metrics.json", metrics)
+        logger.info(
+            "%s on %s: nDCG@10 %.4f recall@5 %.4f", method, config.index.corpus, metrics["ndcg@10"], metrics["recall@5"]
+        )
+        rows.append({"method": method, **metrics})
+    return rows

@@ -1,0 +1,28 @@
+"""`jobs.index` then `jobs.evaluate eval.task=retrieval`, through their library functions, on a tiny retriever."""
+
+import json
+
+import pytest
+
+from rag_pet.experiment import evaluate_model
+from rag_pet.retrieval.job import run_index_job
+from rag_pet.retrieval.store import IndexStoreError
+
+OVERRIDES = ("retriever=tiny", "index.max_passages=64", "index.part_size=32", "index.encode_cpus=0.5",
+             "index.shard_cpus=0.1", "eval.task=retrieval", "eval.retrieval_k=20")
+
+
+def test_index_then_retrieval_evaluation_writes_metrics_per_method(ray_local, tiny_config, tmp_path):
+    storage = f"index.storage_path={tmp_path / 'indexes'}"
+    built = run_index_job(tiny_config(*OVERRIDES, storage))
+    assert built["version"] == 1 and built["num_vectors"] == 64 and built["num_shards"] == 2
+
+    summary = evaluate_model(tiny_config(*OVERRIDES, storage, "data.max_eval_examples=16"))
+    assert [row["method"] for row in summary["rows"]] == ["dense", "bm25", "hybrid"]
+    for row in summary["rows"]:
+        assert row["queries"] == 16 and 0.0 <= row["ndcg@10"] <= 1.0
+        metrics = json.loads(open(f"{summary['run_dir']}/eval/retrieval_{row['method']}/metrics.json").read())
+        assert metrics["recall@20"] == row["recall@20"]
+
+    with pytest.raises(IndexStoreError, match="other document-encoder weights"):
+        evaluate_model(tiny_config(*OVERRIDES, storage, "retriever.init_seed=1"))
