@@ -8,8 +8,15 @@ from rag_pet.experiment import evaluate_model
 from rag_pet.retrieval.job import run_index_job
 from rag_pet.retrieval.store import IndexStoreError
 
-OVERRIDES = ("retriever=tiny", "index.max_passages=64", "index.part_size=32", "index.encode_cpus=0.5",
-             "index.shard_cpus=0.1", "eval.task=retrieval", "eval.retrieval_k=20")
+OVERRIDES = (
+    "retriever=tiny",
+    "index.max_passages=64",
+    "index.part_size=32",
+    "index.encode_cpus=0.5",
+    "index.shard_cpus=0.1",
+    "eval.task=retrieval",
+    "eval.retrieval_k=20",
+)
 
 
 def test_index_then_retrieval_evaluation_writes_metrics_per_method(ray_local, tiny_config, tmp_path):
