@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--passages", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--part-size", type=int, default=1024, help="passages per encoded part (index.part_size)")
     args = parser.parse_args()
     passages = load_scifact().corpus[: args.passages]
     ids, texts = [p.id for p in passages], [passage_text(p) for p in passages]
@@ -44,14 +45,14 @@ def main() -> None:
         texts,
         RetrieverConfig(source="minilm", doc_max_length=256),
         out_dir,
-        part_size=256,
+        part_size=args.part_size,
         batch_size=args.batch_size,
         concurrency=1,
         num_cpus=cores,
         num_gpus=0,
     )
     ray_s = time.perf_counter() - start
-    _, vectors = load_encoded(out_dir, len(ids), 256)
+    _, vectors = load_encoded(out_dir, len(ids), args.part_size)
     max_diff = float(np.abs(vectors - baseline).max())
 
     print(

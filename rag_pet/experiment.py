@@ -45,6 +45,13 @@ def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples: 
     return metrics
 
 
+def _eval_split(config: RagPetConfig) -> str:
+    """The split results are reported on: BEIR qrels split for BEIR retrieval, else the QA split."""
+    if config.eval.task == "retrieval" and config.index.corpus != "squad":
+        return f"{config.index.corpus} {config.eval.retrieval_split}"
+    return config.data.eval_split
+
+
 @contextmanager
 def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, list[dict], dict]]:
     """Open the W&B run; on success write `results.json` and log the result rows the block appended."""
@@ -55,7 +62,7 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
     summary = {
         "experiment": config.experiment_name,
         "run_dir": str(run_dir),
-        "eval_split": config.data.eval_split,
+        "eval_split": _eval_split(config),
         "rows": rows,
     }
     try:

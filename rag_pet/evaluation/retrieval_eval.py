@@ -65,7 +65,7 @@ def dense_rankings(config: RagPetConfig, texts: list[str], k: int) -> list[Ranki
     finally:
         index.close()
     return [
-        list(zip(ids, map(float, scores), strict=True))
+        [(doc, float(score)) for doc, score in zip(ids, scores, strict=True) if doc]
         for ids, scores in zip(result.doc_ids, result.scores, strict=True)
     ]
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 
 from rag_pet.config import RetrieverConfig
 from rag_pet.models.encoder import build_encoder
+from rag_pet.storage import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +28,7 @@ def part_path(folder: Path, part: int) -> Path:
 def _write_part(path: Path, ids: list[str], vectors: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, ids=np.asarray(ids), vectors=vectors)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(buffer.getvalue())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 class PartEncoder:
@@ -44,13 +40,16 @@ class PartEncoder:
         self.out_dir, self.batch_size = Path(out_dir), batch_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Document vectors, float32, in order."""
+        """Document vectors, float32, in input order (batched longest first, so batches pad little)."""
+        order = np.argsort([-len(text) for text in texts], kind="stable")
         with torch.inference_mode():
             chunks = [
-                self.encoder.encode_documents(texts[i : i + self.batch_size]).float().cpu().numpy()
-                for i in range(0, len(texts), self.batch_size)
+                self.encoder.encode_documents([texts[i] for i in order[start : start + self.batch_size]])
+                for start in range(0, len(texts), self.batch_size)
             ]
-        return np.concatenate(chunks)
+        vectors = np.empty((len(texts), self.encoder.dim), dtype=np.float32)
+        vectors[order] = torch.cat(chunks).float().cpu().numpy()
+        return vectors
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for part, ids, texts in zip(batch["part"], batch["ids"], batch["texts"], strict=True):

@@ -30,7 +30,10 @@ class SearchError(RagPetError, ValueError):
 
 @dataclass
 class SearchResult:
-    """Top-k per query, best first: scores, row ids, document ids and the documents' vectors."""
+    """Top-k per query, best first: scores, row ids, document ids and the documents' vectors.
+
+    An approximate index (IVF with a small `nprobe`) may find fewer than k: those slots hold row -1, id "".
+    """
 
     scores: np.ndarray  # (nq, k) float32
     rows: np.ndarray  # (nq, k) int64, global row ids
@@ -127,7 +130,7 @@ class ShardedIndex:
             )
         results = ray.get([shard.search.remote(queries, k) for shard in self.shards])
         scores, rows, vectors = merge_top_k(results, k, self.keep_max)
-        doc_ids = [[self.doc_ids[row] for row in query_rows] for query_rows in rows]
+        doc_ids = [[self.doc_ids[row] if row >= 0 else "" for row in query_rows] for query_rows in rows]
         return SearchResult(scores, rows, doc_ids, vectors)
 
     def health(self) -> list[dict]:

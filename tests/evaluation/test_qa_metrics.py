@@ -29,3 +29,13 @@ def test_exact_match_and_f1_known_values():
 def test_scores_take_the_best_of_several_answers():
     scores = qa_scores(["Denver Broncos", "1990"], [["Broncos", "Denver Broncos"], ["1989", "in 1991"]])
     assert scores == {"exact_match": 0.5, "f1": 0.5, "count": 2}
+
+
+def test_result_tables_pick_columns_by_task():
+    from rag_pet.evaluation import format_table
+
+    qa = format_table([{"method": "lora", "exact_match": 0.5, "f1": 0.625, "trainable_params": 1000}])
+    assert qa.splitlines()[2].split() == ["lora", "0.500", "0.625", "1,000", "-"]
+    retrieval = format_table([{"method": "bm25", "ndcg@10": 0.68630, "recall@1": 0.5, "queries": 300}])
+    assert retrieval.splitlines()[0].split()[:3] == ["method", "nDCG@10", "MRR@10"]
+    assert retrieval.splitlines()[2].split() == ["bm25", "0.6863", "-", "0.5000", "-", "-", "-", "300"]

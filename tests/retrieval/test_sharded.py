@@ -98,3 +98,11 @@ def test_a_killed_shard_restarts_reloads_and_answers_the_same(ray_local, tmp_pat
     assert after["pid"] != pid_before  # a new process reloaded the shard from storage
     assert after["num_vectors"] == 1000
     index.close()
+
+
+def test_a_second_front_end_attaches_to_the_same_named_shards(ray_local, tmp_path):
+    _, manifest = write_flat(tmp_path, "shared", random_unit_vectors(40, 8, seed=5), num_shards=2)
+    first = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    second = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    assert [s["pid"] for s in first.health()] == [s["pid"] for s in second.health()]
+    first.close()
