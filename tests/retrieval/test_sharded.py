@@ -40,7 +40,7 @@ def assert_matches_exact(index: ShardedIndex, vectors: np.ndarray, queries: np.n
     scores, rows = exact.search(queries, k)
     result = index.search(queries, k)
     np.testing.assert_array_equal(result.rows, rows)
-    np.testing.assert_allclose(result.scores, scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(result.scores, scores)
     np.testing.assert_array_equal(result.vectors, vectors[rows])
     assert result.doc_ids[0] == [f"doc-{row}" for row in rows[0]]
 
