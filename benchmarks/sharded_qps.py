@@ -13,9 +13,8 @@ import faiss
 import numpy as np
 import ray
 
-from rag_pet.retrieval.build import index_vectors
+from rag_pet.retrieval.build import index_external_vectors
 from rag_pet.retrieval.sharded import ShardedIndex
-from rag_pet.retrieval.store import Manifest
 
 
 def queries_per_second(search, queries: np.ndarray, batch: int, k: int, seconds: float = 10.0) -> float:
@@ -43,21 +42,8 @@ def main() -> None:
 
     ray.init(include_dashboard=False, log_to_driver=False)
     root = tempfile.mkdtemp()
-    manifest = Manifest(
-        name="bench",
-        version=0,
-        encoder="random",
-        encoder_weights_sha256="-",
-        corpus="random",
-        corpus_sha256="-",
-        factory="Flat",
-        metric="ip",
-        dim=0,
-        num_vectors=0,
-        num_shards=0,
-        shard_bounds=[],
-    )
-    index_vectors(root, manifest, [str(i) for i in range(len(vectors))], vectors, args.shards, train_sample=1)
+    ids = [str(i) for i in range(len(vectors))]
+    index_external_vectors(root, "bench", ids, vectors, num_shards=args.shards, train_sample=1)
     sharded = ShardedIndex(root, "bench", shard_cpus=1.0 / args.shards)
     exact = faiss.IndexFlatIP(args.dim)
     exact.add(vectors)

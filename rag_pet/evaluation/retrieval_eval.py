@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from rag_pet.config import RagPetConfig
-from rag_pet.data import load_beir, load_qa_split, load_scifact
+from rag_pet.data import Passage, load_beir, load_qa_split, load_scifact
 from rag_pet.evaluation.retrieval_metrics import Qrels, retrieval_scores, to_run
 from rag_pet.storage import write_json_atomic, write_text_atomic
 
@@ -34,11 +34,11 @@ def queries_and_qrels(config: RagPetConfig) -> tuple[list[str], list[str], Qrels
     return query_ids, [dataset.queries[qid] for qid in query_ids], {qid: qrels[qid] for qid in query_ids}
 
 
-def dense_rankings(config: RagPetConfig, texts: list[str], k: int) -> list[Ranking]:
+def dense_rankings(config: RagPetConfig, passages: list[Passage], texts: list[str], k: int) -> list[Ranking]:
     """Top-k from the latest (or configured) index version, after checking it fits this encoder and corpus."""
     from rag_pet.models.encoder import build_encoder
     from rag_pet.retrieval.build import index_name
-    from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
+    from rag_pet.retrieval.corpus import corpus_sha256
     from rag_pet.retrieval.sharded import ShardedIndex
     from rag_pet.retrieval.store import check_compatible
 
@@ -54,9 +54,7 @@ def dense_rankings(config: RagPetConfig, texts: list[str], k: int) -> list[Ranki
         max_restarts=config.index.max_restarts,
     )
     try:
-        check_compatible(
-            index.manifest, encoder.dim, corpus_sha256(load_corpus(config.index)), encoder.doc_weights_hash()
-        )
+        check_compatible(index.manifest, encoder.dim, corpus_sha256(passages), encoder.doc_weights_hash())
         with torch.inference_mode():
             queries = np.concatenate(
                 [encoder.encode_queries(texts[i : i + 64]).numpy() for i in range(0, len(texts), 64)]
@@ -77,12 +75,13 @@ def evaluate_retrieval(config: RagPetConfig, out_dir: Path) -> list[dict]:
     from rag_pet.retrieval.fusion import reciprocal_rank_fusion
 
     query_ids, texts, qrels = queries_and_qrels(config)
+    passages = load_corpus(config.index)
     k, methods = config.eval.retrieval_k, config.eval.retrieval_methods
     rankings: dict[str, list[Ranking]] = {}
     if "dense" in methods or "hybrid" in methods:
-        rankings["dense"] = dense_rankings(config, texts, k)
+        rankings["dense"] = dense_rankings(config, passages, texts, k)
     if "bm25" in methods or "hybrid" in methods:
-        rankings["bm25"] = BM25Retriever(load_corpus(config.index)).search(texts, k)
+        rankings["bm25"] = BM25Retriever(passages).search(texts, k)
     if "hybrid" in methods:
         rankings["hybrid"] = [
             reciprocal_rank_fusion([d, b], k) for d, b in zip(rankings["dense"], rankings["bm25"], strict=True)

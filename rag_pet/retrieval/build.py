@@ -84,3 +84,32 @@ def index_vectors(
     directory = write_version(root, manifest, ids, shards)
     logger.info("wrote %s (%d vectors, %d shards)", directory, len(vectors), len(bounds))
     return directory, manifest
+
+
+def index_external_vectors(
+    root: Path,
+    name: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    *,
+    factory: str = "Flat",
+    metric: str = "ip",
+    num_shards: int = 1,
+    train_sample: int = 50000,
+) -> tuple[Path, Manifest]:
+    """Index vectors made outside the encoding pipeline (benchmarks, a user's own embeddings): no hashes to check."""
+    manifest = Manifest(
+        name=name,
+        version=0,
+        encoder="external",
+        encoder_weights_sha256="",
+        corpus="external",
+        corpus_sha256="",
+        factory=factory,
+        metric=metric,
+        dim=0,
+        num_vectors=0,
+        num_shards=0,
+        shard_bounds=[],
+    )
+    return index_vectors(Path(root), manifest, ids, vectors, num_shards, train_sample)

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import ray
 
-from rag_pet.retrieval.build import index_vectors
+from rag_pet.retrieval.build import index_external_vectors
 from rag_pet.retrieval.sharded import SearchError, ShardedIndex
-from rag_pet.retrieval.store import Manifest
 
 
 def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
@@ -16,22 +15,8 @@ def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
 
 
 def write_flat(root, name, vectors, num_shards, metric="ip"):
-    manifest = Manifest(
-        name=name,
-        version=0,
-        encoder="random",
-        encoder_weights_sha256="-",
-        corpus="random",
-        corpus_sha256="-",
-        factory="Flat",
-        metric=metric,
-        dim=0,
-        num_vectors=0,
-        num_shards=0,
-        shard_bounds=[],
-    )
     ids = [f"doc-{i}" for i in range(len(vectors))]
-    return index_vectors(root, manifest, ids, vectors, num_shards, train_sample=1000)
+    return index_external_vectors(root, name, ids, vectors, metric=metric, num_shards=num_shards, train_sample=1000)
 
 
 def assert_matches_exact(index: ShardedIndex, vectors: np.ndarray, queries: np.ndarray, k: int, metric="ip"):

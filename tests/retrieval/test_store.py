@@ -56,7 +56,7 @@ def test_missing_index_and_version_name_what_exists(tmp_path):
 
 def test_manifest_mismatches_are_refused(tmp_path):
     _, manifest = write_flat(tmp_path, "family", np.eye(8, dtype=np.float32), num_shards=1)
-    check_compatible(manifest, dim=8, corpus_sha256="-", encoder_sha256="-")
+    check_compatible(manifest, dim=8, corpus_sha256="", encoder_sha256="")
     with pytest.raises(IndexStoreError, match="holds 8-d vectors but the encoder gives 384-d"):
         check_compatible(manifest, dim=384)
     with pytest.raises(IndexStoreError, match="another corpus"):
