@@ -2,6 +2,7 @@
 
 from rag_pet.config.load import register_configs, to_config, to_dict
 from rag_pet.config.schema import (
+    PEFT_METHODS_TRAINABLE,
     DataConfig,
     EvalConfig,
     IndexConfig,
@@ -14,6 +15,7 @@ from rag_pet.config.schema import (
 )
 
 __all__ = [
+    "PEFT_METHODS_TRAINABLE",
     "DataConfig",
     "EvalConfig",
     "IndexConfig",

@@ -13,7 +13,8 @@ TEMPLATES = ("closed_book",)
 MODEL_SOURCES = ("tiny", "smollm2", "path")
 TINY_ARCHS = ("llama", "t5")
 DTYPES = ("float32", "bfloat16", "float16")
-PEFT_METHODS = ("lora", "full", "frozen")
+PEFT_METHODS = ("lora", "dora", "adalora", "ia3", "loha", "lokr", "prefix", "prompt", "ptuning", "full", "frozen")
+PEFT_METHODS_TRAINABLE = tuple(m for m in PEFT_METHODS if m != "frozen")
 PRECISIONS = ("fp32", "bf16")
 ENCODER_SOURCES = ("minilm", "tiny", "path")
 POOLINGS = ("mean", "cls")
@@ -108,11 +109,13 @@ class PeftConfig:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] | None = None
+    num_virtual_tokens: int = 20
 
     def __post_init__(self) -> None:
         _one_of("peft.method", self.method, PEFT_METHODS)
         _positive("peft.r", self.r)
         _positive("peft.alpha", self.alpha)
+        _positive("peft.num_virtual_tokens", self.num_virtual_tokens)
         if not 0.0 <= self.dropout < 1.0:
             raise RagPetConfigError("peft.dropout", self.dropout, "a probability in [0, 1)")
 

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model, set_peft_model_state_dict
+import torch
+from peft import (
+    AdaLoraConfig,
+    AdaLoraModel,
+    IA3Config,
+    LoHaConfig,
+    LoKrConfig,
+    LoraConfig,
+    PeftModel,
+    PrefixTuningConfig,
+    PromptEncoderConfig,
+    PromptTuningConfig,
+    TaskType,
+    get_peft_model,
+    set_peft_model_state_dict,
+)
+from peft import PeftConfig as PeftConfigBase
 from safetensors.torch import load_file
 from torch import nn
 from transformers import PreTrainedModel
@@ -25,19 +41,39 @@ def target_modules(config: PeftConfig) -> list[str] | str | None:
     return list(config.target_modules)
 
 
-def build_peft_config(config: PeftConfig, is_seq2seq: bool) -> LoraConfig:
-    """The `peft` config object for our config."""
+def build_peft_config(config: PeftConfig, is_seq2seq: bool, total_steps: int) -> PeftConfigBase:
+    """The `peft` config object for `peft.method`, built by peft's own config class for that method."""
     task = TaskType.SEQ_2_SEQ_LM if is_seq2seq else TaskType.CAUSAL_LM
-    return LoraConfig(
-        task_type=task,
-        r=config.r,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=target_modules(config),
+    targets = target_modules(config)
+    lora = dict(
+        task_type=task, r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=targets
     )
+    builders = {
+        "lora": lambda: LoraConfig(**lora),
+        "dora": lambda: LoraConfig(**lora, use_dora=True),
+        "adalora": lambda: AdaLoraConfig(
+            **{**lora, "r": 8},
+            init_r=config.r,
+            target_r=max(1, config.r // 2),
+            total_step=total_steps,
+            tinit=0,
+            tfinal=0,
+        ),
+        "ia3": lambda: IA3Config(
+            task_type=task, target_modules=targets, feedforward_modules=[] if targets == ALL_LINEAR else None
+        ),
+        "loha": lambda: LoHaConfig(task_type=task, r=config.r, alpha=config.alpha, target_modules=targets),
+        "lokr": lambda: LoKrConfig(task_type=task, r=config.r, alpha=config.alpha, target_modules=targets),
+        "prefix": lambda: PrefixTuningConfig(task_type=task, num_virtual_tokens=config.num_virtual_tokens),
+        "prompt": lambda: PromptTuningConfig(task_type=task, num_virtual_tokens=config.num_virtual_tokens),
+        "ptuning": lambda: PromptEncoderConfig(
+            task_type=task, num_virtual_tokens=config.num_virtual_tokens, encoder_hidden_size=config.r * 8
+        ),
+    }
+    return builders[config.method]()
 
 
-def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool) -> nn.Module:
+def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool, total_steps: int = 1) -> nn.Module:
     """Wrap or freeze `model` so that exactly the parameters the method trains require grad."""
     if config.method == "full":
         model.requires_grad_(True)
@@ -46,13 +82,24 @@ def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool) ->
         model.requires_grad_(False)
         return model
     try:
-        return get_peft_model(model, build_peft_config(config, is_seq2seq))
-    except ValueError as err:
-        if "target_modules" in str(err) or "Target modules" in str(err):
+        return get_peft_model(model, build_peft_config(config, is_seq2seq, total_steps))
+    except (ValueError, KeyError) as err:
+        message = str(err).strip().splitlines()[0]
+        if "target_modules" in message or "Target modules" in message or "not found in the base model" in message:
             raise RagPetConfigError(
-                "peft.target_modules", config.target_modules, f"module names present in the model ({err})"
+                "peft.target_modules", config.target_modules, f"module names in the model ({message})"
             ) from None
-        raise
+        arch = getattr(model.config, "model_type", "?")
+        raise RagPetConfigError(
+            "peft.method", config.method, f"a method peft supports for {arch} models ({message})"
+        ) from None
+
+
+def after_optimizer_step(model: nn.Module, step: int) -> None:
+    """Per-step bookkeeping some methods need: AdaLoRA re-allocates ranks from the fresh gradients."""
+    base = getattr(unwrap(model), "base_model", None)
+    if isinstance(base, AdaLoraModel):
+        base.update_and_allocate(step)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -70,6 +117,18 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_trained(model: nn.Module, directory: Path) -> None:
     """Save what was trained: the adapter (PEFT) or the whole model (full), as safetensors."""
     unwrap(model).save_pretrained(directory, safe_serialization=True)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train, by name, detached on CPU (contiguous, as safetensors wants)."""
+    return {n: p.detach().cpu().contiguous() for n, p in unwrap(model).named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy a `trainable_state` back into the same model; every saved name must exist."""
+    unexpected = unwrap(model).load_state_dict(state, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"checkpoint holds parameters this model lacks: {unexpected[:3]}")
 
 
 def load_trained_state(model: nn.Module, directory: Path) -> None:

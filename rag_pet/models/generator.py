@@ -89,6 +89,17 @@ def _tiny_config(config: ModelConfig, tokenizer: PreTrainedTokenizerBase):
     )
 
 
+def build_skeleton(config: ModelConfig) -> tuple[PreTrainedModel, bool]:
+    """The generator's architecture on the meta device (no weights, no memory): for validating adaptations."""
+    tokenizer = build_tokenizer(config)
+    source = weights_dir(config)
+    model_config = _tiny_config(config, tokenizer) if source is None else AutoConfig.from_pretrained(source)
+    is_seq2seq = bool(model_config.is_encoder_decoder)
+    auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    with torch.device("meta"):
+        return auto.from_config(model_config), is_seq2seq
+
+
 def build_generator(config: ModelConfig, weights: Path | None = None) -> Generator:
     """Load (or, for `source=tiny`, initialise) the generator; `weights` overrides the pretrained directory."""
     tokenizer = build_tokenizer(config)

@@ -7,12 +7,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from peft import PeftModel
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rag_pet.models import load_trained_state, save_trained
+from rag_pet.models import load_trained_state, save_trained, unwrap
+from rag_pet.models.adaptation import load_trainable_state, trainable_state
 from rag_pet.storage import write_json_atomic
 
 MODEL_DIR = "model"
+TRAINABLE_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "train_state.json"
 
@@ -30,8 +34,15 @@ class TrainState:
 
 
 def save_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler, state: TrainState) -> None:
-    """Write a complete checkpoint into `directory` (the caller makes it atomic)."""
+    """Write a complete checkpoint into `directory` (the caller makes it atomic).
+
+    `model/` is the export (`save_pretrained`: adapter or full model) that evaluation and serving load. Adapters
+    also keep their live parameters in `trainable.safetensors`, because an export may differ in shape from the
+    training state (AdaLoRA saves its pruned ranks) and resuming needs the latter.
+    """
     save_trained(model, directory / MODEL_DIR)
+    if isinstance(unwrap(model), PeftModel):
+        save_file(trainable_state(model), directory / TRAINABLE_FILE)
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, directory / OPTIMIZER_FILE)
     write_json_atomic(directory / STATE_FILE, asdict(state))
 
@@ -41,9 +52,17 @@ def read_state(directory: Path) -> TrainState:
     return TrainState(**json.loads((directory / STATE_FILE).read_text()))
 
 
+def load_weights(directory: Path, model: nn.Module) -> None:
+    """Put a checkpoint's trained weights into an already built model of the same configuration."""
+    if (directory / TRAINABLE_FILE).is_file():
+        load_trainable_state(model, load_file(directory / TRAINABLE_FILE))
+    else:
+        load_trained_state(model, directory / MODEL_DIR)
+
+
 def restore_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler) -> TrainState:
     """Load weights, optimizer and scheduler from `directory` into live objects; return the progress."""
-    load_trained_state(model, directory / MODEL_DIR)
+    load_weights(directory, model)
     states = torch.load(directory / OPTIMIZER_FILE, weights_only=True, map_location="cpu")
     optimizer.load_state_dict(states["optimizer"])
     scheduler.load_state_dict(states["scheduler"])

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
-from rag_pet.models.generator import weights_dir
+from rag_pet.models import adapt_model
+from rag_pet.models.generator import build_skeleton, weights_dir
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext, resolve_device
@@ -89,6 +90,8 @@ def launch_training(config: RagPetConfig) -> TrainingResult:
     start = time.perf_counter()
     load_training_examples(config, config.trainer.num_workers)  # bad data fails here, before Ray starts
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
+    skeleton, is_seq2seq = build_skeleton(config.model)
+    adapt_model(skeleton, config.peft, is_seq2seq, config.trainer.max_steps)  # so do bad methods and target modules
     storage = storage_location(config)
     if config.trainer.launcher == "ray":
         final = _run_with_ray(config, storage)

@@ -20,6 +20,7 @@ from rag_pet.data import QAExample, load_qa_split
 from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model, build_generator, count_parameters
+from rag_pet.models.adaptation import after_optimizer_step
 from rag_pet.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
 from rag_pet.training.context import TrainContext
 
@@ -60,7 +61,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
     trainer = config.trainer
     torch.manual_seed(config.seed)
     generator = build_generator(config.model)
-    model = adapt_model(generator.model, config.peft, generator.is_seq2seq)
+    model = adapt_model(generator.model, config.peft, generator.is_seq2seq, trainer.max_steps)
     trainable, total = count_parameters(model)
     encoder = PromptEncoder(
         generator.tokenizer,
@@ -95,6 +96,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
         optimizer.step()
+        after_optimizer_step(model, state.step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1

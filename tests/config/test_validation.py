@@ -13,7 +13,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     ("override", "field", "allowed"),
     [
-        ("peft.method=bogus", "peft.method", "one of lora, full, frozen"),
+        (
+            "peft.method=bogus",
+            "peft.method",
+            "one of lora, dora, adalora, ia3, loha, lokr, prefix, prompt, ptuning, full, frozen",
+        ),
         ("trainer.lr=-1", "trainer.lr", "a number > 0"),
         ("trainer.num_workers=0", "trainer.num_workers", "a number > 0"),
         ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
@@ -57,7 +61,11 @@ def test_jsonl_dataset_needs_a_path():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("peft.method=bogus", "config error: peft.method='bogus' is invalid; allowed: one of lora, full, frozen"),
+        (
+            "peft.method=bogus",
+            "config error: peft.method='bogus' is invalid; allowed: one of lora, dora, adalora, ia3, loha, lokr, "
+            "prefix, prompt, ptuning, full, frozen",
+        ),
         ("trainer.lr=-1", "config error: trainer.lr=-1.0 is invalid; allowed: a number > 0"),
     ],
 )

@@ -33,3 +33,8 @@ def test_bad_training_data_fails_before_ray_starts(tiny_config, tmp_path):
 def test_too_few_examples_for_the_workers_is_a_config_error(tiny_config):
     with pytest.raises(RagPetConfigError, match=r"data.max_train_examples=8 .* >= trainer.batch_size x workers = 16"):
         launch_training(tiny_config("trainer.num_workers=2", "trainer.batch_size=8"))
+
+
+def test_a_target_module_the_model_lacks_fails_before_ray_starts(tiny_config):
+    with pytest.raises(RagPetConfigError, match=r"peft.target_modules=\['nope'\] .* not found in the base model"):
+        launch_training(tiny_config("peft.target_modules=[nope]"))
