@@ -102,6 +102,11 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "train_steps": state.step,
                 "train_seconds": state.train_seconds,
                 "train_wall_seconds": result.wall_seconds,
+                "train_tokens": state.tokens,
+                "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else None,
+                "train_flops": state.flops,
+                "peak_memory_bytes": state.peak_memory_bytes,
+                "mfu": state.mfu,
                 "model_dir": str(result.model_dir),
             }
             if config.eval.after_training:

@@ -14,6 +14,7 @@ def test_experiment_writes_everything_a_researcher_needs(ray_local, tiny_config)
     assert [row["method"] for row in summary["rows"]] == ["zero-shot", "lora"]
     lora = summary["rows"][1]
     assert lora["trainable_params"] > 0 and lora["train_steps"] == 4
+    assert lora["train_tokens"] > 0 and lora["train_flops"] > 0 and lora["peak_memory_bytes"] > 0
     for label in ("zero_shot", "lora"):
         metrics = json.loads(open(f"{run_dir}/eval/{label}/metrics.json").read())
         assert metrics["count"] == 8 and 0.0 <= metrics["f1"] <= 1.0

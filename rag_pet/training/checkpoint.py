@@ -30,6 +30,9 @@ class TrainState:
     tokens: int = 0
     trainable_params: int = 0
     total_params: int = 0
+    flops: float = 0.0
+    peak_memory_bytes: int = 0
+    mfu: float | None = None
     history: list[dict] = field(default_factory=list)
 
 

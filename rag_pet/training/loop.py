@@ -21,6 +21,12 @@ from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model, build_generator, count_parameters
 from rag_pet.models.adaptation import after_optimizer_step
+from rag_pet.training.accounting import (
+    device_peak_flops,
+    model_flops_utilisation,
+    peak_memory_bytes,
+    training_flops,
+)
 from rag_pet.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
 from rag_pet.training.context import TrainContext
 
@@ -85,6 +91,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
     autocast = partial(
         torch.autocast, device_type=ctx.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16"
     )
+    peak_flops = device_peak_flops(ctx.device)
     model.train()
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     for batch in _batches(loader, sampler, state.step):
@@ -109,6 +116,9 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         tokens = round(ctx.all_reduce_mean(window_tokens) * ctx.world_size)
         state.train_seconds += elapsed
         state.tokens += tokens
+        state.flops += training_flops(total, trainable, tokens)
+        state.peak_memory_bytes = max(state.peak_memory_bytes, peak_memory_bytes(ctx.device))
+        state.mfu = model_flops_utilisation(state.flops, state.train_seconds, ctx.world_size, peak_flops)
         record = {
             "step": state.step,
             "loss": ctx.all_reduce_mean(window_loss / window_steps),
@@ -125,7 +135,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
                 record["lr"],
                 record["tokens_per_s"],
             )
-        metrics = {**record, "train_seconds": state.train_seconds}
+        metrics = {**record, "train_seconds": state.train_seconds, "peak_memory_bytes": state.peak_memory_bytes}
         _report(
             ctx, model, optimizer, scheduler, state, metrics, save=last or state.step % trainer.checkpoint_every == 0
         )

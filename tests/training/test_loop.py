@@ -21,6 +21,11 @@ def test_lora_loss_goes_down_on_a_memorisable_batch(tiny_config, tmp_path):
     assert len(losses) == 30
     assert losses[-1] < 0.5 * losses[0]
     assert state["trainable_params"] > 0 and state["step"] == 30
+    # accounting: 30 steps x 4 examples of real tokens, FLOPs from the parameter counts, this process's peak RSS
+    assert state["tokens"] > 30 * 4 * 5
+    assert state["flops"] == state["tokens"] * (4 * state["total_params"] + 2 * state["trainable_params"])
+    assert state["peak_memory_bytes"] > 100 * 2**20
+    assert state["mfu"] is None  # no known peak on CPU
 
 
 def test_full_finetuning_and_seq2seq_also_learn(tiny_config, tmp_path):
