@@ -51,7 +51,7 @@ def build_peft_config(config: PeftConfig, is_seq2seq: bool, total_steps: int) ->
     builders = {
         "lora": lambda: LoraConfig(**lora),
         "dora": lambda: LoraConfig(**lora, use_dora=True),
-        "adalora": lambda: AdaLoraConfig(
+        "adalora": lambda: AdaLoraConfig(  # ignores (and warns about) r: peft.r is its initial rank instead
             **{**lora, "r": 8},
             init_r=config.r,
             target_r=max(1, config.r // 2),
