@@ -4,7 +4,7 @@ from rag_pet.models.adaptation import (
     adapt_model,
     attach_adapter,
     count_parameters,
-    load_trained_state,
+    load_full_model_state,
     save_trained,
     unwrap,
 )
@@ -17,7 +17,7 @@ __all__ = [
     "build_generator",
     "build_tokenizer",
     "count_parameters",
-    "load_trained_state",
+    "load_full_model_state",
     "save_trained",
     "unwrap",
 ]

@@ -18,7 +18,6 @@ from peft import (
     PromptTuningConfig,
     TaskType,
     get_peft_model,
-    set_peft_model_state_dict,
 )
 from peft import PeftConfig as PeftConfigBase
 from safetensors.torch import load_file
@@ -28,7 +27,6 @@ from transformers import PreTrainedModel
 from rag_pet.config import PeftConfig
 from rag_pet.errors import RagPetConfigError
 
-ADAPTER_FILE = "adapter_model.safetensors"
 ALL_LINEAR = "all-linear"
 
 
@@ -131,14 +129,10 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
         raise ValueError(f"checkpoint holds parameters this model lacks: {unexpected[:3]}")
 
 
-def load_trained_state(model: nn.Module, directory: Path) -> None:
-    """Copy weights saved by `save_trained` back into an already built model of the same shape (resume)."""
-    model = unwrap(model)
-    if isinstance(model, PeftModel):
-        set_peft_model_state_dict(model, load_file(directory / ADAPTER_FILE))
-        return
+def load_full_model_state(model: nn.Module, directory: Path) -> None:
+    """Copy a fully fine-tuned model saved by `save_trained` back into an already built model (resume)."""
     for shard in sorted(directory.glob("*.safetensors")):
-        model.load_state_dict(load_file(shard), strict=False)
+        unwrap(model).load_state_dict(load_file(shard), strict=False)
 
 
 def attach_adapter(base: PreTrainedModel, directory: Path) -> PeftModel:

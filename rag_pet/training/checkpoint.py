@@ -11,7 +11,7 @@ from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rag_pet.models import load_trained_state, save_trained, unwrap
+from rag_pet.models import load_full_model_state, save_trained, unwrap
 from rag_pet.models.adaptation import load_trainable_state, trainable_state
 from rag_pet.storage import write_json_atomic
 
@@ -56,11 +56,11 @@ def read_state(directory: Path) -> TrainState:
 
 
 def load_weights(directory: Path, model: nn.Module) -> None:
-    """Put a checkpoint's trained weights into an already built model of the same configuration."""
+    """Put a checkpoint's trained weights into an already built model: adapter state, or the full model."""
     if (directory / TRAINABLE_FILE).is_file():
         load_trainable_state(model, load_file(directory / TRAINABLE_FILE))
     else:
-        load_trained_state(model, directory / MODEL_DIR)
+        load_full_model_state(model, directory / MODEL_DIR)
 
 
 def restore_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler) -> TrainState:
