@@ -4,6 +4,7 @@ from rag_pet.config.load import register_configs, to_config, to_dict
 from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
     DataConfig,
+    DeepSpeedConfig,
     EvalConfig,
     IndexConfig,
     ModelConfig,
@@ -17,6 +18,7 @@ from rag_pet.config.schema import (
 __all__ = [
     "PEFT_METHODS_TRAINABLE",
     "DataConfig",
+    "DeepSpeedConfig",
     "EvalConfig",
     "IndexConfig",
     "ModelConfig",

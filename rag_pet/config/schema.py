@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from rag_pet.errors import RagPetConfigError
 
@@ -15,7 +16,8 @@ TINY_ARCHS = ("llama", "t5")
 DTYPES = ("float32", "bfloat16", "float16")
 PEFT_METHODS = ("lora", "dora", "adalora", "ia3", "loha", "lokr", "prefix", "prompt", "ptuning", "full", "frozen")
 PEFT_METHODS_TRAINABLE = tuple(m for m in PEFT_METHODS if m != "frozen")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+ZERO_STAGES = (0, 1, 2, 3)
 ENCODER_SOURCES = ("minilm", "tiny", "path")
 POOLINGS = ("mean", "cls")
 CORPORA = ("squad", "scifact", "beir")
@@ -135,6 +137,7 @@ class TrainerConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
+    grad_accum_steps: int = 1
     log_every: int = 10
     checkpoint_every: int = 50
     num_to_keep: int = 2
@@ -144,7 +147,16 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         _one_of("trainer.launcher", self.launcher, LAUNCHERS)
         _one_of("trainer.precision", self.precision, PRECISIONS)
-        for name in ("num_workers", "max_steps", "batch_size", "lr", "log_every", "checkpoint_every", "num_to_keep"):
+        for name in (
+            "num_workers",
+            "max_steps",
+            "batch_size",
+            "lr",
+            "grad_accum_steps",
+            "log_every",
+            "checkpoint_every",
+            "num_to_keep",
+        ):
             _positive(f"trainer.{name}", getattr(self, name))
         for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
             _positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
@@ -156,6 +168,30 @@ class TrainerConfig:
             raise RagPetConfigError(
                 "trainer.storage_path", self.storage_path, "a local directory with trainer.launcher=local"
             )
+
+
+@dataclass
+class DeepSpeedConfig:
+    """DeepSpeed ZeRO inside every train worker; disabled, the same loop runs under DDP.
+
+    Precision, clipping, accumulation, learning rate and batch size come from `trainer`, so one experiment switches
+    between DDP and any ZeRO stage without changing what it optimises. `config` is merged over the generated
+    DeepSpeed JSON for any knob not named here (bucket sizes, prefetching, ...).
+    """
+
+    enabled: bool = False
+    zero_stage: int = 2
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    torch_adam: bool = True
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _one_of("deepspeed.zero_stage", self.zero_stage, ZERO_STAGES)
+        if self.offload_optimizer and self.zero_stage == 0:
+            raise RagPetConfigError("deepspeed.offload_optimizer", True, "false with zero_stage 0 (needs ZeRO 1-3)")
+        if self.offload_params and self.zero_stage != 3:
+            raise RagPetConfigError("deepspeed.offload_params", True, "false unless deepspeed.zero_stage=3")
 
 
 @dataclass
@@ -282,6 +318,7 @@ class RagPetConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
@@ -291,4 +328,15 @@ class RagPetConfig:
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
             raise RagPetConfigError(
                 "model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)"
+            )
+        if self.trainer.precision == "fp16" and not self.trainer.use_gpu:
+            raise RagPetConfigError(
+                "trainer.precision", "fp16", "fp32 or bf16 on CPU (set trainer.use_gpu=true for fp16)"
+            )
+        if self.deepspeed.enabled and self.peft.method == "adalora":
+            raise RagPetConfigError(
+                "peft.method",
+                "adalora",
+                "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
+                " ZeRO keeps partitioned); or run it under DDP with deepspeed=disabled",
             )

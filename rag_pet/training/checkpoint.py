@@ -1,4 +1,4 @@
-"""What a training checkpoint holds (trained weights, optimizer and scheduler, progress) and how it is restored."""
+"""What a training checkpoint holds besides optimizer state: trained weights, their export, and the progress record."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -17,7 +16,6 @@ from rag_pet.storage import write_json_atomic
 
 MODEL_DIR = "model"
 TRAINABLE_FILE = "trainable.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "train_state.json"
 
 
@@ -36,8 +34,8 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def save_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler, state: TrainState) -> None:
-    """Write a complete checkpoint into `directory` (the caller makes it atomic).
+def save_model_files(directory: Path, model: nn.Module) -> None:
+    """Write the trained weights of an unsharded model into `directory` (the caller makes it atomic).
 
     `model/` is the export (`save_pretrained`: adapter or full model) that evaluation and serving load. Adapters
     also keep their live parameters in `trainable.safetensors`, because an export may differ in shape from the
@@ -46,7 +44,10 @@ def save_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler, sta
     save_trained(model, directory / MODEL_DIR)
     if isinstance(unwrap(model), PeftModel):
         save_file(trainable_state(model), directory / TRAINABLE_FILE)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, directory / OPTIMIZER_FILE)
+
+
+def write_state(directory: Path, state: TrainState) -> None:
+    """Write the progress record of a checkpoint."""
     write_json_atomic(directory / STATE_FILE, asdict(state))
 
 
@@ -61,12 +62,3 @@ def load_weights(directory: Path, model: nn.Module) -> None:
         load_trainable_state(model, load_file(directory / TRAINABLE_FILE))
     else:
         load_full_model_state(model, directory / MODEL_DIR)
-
-
-def restore_checkpoint(directory: Path, model: nn.Module, optimizer, scheduler) -> TrainState:
-    """Load weights, optimizer and scheduler from `directory` into live objects; return the progress."""
-    load_weights(directory, model)
-    states = torch.load(directory / OPTIMIZER_FILE, weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(states["optimizer"])
-    scheduler.load_state_dict(states["scheduler"])
-    return read_state(directory)

@@ -24,6 +24,7 @@ class TrainContext(Protocol):
     """What the train loop needs to know about where it runs."""
 
     rank: int
+    local_rank: int
     world_size: int
     device: torch.device
 
@@ -54,6 +55,7 @@ class LocalContext:
     """One process, no Ray: checkpoints go atomically to `<storage>/checkpoint_<step>`, newest `keep` kept."""
 
     rank = 0
+    local_rank = 0
     world_size = 1
 
     def __init__(self, storage: Path, device: torch.device, keep: int = 2):

@@ -99,4 +99,8 @@ def launch_training(config: RagPetConfig) -> TrainingResult:
         context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
         train_generator(config, context)
         final = context.checkpoints()[-1]
+    if config.deepspeed.enabled:
+        from rag_pet.training.export import export_deepspeed_checkpoint
+
+        export_deepspeed_checkpoint(final, config)
     return TrainingResult(final, read_state(final), time.perf_counter() - start)

@@ -12,30 +12,30 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from transformers import get_linear_schedule_with_warmup
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data import QAExample, load_qa_split
 from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model, build_generator, count_parameters
-from rag_pet.models.adaptation import after_optimizer_step
 from rag_pet.training.accounting import (
     device_peak_flops,
     model_flops_utilisation,
     peak_memory_bytes,
     training_flops,
 )
-from rag_pet.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
+from rag_pet.training.checkpoint import TrainState, read_state, write_state
 from rag_pet.training.context import TrainContext
+from rag_pet.training.engine import TorchEngine, TrainEngine
 
 logger = logging.getLogger(__name__)
 
 
-def _batches(loader: DataLoader, sampler: DistributedSampler, start_step: int) -> Iterator[dict]:
-    """Endless batches in a seeded order, starting where a run that did `start_step` steps stopped."""
-    first_epoch, offset = divmod(start_step, len(loader))
+def _batches(loader: DataLoader, sampler: DistributedSampler, start: int) -> Iterator[dict]:
+    """Endless micro-batches in a seeded order, starting where a run that consumed `start` of them stopped."""
+    first_epoch, offset = divmod(start, len(loader))
     for epoch in itertools.count(first_epoch):
         sampler.set_epoch(epoch)
         yield from itertools.islice(loader, offset, None)
@@ -62,8 +62,17 @@ def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContex
     ), sampler
 
 
+def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> TrainEngine:
+    """DeepSpeed when `deepspeed.enabled`, else plain PyTorch (DDP under Ray Train with several workers)."""
+    if config.deepspeed.enabled:
+        from rag_pet.training.deepspeed_engine import DeepSpeedEngine
+
+        return DeepSpeedEngine(model, config, ctx)
+    return TorchEngine(model, config.trainer, ctx)
+
+
 def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
-    """Train the configured generator for `trainer.max_steps` steps, resuming from the latest checkpoint."""
+    """Train the configured generator for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint."""
     trainer = config.trainer
     torch.manual_seed(config.seed)
     generator = build_generator(config.model)
@@ -77,38 +86,27 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         config.data.max_answer_tokens,
     )
     loader, sampler = _build_loader(config, encoder, ctx, generator.tokenizer.pad_token_id)
-    model = ctx.prepare_model(model)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=trainer.lr, weight_decay=trainer.weight_decay
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
+    engine = build_engine(model, config, ctx)
     state = TrainState()
     with ctx.latest_checkpoint() as checkpoint:
         if checkpoint is not None:
-            state = restore_checkpoint(checkpoint, model, optimizer, scheduler)
+            engine.load(checkpoint)
+            state = read_state(checkpoint)
             logger.info("resumed from %s at step %d", checkpoint, state.step)
     state.trainable_params, state.total_params = trainable, total
-    autocast = partial(
-        torch.autocast, device_type=ctx.device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16"
-    )
     peak_flops = device_peak_flops(ctx.device)
-    model.train()
+    engine.model.train()
+    micro_batches = _batches(loader, sampler, state.step * trainer.grad_accum_steps)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
-    for batch in _batches(loader, sampler, state.step):
-        if state.step >= trainer.max_steps:
-            break
-        batch = {name: tensor.to(ctx.device) for name, tensor in batch.items()}
-        with autocast():
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
-        optimizer.step()
-        after_optimizer_step(model, state.step)
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    while state.step < trainer.max_steps:
+        step_batches = [
+            {name: tensor.to(ctx.device) for name, tensor in batch.items()}
+            for batch in itertools.islice(micro_batches, trainer.grad_accum_steps)
+        ]
+        loss = engine.train_step(step_batches, state.step)
         state.step += 1
-        window_loss, window_steps = window_loss + loss.item(), window_steps + 1
-        window_tokens += int(batch["attention_mask"].sum())
+        window_loss, window_steps = window_loss + loss, window_steps + 1
+        window_tokens += sum(int(batch["attention_mask"].sum()) for batch in step_batches)
         last = state.step == trainer.max_steps
         if state.step % trainer.log_every and state.step % trainer.checkpoint_every and not last:
             continue
@@ -122,7 +120,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         record = {
             "step": state.step,
             "loss": ctx.all_reduce_mean(window_loss / window_steps),
-            "lr": scheduler.get_last_lr()[0],
+            "lr": engine.learning_rate(),
             "tokens_per_s": tokens / elapsed,
         }
         state.history.append(record)
@@ -136,18 +134,18 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
                 record["tokens_per_s"],
             )
         metrics = {**record, "train_seconds": state.train_seconds, "peak_memory_bytes": state.peak_memory_bytes}
-        _report(
-            ctx, model, optimizer, scheduler, state, metrics, save=last or state.step % trainer.checkpoint_every == 0
-        )
+        _report(ctx, engine, state, metrics, save=last or state.step % trainer.checkpoint_every == 0)
         window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     return asdict(state)
 
 
-def _report(ctx: TrainContext, model, optimizer, scheduler, state: TrainState, metrics: dict, save: bool) -> None:
+def _report(ctx: TrainContext, engine: TrainEngine, state: TrainState, metrics: dict, save: bool) -> None:
     if not save:
         ctx.report(metrics, None)
         return
     with tempfile.TemporaryDirectory(prefix="rag_pet_ckpt_") as tmp:
+        engine.save(Path(tmp), ctx.rank)
         if ctx.rank == 0:
-            save_checkpoint(Path(tmp), model, optimizer, scheduler, state)
-        ctx.report(metrics, Path(tmp) if ctx.rank == 0 else None)
+            write_state(Path(tmp), state)
+        writes = ctx.rank == 0 or engine.saves_on_every_rank
+        ctx.report(metrics, Path(tmp) if writes else None)

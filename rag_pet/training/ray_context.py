@@ -19,6 +19,7 @@ class RayTrainContext:
     def __init__(self) -> None:
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
+        self.local_rank = context.get_local_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
 

@@ -23,13 +23,21 @@ REPO = Path(__file__).resolve().parents[2]
         ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
         ("data.seen_holdout=1.5", "data.seen_holdout", "a fraction in [0, 1)"),
         ("model.dtype=float16", "model.dtype", "float32 or bfloat16 on CPU"),
-        ("trainer.precision=fp8", "trainer.precision", "one of fp32, bf16"),
+        ("trainer.precision=fp8", "trainer.precision", "one of fp32, bf16, fp16"),
+        ("trainer.precision=fp16", "trainer.precision", "fp32 or bf16 on CPU"),
+        ("deepspeed.zero_stage=5", "deepspeed.zero_stage", "one of 0, 1, 2, 3"),
+        (
+            "deepspeed=zero2 deepspeed.offload_params=true",
+            "deepspeed.offload_params",
+            "false unless deepspeed.zero_stage=3",
+        ),
+        ("deepspeed=zero3 peft=adalora", "peft.method", "a method other than adalora with deepspeed.enabled"),
         ("tracking.mode=cloud", "tracking.mode", "one of offline, online, disabled"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed):
     with pytest.raises(RagPetConfigError) as caught:
-        compose_config(["debug=tiny", override])
+        compose_config(["debug=tiny", *override.split()])
     assert caught.value.field == field
     message = str(caught.value)
     assert field in message and allowed in message

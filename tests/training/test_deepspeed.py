@@ -1,0 +1,117 @@
+"""DeepSpeed ZeRO in the train loop: its JSON, ZeRO-2/3 on 2 Ray Train workers against DDP, resume and export."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from rag_pet.errors import RagPetConfigError
+from rag_pet.models import attach_adapter, build_generator
+from rag_pet.training import LocalContext, launch_training, train_generator
+from rag_pet.training.deepspeed_engine import deepspeed_json
+from rag_pet.training.export import consolidated_state_dict, export_deepspeed_checkpoint
+from tests.conftest import compose_config
+
+# 8 examples = one optimizer step of 2 workers x 2 micro-batches x batch 2; no dropout, so runs are comparable
+COMPARABLE = (
+    "trainer.num_workers=2",
+    "trainer.cpus_per_worker=1",
+    "trainer.batch_size=2",
+    "trainer.grad_accum_steps=2",
+    "trainer.max_steps=4",
+    "trainer.log_every=1",
+    "trainer.checkpoint_every=2",
+    "peft.dropout=0",
+)
+
+
+def test_deepspeed_json_follows_the_trainer_and_deepspeed_groups(tiny_config):
+    config = tiny_config(
+        "deepspeed=zero3_offload",
+        "trainer.precision=bf16",
+        "trainer.grad_accum_steps=4",
+        "trainer.max_grad_norm=0.5",
+        "+deepspeed.config={zero_optimization: {reduce_bucket_size: 1000}}",
+    )
+    ds = deepspeed_json(config)
+    assert ds["train_micro_batch_size_per_gpu"] == config.trainer.batch_size
+    assert ds["gradient_accumulation_steps"] == 4 and ds["gradient_clipping"] == 0.5
+    assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
+    zero = ds["zero_optimization"]
+    assert zero["stage"] == 3 and zero["reduce_bucket_size"] == 1000  # the override merges, it does not replace
+    assert zero["offload_optimizer"]["device"] == "cpu" and zero["offload_param"]["device"] == "cpu"
+    assert ds["optimizer"]["params"]["torch_adam"] is True and ds["zero_force_ds_cpu_optimizer"] is False
+
+
+def test_zero2_and_zero3_on_two_ray_workers_match_ddp(ray_local, tiny_config, tmp_path):
+    runs = {}
+    for deepspeed in ("disabled", "zero2", "zero3"):
+        config = compose_config(["debug=tiny", *COMPARABLE, f"deepspeed={deepspeed}"], run_dir=tmp_path / deepspeed)
+        runs[deepspeed] = launch_training(config)
+    ddp_losses = [record["loss"] for record in runs["disabled"].state.history]
+    assert len(ddp_losses) == 4 and ddp_losses[-1] < ddp_losses[0]
+    for stage in ("zero2", "zero3"):
+        result = runs[stage]
+        assert [record["loss"] for record in result.state.history] == pytest.approx(ddp_losses, rel=1e-4)
+        state_dir = result.checkpoint_dir / "deepspeed" / "state"
+        assert sorted(path.name for path in state_dir.glob("zero_pp_rank_*_optim_states.pt")) == [
+            "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+            "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+        ]  # both workers' partitions merged into one checkpoint
+        exported = load_file(result.model_dir / "adapter_model.safetensors")
+        reference = load_file(runs["disabled"].model_dir / "adapter_model.safetensors")
+        assert exported.keys() == reference.keys()
+        for name, tensor in reference.items():
+            torch.testing.assert_close(exported[name], tensor, rtol=1e-3, atol=1e-5)
+    # the consolidated ZeRO-3 adapter loads the way evaluation loads any adapter, and predicts like DDP's
+    tokens = torch.arange(3, 19).reshape(2, 8)
+    logits = {}
+    for name in ("disabled", "zero3"):
+        model = attach_adapter(build_generator(tiny_config().model).model, runs[name].model_dir).eval()
+        with torch.no_grad():
+            logits[name] = model(input_ids=tokens).logits
+    torch.testing.assert_close(logits["zero3"], logits["disabled"], rtol=1e-3, atol=1e-4)
+
+
+def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path):
+    overrides = (
+        "deepspeed=zero3",
+        "data.max_train_examples=8",
+        "trainer.batch_size=2",
+        "trainer.max_steps=4",
+        "trainer.checkpoint_every=2",
+        "trainer.log_every=1",
+        "trainer.num_to_keep=3",
+        "peft.dropout=0",
+    )
+    straight_context = LocalContext(tmp_path / "straight", torch.device("cpu"), keep=3)
+    straight = train_generator(tiny_config(*overrides), straight_context)
+    halfway = straight_context.checkpoints()[0]
+    assert halfway.name == "checkpoint_00000002"
+    shutil.copytree(halfway, tmp_path / "resumed" / halfway.name)
+    resumed = train_generator(tiny_config(*overrides), LocalContext(tmp_path / "resumed", torch.device("cpu")))
+    assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
+
+
+def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_path):
+    config = tiny_config("deepspeed=zero3", "peft=full", "trainer.launcher=local", "trainer.max_steps=2")
+    result = launch_training(config)
+    consolidated = consolidated_state_dict(result.checkpoint_dir, zero_stage=3)
+    model = AutoModelForCausalLM.from_pretrained(result.model_dir)
+    initial = build_generator(config.model).model.state_dict()
+    trained = model.state_dict()
+    name = "model.layers.0.self_attn.q_proj.weight"
+    torch.testing.assert_close(trained[name], consolidated[name])
+    assert not torch.equal(trained[name], initial[name])
+    # exporting again is idempotent and atomic: the directory is replaced whole
+    export_deepspeed_checkpoint(result.checkpoint_dir, config)
+    torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(result.model_dir).state_dict()[name], trained[name])
+
+
+def test_resuming_with_the_other_engine_is_a_config_error(tiny_config, tmp_path):
+    overrides = ("trainer.launcher=local", f"trainer.storage_path={tmp_path / 'ckpt'}", "trainer.max_steps=2")
+    launch_training(tiny_config(*overrides))
+    with pytest.raises(RagPetConfigError, match="deepspeed.enabled=True is invalid; allowed: false, as in the run"):
+        launch_training(tiny_config(*overrides, "deepspeed=zero2", "trainer.max_steps=4"))
