@@ -21,7 +21,7 @@ STATE_FILE = "train_state.json"
 
 @dataclass
 class TrainState:
-    """Progress that must survive a restart: steps done, time spent, the logged history."""
+    """Progress that must survive a restart: steps done, time spent, the logged history, where it resumed."""
 
     step: int = 0
     train_seconds: float = 0.0
@@ -32,6 +32,7 @@ class TrainState:
     peak_memory_bytes: int = 0
     mfu: float | None = None
     history: list[dict] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)
 
 
 def save_model_files(directory: Path, model: nn.Module) -> None:

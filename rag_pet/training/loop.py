@@ -92,6 +92,7 @@ def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
         if checkpoint is not None:
             engine.load(checkpoint)
             state = read_state(checkpoint)
+            state.resumed_at.append(state.step)
             logger.info("resumed from %s at step %d", checkpoint, state.step)
     state.trainable_params, state.total_params = trainable, total
     peak_flops = device_peak_flops(ctx.device)
