@@ -83,11 +83,18 @@ def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool, to
         return get_peft_model(model, build_peft_config(config, is_seq2seq, total_steps))
     except (ValueError, KeyError) as err:
         message = str(err).strip().splitlines()[0]
+        arch = getattr(model.config, "model_type", "?")
+        if "Please specify `target_modules`" in message:  # peft knows no default targets for this architecture
+            raise RagPetConfigError(
+                "peft.method",
+                config.method,
+                f"a method peft supports for {arch} models (it has no default {config.method} targets for {arch};"
+                " name them in peft.target_modules, e.g. [all-linear])",
+            ) from None
         if "target_modules" in message or "Target modules" in message or "not found in the base model" in message:
             raise RagPetConfigError(
                 "peft.target_modules", config.target_modules, f"module names in the model ({message})"
             ) from None
-        arch = getattr(model.config, "model_type", "?")
         raise RagPetConfigError(
             "peft.method", config.method, f"a method peft supports for {arch} models ({message})"
         ) from None
@@ -101,10 +108,9 @@ def after_optimizer_step(model: nn.Module, step: int) -> None:
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
+    """(trainable, total) parameter counts; a ZeRO-3 partitioned parameter counts its full size (`ds_numel`)."""
+    sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in model.parameters()]
+    return sum(size for size, trains in sizes if trains), sum(size for size, _ in sizes)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

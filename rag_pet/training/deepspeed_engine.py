@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,19 @@ DEEPSPEED_DIR = "deepspeed"
 CHECKPOINT_TAG = "state"
 
 
-def deepspeed_json(config: RagPetConfig) -> dict[str, Any]:
-    """DeepSpeed's JSON config for this run, with `deepspeed.config` merged over it."""
+def deepspeed_json(config: RagPetConfig, hidden_size: int | None = None) -> dict[str, Any]:
+    """DeepSpeed's JSON config for this run, with `deepspeed.config` merged over it.
+
+    With the model's `hidden_size`, bucket sizes follow the rule Hugging Face's Trainer uses for DeepSpeed's "auto"
+    values (DeepSpeed's own defaults, 5e8 elements, allocate far more than a small model needs).
+    """
     trainer, ds = config.trainer, config.deepspeed
     zero: dict[str, Any] = {"stage": ds.zero_stage}
+    if hidden_size:
+        zero["reduce_bucket_size"] = hidden_size * hidden_size
+        if ds.zero_stage == 3:
+            zero["stage3_prefetch_bucket_size"] = int(0.9 * hidden_size * hidden_size)
+            zero["stage3_param_persistence_threshold"] = 10 * hidden_size
     if ds.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": trainer.use_gpu}
     if ds.offload_params:
@@ -47,15 +58,39 @@ def deepspeed_json(config: RagPetConfig) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(generated, ds.config), resolve=True)
 
 
-def _ensure_process_group(device: torch.device) -> None:
-    """A one-process group for standalone runs; Ray Train has already made one for its workers."""
+def _prepare_runtime(ctx: TrainContext) -> None:
+    """What DeepSpeed expects of its launcher: accelerator, LOCAL_RANK, and a process group (one of its own when
+    standalone; Ray Train has already made one for its workers)."""
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if ctx.device.type == "cuda" else "cpu")
+    os.environ.setdefault("LOCAL_RANK", str(ctx.local_rank))
     if dist.is_initialized():
         return
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = "nccl" if ctx.device.type == "cuda" else "gloo"
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
+@contextmanager
+def partitioned_construction(config: RagPetConfig, ctx: TrainContext) -> Iterator[None]:
+    """Under ZeRO-3, models built inside this block are partitioned as they are built (`deepspeed.zero.Init`,
+    entered by transformers while an `HfDeepSpeedConfig` is alive), so no worker ever holds the whole model.
+
+    Tiny models built from a config are left whole: zero.Init draws their random initial weights in another order,
+    and a seeded tiny model must be the same model under every engine.
+    """
+    if not (config.deepspeed.enabled and config.deepspeed.zero_stage == 3) or config.model.source == "tiny":
+        yield
+        return
+    _prepare_runtime(ctx)
+    from transformers.integrations import HfDeepSpeedConfig
+
+    zero3 = HfDeepSpeedConfig(deepspeed_json(config))
+    try:
+        yield
+    finally:
+        del zero3
 
 
 class DeepSpeedEngine:
@@ -68,16 +103,15 @@ class DeepSpeedEngine:
     saves_on_every_rank = True
 
     def __init__(self, model: nn.Module, config: RagPetConfig, ctx: TrainContext):
-        os.environ.setdefault("DS_ACCELERATOR", "cuda" if ctx.device.type == "cuda" else "cpu")
-        os.environ.setdefault("LOCAL_RANK", str(ctx.local_rank))  # what DeepSpeed's own launcher would set
+        _prepare_runtime(ctx)
         import deepspeed
 
-        _ensure_process_group(ctx.device)
+        hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
             model=model,
             model_parameters=[p for p in model.parameters() if p.requires_grad],
             lr_scheduler=linear_schedule(config.trainer),
-            config=deepspeed_json(config),
+            config=deepspeed_json(config, hidden_size),
         )
         self.model = self.engine.module
         self.excludes_frozen = any(not p.requires_grad for p in model.parameters())

@@ -73,6 +73,15 @@ def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> T
 
 def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
     """Train the configured generator for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint."""
+    if config.deepspeed.enabled:
+        from rag_pet.training.deepspeed_engine import partitioned_construction
+
+        with partitioned_construction(config, ctx):
+            return _train(config, ctx)
+    return _train(config, ctx)
+
+
+def _train(config: RagPetConfig, ctx: TrainContext) -> dict:
     trainer = config.trainer
     torch.manual_seed(config.seed)
     generator = build_generator(config.model)

@@ -45,11 +45,20 @@ def test_deepspeed_json_follows_the_trainer_and_deepspeed_groups(tiny_config):
     assert ds["optimizer"]["params"]["torch_adam"] is True and ds["zero_force_ds_cpu_optimizer"] is False
 
 
+def save_tiny_model(config, directory):
+    """The tiny model as a local checkpoint: loaded with `model=hf_path`, ZeRO-3 builds it partitioned (zero.Init)."""
+    generator = build_generator(config.model)
+    generator.model.save_pretrained(directory)
+    generator.tokenizer.save_pretrained(directory)
+    return directory
+
+
 def test_zero2_and_zero3_on_two_ray_workers_match_ddp(ray_local, tiny_config, tmp_path):
+    model_dir = save_tiny_model(tiny_config(), tmp_path / "tiny_model")
     runs = {}
     for deepspeed in ("disabled", "zero2", "zero3"):
-        config = compose_config(["debug=tiny", *COMPARABLE, f"deepspeed={deepspeed}"], run_dir=tmp_path / deepspeed)
-        runs[deepspeed] = launch_training(config)
+        overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, f"deepspeed={deepspeed}"]
+        runs[deepspeed] = launch_training(compose_config(overrides, run_dir=tmp_path / deepspeed))
     ddp_losses = [record["loss"] for record in runs["disabled"].state.history]
     assert len(ddp_losses) == 4 and ddp_losses[-1] < ddp_losses[0]
     for stage in ("zero2", "zero3"):
@@ -69,7 +78,8 @@ def test_zero2_and_zero3_on_two_ray_workers_match_ddp(ray_local, tiny_config, tm
     tokens = torch.arange(3, 19).reshape(2, 8)
     logits = {}
     for name in ("disabled", "zero3"):
-        model = attach_adapter(build_generator(tiny_config().model).model, runs[name].model_dir).eval()
+        base = AutoModelForCausalLM.from_pretrained(model_dir)
+        model = attach_adapter(base, runs[name].model_dir).eval()
         with torch.no_grad():
             logits[name] = model(input_ids=tokens).logits
     torch.testing.assert_close(logits["zero3"], logits["disabled"], rtol=1e-3, atol=1e-4)
