@@ -106,6 +106,7 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else None,
                 "train_flops": state.flops,
                 "peak_memory_bytes": state.peak_memory_bytes,
+                "train_memory_bytes": state.train_memory_bytes,
                 "mfu": state.mfu,
                 "model_dir": str(result.model_dir),
             }

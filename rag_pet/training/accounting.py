@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 
+import psutil
 import torch
 
 # Dense bf16/fp16 tensor-core peaks (FLOP/s) by device-name substring; others report no MFU.
@@ -15,6 +16,16 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def memory_in_use_bytes(device: torch.device) -> int:
+    """Memory held now: allocated GPU memory on CUDA; this process's resident memory (RSS) on CPU.
+
+    Next to the peak, which also counts one-off loading transients, this is what training itself keeps resident.
+    """
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    return psutil.Process().memory_info().rss
 
 
 def training_flops(total_params: int, trainable_params: int, tokens: int) -> float:

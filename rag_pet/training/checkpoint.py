@@ -30,6 +30,7 @@ class TrainState:
     total_params: int = 0
     flops: float = 0.0
     peak_memory_bytes: int = 0
+    train_memory_bytes: int = 0
     mfu: float | None = None
     history: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)

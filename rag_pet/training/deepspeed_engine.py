@@ -86,7 +86,7 @@ def partitioned_construction(config: RagPetConfig, ctx: TrainContext) -> Iterato
     _prepare_runtime(ctx)
     from transformers.integrations import HfDeepSpeedConfig
 
-    zero3 = HfDeepSpeedConfig(deepspeed_json(config))
+    zero3 = HfDeepSpeedConfig(deepspeed_json(config))  # transformers holds it by weak reference: keep it alive
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model, build_generator, count_parameters
 from rag_pet.training.accounting import (
     device_peak_flops,
+    memory_in_use_bytes,
     model_flops_utilisation,
     peak_memory_bytes,
     training_flops,
@@ -126,6 +127,7 @@ def _train(config: RagPetConfig, ctx: TrainContext) -> dict:
         state.tokens += tokens
         state.flops += training_flops(total, trainable, tokens)
         state.peak_memory_bytes = max(state.peak_memory_bytes, peak_memory_bytes(ctx.device))
+        state.train_memory_bytes = memory_in_use_bytes(ctx.device)
         state.mfu = model_flops_utilisation(state.flops, state.train_seconds, ctx.world_size, peak_flops)
         record = {
             "step": state.step,

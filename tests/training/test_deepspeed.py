@@ -85,6 +85,34 @@ def test_zero2_and_zero3_on_two_ray_workers_match_ddp(ray_local, tiny_config, tm
     torch.testing.assert_close(logits["zero3"], logits["disabled"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("deepspeed=zero0",),
+        ("deepspeed=zero1",),
+        ("deepspeed=zero2", "trainer.precision=bf16"),
+        ("deepspeed=zero3_offload",),
+    ],
+)
+def test_every_stage_offload_and_bf16_learn_and_export(tiny_config, overrides):
+    config = tiny_config(
+        *overrides,
+        "trainer.launcher=local",
+        "data.max_train_examples=4",
+        "trainer.batch_size=4",
+        "trainer.lr=3e-2",
+        "trainer.max_steps=12",
+        "trainer.log_every=1",
+        "trainer.checkpoint_every=12",
+    )
+    result = launch_training(config)
+    losses = [record["loss"] for record in result.state.history]
+    assert losses[-1] < 0.7 * losses[0]
+    adapter = load_file(result.model_dir / "adapter_model.safetensors")
+    assert adapter and all(torch.isfinite(tensor).all() for tensor in adapter.values())
+    assert any(tensor.abs().sum() > 0 for name, tensor in adapter.items() if "lora_B" in name)  # B starts at zero
+
+
 def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path):
     overrides = (
         "deepspeed=zero3",

@@ -25,6 +25,7 @@ def test_lora_loss_goes_down_on_a_memorisable_batch(tiny_config, tmp_path):
     assert state["tokens"] > 30 * 4 * 5
     assert state["flops"] == state["tokens"] * (4 * state["total_params"] + 2 * state["trainable_params"])
     assert state["peak_memory_bytes"] > 100 * 2**20
+    assert 100 * 2**20 < state["train_memory_bytes"] <= state["peak_memory_bytes"]
     assert state["mfu"] is None  # no known peak on CPU
 
 
