@@ -21,7 +21,7 @@ def consolidated_state_dict(checkpoint: Path, zero_stage: int) -> dict[str, torc
     """Full-precision parameters by name, merged from every rank's partition (DeepSpeed's `zero_to_fp32`)."""
     directory = checkpoint / DEEPSPEED_DIR
     if zero_stage == 0:  # nothing is partitioned: the module's state is in the rank-0 model file
-        states = torch.load(directory / CHECKPOINT_TAG / "mp_rank_00_model_states.pt", weights_only=False)
+        states = torch.load(directory / CHECKPOINT_TAG / "mp_rank_00_model_states.pt", weights_only=True)
         return states["module"]
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
