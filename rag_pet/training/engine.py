@@ -6,12 +6,14 @@ gradients are all-reduced by DDP or partitioned by DeepSpeed ZeRO (`rag_pet.trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_linear_schedule_with_warmup
 
 from rag_pet.config import TrainerConfig
@@ -42,7 +44,7 @@ class TrainEngine(Protocol):
         """Restore what `save` wrote."""
 
 
-def linear_schedule(trainer: TrainerConfig):
+def linear_schedule(trainer: TrainerConfig) -> Callable[[torch.optim.Optimizer], LambdaLR]:
     """Factory of the linear warmup/decay schedule both engines use."""
     return lambda optimizer: get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
 
