@@ -29,6 +29,7 @@ from rag_pet.training.accounting import (
 )
 from rag_pet.training.checkpoint import TrainState, read_state, write_state
 from rag_pet.training.context import TrainContext
+from rag_pet.training.deepspeed_engine import DeepSpeedEngine, partitioned_construction
 from rag_pet.training.engine import TorchEngine, TrainEngine
 
 logger = logging.getLogger(__name__)
@@ -66,20 +67,14 @@ def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContex
 def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> TrainEngine:
     """DeepSpeed when `deepspeed.enabled`, else plain PyTorch (DDP under Ray Train with several workers)."""
     if config.deepspeed.enabled:
-        from rag_pet.training.deepspeed_engine import DeepSpeedEngine
-
         return DeepSpeedEngine(model, config, ctx)
     return TorchEngine(model, config.trainer, ctx)
 
 
 def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
     """Train the configured generator for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint."""
-    if config.deepspeed.enabled:
-        from rag_pet.training.deepspeed_engine import partitioned_construction
-
-        with partitioned_construction(config, ctx):
-            return _train(config, ctx)
-    return _train(config, ctx)
+    with partitioned_construction(config, ctx):
+        return _train(config, ctx)
 
 
 def _train(config: RagPetConfig, ctx: TrainContext) -> dict:
