@@ -16,9 +16,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from rag_pet.config import RetrieverConfig
-from rag_pet.data import load_scifact
+from rag_pet.data import load_scifact, passage_text
 from rag_pet.models.pretrained import minilm_dir
-from rag_pet.retrieval.corpus import passage_text
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
 
 

@@ -26,6 +26,11 @@ EVAL_TASKS = ("qa", "retrieval")
 RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
 LAUNCHERS = ("ray", "local")
 WANDB_MODES = ("offline", "online", "disabled")
+OBJECTIVES = ("closed_book", "rag", "retriever")
+MARGINALS = ("sequence", "token")
+QUERY_ENCODER_TRAINING = ("frozen", "full", "lora")
+DOC_ENCODER_TRAINING = ("frozen", "trainable")
+RAG_DECODINGS = ("sequence_fast", "sequence_thorough", "token_greedy", "token_beam")
 
 
 def _one_of(name: str, value: object, allowed: tuple) -> None:
@@ -295,6 +300,49 @@ class IndexConfig:
 
 
 @dataclass
+class RagConfig:
+    """Retrieval-augmented generation (`objective=rag`) and retriever training (`objective=retriever`).
+
+    The generator reads each of the top-`k` passages in turn (`passage_max_tokens` of it, its start kept, unless
+    `truncate_passages` is false) and the loss marginalises over them: `sequence` = RAG-Sequence, `token` =
+    RAG-Token. The query tower trains when `query_encoder` is `full` or `lora`; the document tower trains only with
+    `doc_encoder=trainable`, which re-encodes the corpus into a new index version every `reindex_every` steps.
+    """
+
+    marginal: str = "sequence"
+    k: int = 5
+    query_encoder: str = "frozen"
+    doc_encoder: str = "frozen"
+    reindex_every: int = 0
+    passage_max_tokens: int = 192
+    truncate_passages: bool = True
+    decoding: str = "token_greedy"
+    num_beams: int = 4
+    lora_r: int = 8
+    temperature: float = 0.05
+    hard_negatives: int = 1
+
+    def __post_init__(self) -> None:
+        _one_of("rag.marginal", self.marginal, MARGINALS)
+        _one_of("rag.query_encoder", self.query_encoder, QUERY_ENCODER_TRAINING)
+        _one_of("rag.doc_encoder", self.doc_encoder, DOC_ENCODER_TRAINING)
+        _one_of("rag.decoding", self.decoding, RAG_DECODINGS)
+        for name in ("k", "passage_max_tokens", "num_beams", "lora_r", "temperature"):
+            _positive(f"rag.{name}", getattr(self, name))
+        for name in ("reindex_every", "hard_negatives"):
+            _positive(f"rag.{name}", getattr(self, name), allow_zero=True)
+        if self.doc_encoder == "trainable" and self.reindex_every == 0:
+            raise RagPetConfigError(
+                "rag.reindex_every", 0, "> 0 with rag.doc_encoder=trainable (the index must follow the document tower)"
+            )
+
+    @property
+    def retriever_trains(self) -> bool:
+        """Whether any retriever weights change during RAG training."""
+        return self.query_encoder != "frozen" or self.doc_encoder == "trainable"
+
+
+@dataclass
 class TrackingConfig:
     """W&B tracking: offline by default, online when the user has a key."""
 
@@ -314,6 +362,7 @@ class RagPetConfig:
     experiment_name: str = "default"
     run_dir: str = "outputs/default"
     seed: int = 0
+    objective: str = "closed_book"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
@@ -322,9 +371,12 @@ class RagPetConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    rag: RagConfig = field(default_factory=RagConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
+        _one_of("objective", self.objective, OBJECTIVES)
+        self._check_retriever_training()
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
             raise RagPetConfigError(
                 "model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)"
@@ -340,3 +392,25 @@ class RagPetConfig:
                 "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
                 " ZeRO keeps partitioned); or run it under DDP with deepspeed=disabled",
             )
+
+    def _check_retriever_training(self) -> None:
+        rag = self.rag
+        if self.objective == "rag" and self.index.metric != "ip" and rag.retriever_trains:
+            raise RagPetConfigError("index.metric", self.index.metric, "ip when RAG trains the retriever")
+        if self.objective == "rag" and self.retriever.shared and rag.query_encoder != "frozen":
+            if rag.doc_encoder == "frozen":
+                raise RagPetConfigError(
+                    "retriever.shared",
+                    True,
+                    "false to train the query tower against a frozen document tower (or rag.doc_encoder=trainable"
+                    " with rag.reindex_every > 0 to train the one shared tower)",
+                )
+        if self.objective == "rag" and rag.doc_encoder == "trainable" and self.deepspeed.enabled:
+            if self.deepspeed.zero_stage == 3:
+                raise RagPetConfigError(
+                    "deepspeed.zero_stage",
+                    3,
+                    "0, 1 or 2 with rag.doc_encoder=trainable (re-indexing reads the whole document tower on rank 0)",
+                )
+        if self.objective == "retriever" and self.index.corpus == "squad" and self.data.name != "squad":
+            raise RagPetConfigError("index.corpus", "squad", "the corpus of data.name, or scifact/beir")

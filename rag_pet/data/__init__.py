@@ -5,7 +5,7 @@ from rag_pet.data.datasets import load_qa_split
 from rag_pet.data.jsonl import read_qa_jsonl
 from rag_pet.data.nq_open import load_nq_open
 from rag_pet.data.squad import split_squad, squad_corpus
-from rag_pet.data.types import Passage, QAExample
+from rag_pet.data.types import Passage, QAExample, passage_text
 
 __all__ = [
     "BeirDataset",
@@ -15,6 +15,7 @@ __all__ = [
     "load_nq_open",
     "load_qa_split",
     "load_scifact",
+    "passage_text",
     "read_qa_jsonl",
     "split_squad",
     "squad_corpus",

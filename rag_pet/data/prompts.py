@@ -7,19 +7,27 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from rag_pet.data.types import QAExample
+from rag_pet.data.types import Passage, QAExample
 
 IGNORE_INDEX = -100
 
-# `rag` is reserved for retrieval-augmented inputs (passages are formatted in before the question).
 TEMPLATES = {
     "closed_book": "Answer the question with a short phrase.\nQuestion: {question}\nAnswer:",
 }
+# Retrieval-augmented input: the passage comes first, so truncating it never cuts the question or the cue.
+RAG_TEMPLATE = (
+    "Answer the question with a short phrase, using the passage.\nPassage: {passage}\nQuestion: {question}\nAnswer:"
+)
 
 
 def render_prompt(template: str, example: QAExample) -> str:
     """The prompt text of `example` under the named template."""
     return TEMPLATES[template].format(question=example.question)
+
+
+def passage_prompt_text(passage: Passage) -> str:
+    """How a passage reads inside a RAG prompt: its title, then its text."""
+    return f"({passage.title}) {passage.text}" if passage.title else passage.text
 
 
 @dataclass
@@ -31,19 +39,37 @@ class PromptEncoder:
     is_seq2seq: bool
     max_prompt_tokens: int
     max_answer_tokens: int
+    passage_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         bos = self.tokenizer.bos_token_id
         probe = self.tokenizer("a").input_ids
         self._bos = [bos] if bos is not None and probe and probe[0] == bos and not self.is_seq2seq else []
 
-    def prompt_ids(self, example: QAExample) -> list[int]:
-        """Prompt tokens, keeping the end (where the template asks for the answer) when too long."""
-        ids = self.tokenizer(render_prompt(self.template, example), add_special_tokens=False).input_ids
-        ids = ids[-self.max_prompt_tokens :]
+    def _tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def prompt_ids(self, example: QAExample, passage: Passage | None = None) -> list[int]:
+        """Prompt tokens, keeping the end (where the template asks for the answer) when too long.
+
+        With a passage (RAG), the passage's first `passage_max_tokens` tokens (all of them when None) go between
+        the instruction and the question, and `max_prompt_tokens` bounds the question part alone.
+        """
+        if passage is None:
+            ids = self._tokens(render_prompt(self.template, example))[-self.max_prompt_tokens :]
+        else:
+            head, tail = RAG_TEMPLATE.split("{passage}")
+            body = self._tokens(" " + passage_prompt_text(passage))[: self.passage_max_tokens]
+            question = self._tokens(tail.format(question=example.question))[-self.max_prompt_tokens :]
+            ids = self._tokens(head) + body + question
         if self.is_seq2seq:
             return ids + [self.tokenizer.eos_token_id]
         return self._bos + ids
+
+    def rag_overhead_tokens(self) -> int:
+        """Tokens of a RAG prompt besides the passage, at most (instruction, question part, answer, specials)."""
+        head, _ = RAG_TEMPLATE.split("{passage}")
+        return len(self._bos) + len(self._tokens(head)) + self.max_prompt_tokens + self.max_answer_tokens + 2
 
     def answer_ids(self, answer: str) -> list[int]:
         """Target tokens: the answer (leading space, so it continues the prompt) and eos."""
@@ -71,6 +97,34 @@ def collate_training(features: list[dict[str, list[int]]], pad_token_id: int) ->
         "input_ids": _pad(input_ids, pad_token_id, left=False),
         "attention_mask": _pad([[1] * len(row) for row in input_ids], 0, left=False),
         "labels": _pad([f["labels"] for f in features], IGNORE_INDEX, left=False),
+    }
+
+
+def collate_rag(features: list[dict[str, list[int]]], pad_token_id: int, is_seq2seq: bool) -> dict[str, torch.Tensor]:
+    """(prompt, answer) pairs as one batch whose `labels` are the answers alone, (N, T), -100 where padded.
+
+    Decoder-only rows are [left-padded prompt | right-padded answer], so every answer starts in the same column and
+    only the last T + 1 positions need logits; position ids count real tokens, so padding never shifts a position.
+    """
+    prompts = [f["prompt"] for f in features]
+    answers = [f["answer"] for f in features]
+    labels = _pad(answers, IGNORE_INDEX, left=False)
+    if is_seq2seq:
+        return {
+            "input_ids": _pad(prompts, pad_token_id, left=False),
+            "attention_mask": _pad([[1] * len(row) for row in prompts], 0, left=False),
+            "labels": labels,
+        }
+    attention_mask = torch.cat(
+        [_pad([[1] * len(row) for row in prompts], 0, left=True), _pad([[1] * len(a) for a in answers], 0, left=False)],
+        dim=1,
+    )
+    input_ids = torch.cat([_pad(prompts, pad_token_id, left=True), _pad(answers, pad_token_id, left=False)], dim=1)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": (attention_mask.cumsum(1) - 1).clamp(min=0),
+        "labels": labels,
     }
 
 

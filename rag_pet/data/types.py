@@ -22,3 +22,8 @@ class Passage:
     id: str
     title: str
     text: str
+
+
+def passage_text(passage: Passage) -> str:
+    """What the document encoder sees: title and text (as the BEIR/MTEB baselines encode them)."""
+    return f"{passage.title} {passage.text}".strip()

@@ -43,13 +43,21 @@ class BiEncoder(nn.Module):
         """Embedding dimension."""
         return self.doc_tower.config.hidden_size
 
+    def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+        """Padded, truncated token tensors of `texts` for either tower."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    def embed(self, tower: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled (and, if configured, normalised) vectors of tokenised texts through one tower."""
+        hidden = tower(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        vectors = pool(hidden, attention_mask, self.config.pooling)
+        return nn.functional.normalize(vectors, dim=-1) if self.config.normalize else vectors
+
     def _encode(self, tower: nn.Module, texts: list[str], max_length: int) -> torch.Tensor:
         device = next(tower.parameters()).device
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(
-            device
-        )
-        vectors = pool(tower(**batch).last_hidden_state, batch["attention_mask"], self.config.pooling)
-        return nn.functional.normalize(vectors, dim=-1) if self.config.normalize else vectors
+        batch = {name: tensor.to(device) for name, tensor in self.tokenize(texts, max_length).items()}
+        return self.embed(tower, **batch)
 
     def encode_queries(self, texts: list[str]) -> torch.Tensor:
         """Query vectors (differentiable: call under `torch.no_grad()` for inference)."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import bm25s
 import Stemmer
 
-from rag_pet.data import Passage
-from rag_pet.retrieval.corpus import passage_text
+from rag_pet.data import Passage, passage_text
 
 
 class BM25Retriever:

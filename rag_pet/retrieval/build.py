@@ -10,9 +10,10 @@ import faiss
 import numpy as np
 
 from rag_pet.config import IndexConfig, RetrieverConfig
+from rag_pet.data import passage_text
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models.encoder import build_encoder
-from rag_pet.retrieval.corpus import corpus_sha256, load_corpus, passage_text
+from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
 from rag_pet.retrieval.faiss_index import shard_bounds, trained_empty_index
 from rag_pet.retrieval.store import Manifest, write_version

@@ -23,11 +23,6 @@ def load_corpus(config: IndexConfig) -> list[Passage]:
     return passages
 
 
-def passage_text(passage: Passage) -> str:
-    """What the document encoder sees: title and text (as the BEIR/MTEB baselines encode them)."""
-    return f"{passage.title} {passage.text}".strip()
-
-
 def corpus_sha256(passages: list[Passage]) -> str:
     """A hash of ids, titles and texts in order: an index is only valid for the corpus it was built from."""
     digest = hashlib.sha256()
