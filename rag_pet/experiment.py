@@ -13,6 +13,7 @@ from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.data import QAExample, load_qa_split
 from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
+from rag_pet.models.rag import GENERATOR_DIR
 from rag_pet.storage import write_json_atomic
 from rag_pet.tracking import log_history, start_run
 from rag_pet.training import launch_training
@@ -22,18 +23,31 @@ logger = logging.getLogger(__name__)
 
 
 def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generator | None = None) -> Generator:
-    """The generator with trained weights from `model_dir`: an adapter on the base model, or a full model."""
+    """The generator with trained weights from `model_dir`: an adapter on the base model, or a full model.
+
+    A RAG run keeps its generator in `model_dir/generator` (and unchanged when `peft.method=frozen`)."""
+    if config.objective == "rag":
+        if config.peft.method == "frozen":
+            return base or build_generator(config.model)
+        model_dir = model_dir / GENERATOR_DIR
     if config.peft.method == "full":
         return build_generator(config.model, weights=model_dir)
     base = base or build_generator(config.model)
     return Generator(attach_adapter(base.model, model_dir), base.tokenizer, base.is_seq2seq)
 
 
-def _evaluate(config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample]) -> dict:
-    out_dir = Path(config.run_dir) / "eval" / label.replace("-", "_")
-    metrics = evaluate_qa(
-        generator, examples, config.data, config.eval, resolve_device(config.trainer.use_gpu), out_dir
-    )
+def _evaluate(
+    config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample], model_dir: Path | None = None
+) -> dict:
+    """EM/F1 of the generator closed-book, or (`objective=rag`) of the RAG pipeline around it."""
+    out_dir = Path(config.run_dir) / "eval" / label.replace("-", "_").replace("+", "_")
+    device = resolve_device(config.trainer.use_gpu)
+    if config.objective == "rag":
+        from rag_pet.evaluation.rag_pipeline import evaluate_rag_pipeline
+
+        metrics = evaluate_rag_pipeline(config, generator, model_dir, examples, device, out_dir)
+    else:
+        metrics = evaluate_qa(generator, examples, config.data, config.eval, device, out_dir)
     logger.info(
         "%s on %s (%d questions): EM %.3f F1 %.3f",
         label,
@@ -76,27 +90,55 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
         tracker.finish()
 
 
+def method_label(config: RagPetConfig, trained: bool) -> str:
+    """A results-table name: `zero-shot`/`lora`/... closed-book; `rag`, `rag+lora`, `rag+lora+query_full`, ..."""
+    if config.objective == "retriever":
+        return "retriever" if trained else "retriever (base)"
+    if config.objective != "rag":
+        return config.peft.method if trained else "zero-shot"
+    if not trained:
+        return "rag"
+    parts = ["rag"] + ([config.peft.method] if config.peft.method != "frozen" else [])
+    if config.rag.query_encoder != "frozen":
+        parts.append(f"query_{config.rag.query_encoder}")
+    if config.rag.doc_encoder == "trainable":
+        parts.append("doc_reindexed")
+    return "+".join(parts)
+
+
+def _trains(config: RagPetConfig) -> bool:
+    return config.objective == "retriever" or config.peft.method != "frozen" or config.rag.retriever_trains
+
+
 def run_experiment(config: RagPetConfig) -> dict:
-    """Evaluate zero-shot (if asked), train (unless frozen), evaluate the result; return the result rows."""
+    """Evaluate before training (if asked, or if nothing trains), train, evaluate the result; return the rows."""
     with _tracked_run(config, "train") as (tracker, rows, summary):
-        examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
+        if config.objective == "retriever":
+            examples: list[QAExample] = []
+        else:
+            examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
         base = None
-        if config.eval.before_training or config.peft.method == "frozen":
-            base = build_generator(config.model)
-            rows.append(
-                {
-                    "method": "zero-shot",
-                    **_evaluate(config, base, "zero-shot", examples),
-                    "trainable_params": 0,
-                    "train_seconds": 0.0,
-                }
-            )
-        if config.peft.method != "frozen":
+        if config.eval.before_training or not _trains(config):
+            label = method_label(config, trained=False)
+            if config.objective == "retriever":
+                rows.extend(_evaluate_retriever(config, None, label))
+            else:
+                base = build_generator(config.model)
+                rows.append(
+                    {
+                        "method": label,
+                        **_evaluate(config, base, label, examples),
+                        "trainable_params": 0,
+                        "train_seconds": 0.0,
+                    }
+                )
+        if _trains(config):
             result = launch_training(config)
             log_history(tracker, result.state.history, "train")
             state = result.state
+            label = method_label(config, trained=True)
             row = {
-                "method": config.peft.method,
+                "method": label,
                 "trainable_params": state.trainable_params,
                 "total_params": state.total_params,
                 "train_steps": state.step,
@@ -110,32 +152,44 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "mfu": state.mfu,
                 "model_dir": str(result.model_dir),
             }
-            if config.eval.after_training:
-                row.update(
-                    _evaluate(
-                        config, load_trained_generator(config, result.model_dir, base), config.peft.method, examples
-                    )
-                )
+            if state.index_version is not None:
+                row["index_version"] = state.index_version
+            if config.eval.after_training and config.objective == "retriever":
+                row.update(_evaluate_retriever(config, result.model_dir, label)[0])
+            elif config.eval.after_training:
+                generator = load_trained_generator(config, result.model_dir, base)
+                row.update(_evaluate(config, generator, label, examples, result.model_dir))
             rows.append(row)
     return summary
+
+
+def _evaluate_retriever(config: RagPetConfig, model_dir: Path | None, label: str) -> list[dict]:
+    """Dense retrieval metrics of the configured (or trained) bi-encoder on its own index version."""
+    from rag_pet.evaluation.retrieval_eval import evaluate_retrieval
+
+    out_dir = Path(config.run_dir) / "eval" / label.replace(" ", "_").strip("()")
+    rows = evaluate_retrieval(config, out_dir, trained_dir=model_dir, methods=["dense"])
+    return [{**row, "method": label} for row in rows]
 
 
 def evaluate_model(config: RagPetConfig) -> dict:
     """`eval.task=qa`: the base generator, or the trained weights in `eval.model_dir`, on `data.eval_split`.
 
     `eval.task=retrieval`: dense (sharded index), BM25 and hybrid retrieval on the eval questions' relevant passages.
+    With `objective=rag`, QA runs the RAG pipeline; a trained retriever's towers in `eval.model_dir` are used too.
     """
+    model_dir = Path(config.eval.model_dir).expanduser() if config.eval.model_dir else None
     with _tracked_run(config, "evaluate") as (_, rows, summary):
         if config.eval.task == "retrieval":
             from rag_pet.evaluation.retrieval_eval import evaluate_retrieval
 
-            rows.extend(evaluate_retrieval(config, Path(config.run_dir) / "eval"))
+            rows.extend(evaluate_retrieval(config, Path(config.run_dir) / "eval", trained_dir=model_dir))
         else:
             examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
-            if config.eval.model_dir:
-                generator = load_trained_generator(config, Path(config.eval.model_dir).expanduser())
-                method = config.peft.method
+            if model_dir:
+                generator = load_trained_generator(config, model_dir)
             else:
-                generator, method = build_generator(config.model), "zero-shot"
-            rows.append({"method": method, **_evaluate(config, generator, method, examples)})
+                generator = build_generator(config.model)
+            method = method_label(config, trained=model_dir is not None)
+            rows.append({"method": method, **_evaluate(config, generator, method, examples, model_dir)})
     return summary

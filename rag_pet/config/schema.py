@@ -306,7 +306,8 @@ class RagConfig:
     The generator reads each of the top-`k` passages in turn (`passage_max_tokens` of it, its start kept, unless
     `truncate_passages` is false) and the loss marginalises over them: `sequence` = RAG-Sequence, `token` =
     RAG-Token. The query tower trains when `query_encoder` is `full` or `lora`; the document tower trains only with
-    `doc_encoder=trainable`, which re-encodes the corpus into a new index version every `reindex_every` steps.
+    `doc_encoder=trainable`, which re-encodes the corpus into a new index version every `reindex_every` steps,
+    while training goes on (`reindex_async`; false waits for each new version, for runs that must be reproducible).
     """
 
     marginal: str = "sequence"
@@ -314,6 +315,7 @@ class RagConfig:
     query_encoder: str = "frozen"
     doc_encoder: str = "frozen"
     reindex_every: int = 0
+    reindex_async: bool = True
     passage_max_tokens: int = 192
     truncate_passages: bool = True
     decoding: str = "token_greedy"

@@ -34,19 +34,23 @@ def queries_and_qrels(config: RagPetConfig) -> tuple[list[str], list[str], Qrels
     return query_ids, [dataset.queries[qid] for qid in query_ids], {qid: qrels[qid] for qid in query_ids}
 
 
-def dense_rankings(config: RagPetConfig, passages: list[Passage], texts: list[str], k: int) -> list[Ranking]:
-    """Top-k from the latest (or configured) index version, after checking it fits this encoder and corpus."""
-    from rag_pet.models.encoder import build_encoder
-    from rag_pet.retrieval.build import index_name
+def dense_rankings(
+    config: RagPetConfig, passages: list[Passage], texts: list[str], k: int, trained_dir: Path | None = None
+) -> list[Ranking]:
+    """Top-k from the configured index version (default: the newest built with this encoder, built now if none),
+    after checking it fits this encoder and corpus. `trained_dir` holds towers a training run saved."""
+    from rag_pet.retrieval.build import index_name, trained_encoder
     from rag_pet.retrieval.corpus import corpus_sha256
+    from rag_pet.retrieval.live_index import ensure_index
     from rag_pet.retrieval.sharded import ShardedIndex
     from rag_pet.retrieval.store import check_compatible
 
-    encoder = build_encoder(config.retriever).eval()
+    encoder = trained_encoder(config.retriever, trained_dir).eval()
+    version = config.index.version or ensure_index(config.index, config.retriever, trained_dir)
     index = ShardedIndex(
         config.index.storage_path,
         index_name(config.index),
-        config.index.version,
+        version,
         nprobe=config.index.nprobe,
         ef_search=config.index.ef_search,
         use_gpu=config.index.use_gpu,
@@ -68,18 +72,22 @@ def dense_rankings(config: RagPetConfig, passages: list[Passage], texts: list[st
     ]
 
 
-def evaluate_retrieval(config: RagPetConfig, out_dir: Path) -> list[dict]:
-    """One row of metrics per configured method; rankings and metrics are written under `out_dir`."""
+def evaluate_retrieval(
+    config: RagPetConfig, out_dir: Path, trained_dir: Path | None = None, methods: list[str] | None = None
+) -> list[dict]:
+    """One row of metrics per method (default: `eval.retrieval_methods`); rankings and metrics go under `out_dir`.
+
+    `trained_dir` holds retriever towers a training run saved; dense retrieval then uses them (and their index)."""
     from rag_pet.retrieval.bm25 import BM25Retriever
     from rag_pet.retrieval.corpus import load_corpus
     from rag_pet.retrieval.fusion import reciprocal_rank_fusion
 
     query_ids, texts, qrels = queries_and_qrels(config)
     passages = load_corpus(config.index)
-    k, methods = config.eval.retrieval_k, config.eval.retrieval_methods
+    k, methods = config.eval.retrieval_k, methods or config.eval.retrieval_methods
     rankings: dict[str, list[Ranking]] = {}
     if "dense" in methods or "hybrid" in methods:
-        rankings["dense"] = dense_rankings(config, passages, texts, k)
+        rankings["dense"] = dense_rankings(config, passages, texts, k, trained_dir)
     if "bm25" in methods or "hybrid" in methods:
         rankings["bm25"] = BM25Retriever(passages).search(texts, k)
     if "hybrid" in methods:

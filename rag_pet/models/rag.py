@@ -141,13 +141,24 @@ class RagModel(nn.Module):
         """The generator (adapter or full model) and every retriever tower that trains, each `save_pretrained`."""
         directory = Path(directory)
         self.generator.save_pretrained(directory / GENERATOR_DIR, safe_serialization=safe_serialization)
-        towers = {QUERY_ENCODER_DIR: self.retriever.query_tower}
-        if self.retriever.doc_tower is not self.retriever.query_tower:
-            towers[DOC_ENCODER_DIR] = self.retriever.doc_tower
-        for name, tower in towers.items():
-            if any(parameter.requires_grad for parameter in tower.parameters()):
-                tower.save_pretrained(directory / name, safe_serialization=safe_serialization)
-                self.retriever.tokenizer.save_pretrained(directory / name)
+        save_trained_towers(self.retriever, directory)
+
+
+def save_trained_towers(retriever: BiEncoder, directory: Path, only: str | None = None) -> None:
+    """`save_pretrained` (adapter or full tower, with the tokenizer) of each retriever tower that trains.
+
+    A shared tower is saved once, as `query_encoder/`; `only="doc"` saves just the tower that encodes documents.
+    """
+    shared = retriever.doc_tower is retriever.query_tower
+    towers = {QUERY_ENCODER_DIR: retriever.query_tower}
+    if not shared:
+        towers[DOC_ENCODER_DIR] = retriever.doc_tower
+    if only == "doc" and not shared:
+        towers.pop(QUERY_ENCODER_DIR)
+    for name, tower in towers.items():
+        if any(parameter.requires_grad for parameter in tower.parameters()):
+            tower.save_pretrained(Path(directory) / name, safe_serialization=True)
+            retriever.tokenizer.save_pretrained(Path(directory) / name)
 
 
 def adapt_retriever(retriever: BiEncoder, rag: RagConfig) -> BiEncoder:

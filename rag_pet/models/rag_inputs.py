@@ -6,12 +6,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerBase
 
+from rag_pet.config import RagPetConfig
 from rag_pet.data.prompts import PromptEncoder, collate_rag
 from rag_pet.data.types import Passage, QAExample, passage_text
 from rag_pet.models.encoder import BiEncoder
 
 EMPTY_PASSAGE = Passage("", "", "")
+
+
+def rag_prompt_encoder(config: RagPetConfig, tokenizer: PreTrainedTokenizerBase, is_seq2seq: bool) -> PromptEncoder:
+    """The prompt encoder of RAG inputs, with the configured passage truncation."""
+    rag = config.rag
+    return PromptEncoder(
+        tokenizer,
+        config.data.template,
+        is_seq2seq,
+        config.data.max_prompt_tokens,
+        config.data.max_answer_tokens,
+        passage_max_tokens=rag.passage_max_tokens if rag.truncate_passages else None,
+    )
 
 
 @dataclass

@@ -12,7 +12,8 @@ import numpy as np
 from rag_pet.config import IndexConfig, RetrieverConfig
 from rag_pet.data import passage_text
 from rag_pet.errors import RagPetConfigError
-from rag_pet.models.encoder import build_encoder
+from rag_pet.models.encoder import BiEncoder, build_encoder
+from rag_pet.models.rag import load_trained_retriever
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
 from rag_pet.retrieval.faiss_index import shard_bounds, trained_empty_index
@@ -26,14 +27,24 @@ def index_name(config: IndexConfig) -> str:
     return f"{config.corpus}_{re.sub(r'[^A-Za-z0-9]+', '_', config.factory).strip('_')}"
 
 
-def build_index_version(index: IndexConfig, retriever: RetrieverConfig) -> tuple[Path, Manifest]:
-    """Encode, index and shard the configured corpus; return the new version's directory and manifest."""
+def trained_encoder(retriever: RetrieverConfig, trained_dir: Path | None = None) -> BiEncoder:
+    """The configured bi-encoder, with the towers a training run saved in `trained_dir` put in."""
+    encoder = build_encoder(retriever)
+    return load_trained_retriever(encoder, trained_dir) if trained_dir else encoder
+
+
+def build_index_version(
+    index: IndexConfig, retriever: RetrieverConfig, trained_dir: Path | None = None
+) -> tuple[Path, Manifest]:
+    """Encode, index and shard the configured corpus; return the new version's directory and manifest.
+
+    `trained_dir` (towers saved by a training run) replaces the configured encoder's weights."""
     passages = load_corpus(index)
     if index.num_shards > len(passages):
         raise RagPetConfigError(
             "index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})"
         )
-    encoder = build_encoder(retriever)
+    encoder = trained_encoder(retriever, trained_dir)
     corpus_hash, weights_hash = corpus_sha256(passages), encoder.doc_weights_hash()
     root, name = Path(index.storage_path).expanduser().resolve(), index_name(index)
     encoded_dir = root / name / "embeddings" / f"{weights_hash[:16]}-{corpus_hash[:16]}"
@@ -47,6 +58,7 @@ def build_index_version(index: IndexConfig, retriever: RetrieverConfig) -> tuple
         concurrency=index.encode_concurrency,
         num_cpus=index.encode_cpus,
         num_gpus=index.encode_gpus,
+        trained_dir=trained_dir,
     )
     ids, vectors = load_encoded(encoded_dir, len(passages), index.part_size)
     if ids != [p.id for p in passages]:

@@ -15,6 +15,7 @@ import torch
 
 from rag_pet.config import RetrieverConfig
 from rag_pet.models.encoder import build_encoder
+from rag_pet.models.rag import load_trained_retriever
 from rag_pet.storage import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,12 @@ def _write_part(path: Path, ids: list[str], vectors: np.ndarray) -> None:
 class PartEncoder:
     """Ray Data actor: encodes whole parts (one row each) and writes `part_XXXXX.npz` files."""
 
-    def __init__(self, retriever: dict, out_dir: str, batch_size: int, use_gpu: bool):
+    def __init__(self, retriever: dict, out_dir: str, batch_size: int, use_gpu: bool, trained_dir: str | None = None):
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-        self.encoder = build_encoder(RetrieverConfig(**retriever)).to(self.device).eval()
+        encoder = build_encoder(RetrieverConfig(**retriever))
+        if trained_dir:
+            encoder = load_trained_retriever(encoder, Path(trained_dir))
+        self.encoder = encoder.to(self.device).eval()
         self.out_dir, self.batch_size = Path(out_dir), batch_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -68,8 +72,12 @@ def encode_corpus(
     concurrency: int,
     num_cpus: float,
     num_gpus: float,
+    trained_dir: Path | None = None,
 ) -> int:
-    """Encode texts into `out_dir` in parts of `part_size`; return how many parts were (re)encoded now."""
+    """Encode texts into `out_dir` in parts of `part_size`; return how many parts were (re)encoded now.
+
+    `trained_dir` holds towers a training run saved (`rag_pet.models.rag.save_trained_towers`) over the configured
+    encoder."""
     import ray
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +96,7 @@ def encode_corpus(
             "out_dir": str(out_dir),
             "batch_size": batch_size,
             "use_gpu": num_gpus > 0,
+            "trained_dir": str(trained_dir) if trained_dir else None,
         },
         batch_size=1,
         concurrency=concurrency,

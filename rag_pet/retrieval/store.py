@@ -130,6 +130,18 @@ def read_manifest(root: Path, name: str, version: int | None = None) -> tuple[Pa
     return directory, manifest
 
 
+def newest_matching_version(root: Path, name: str, corpus_sha256: str, encoder_sha256: str) -> int | None:
+    """The newest version built from this corpus with these document-encoder weights, or None."""
+    for version in reversed(versions(root, name)):
+        try:
+            manifest = json.loads((version_dir(root, name, version) / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        if manifest.get("corpus_sha256") == corpus_sha256 and manifest.get("encoder_weights_sha256") == encoder_sha256:
+            return version
+    return None
+
+
 def check_compatible(
     manifest: Manifest, dim: int, corpus_sha256: str | None = None, encoder_sha256: str | None = None
 ) -> None:

@@ -2,6 +2,6 @@
 
 from rag_pet.training.context import LocalContext, TrainContext
 from rag_pet.training.launcher import TrainingResult, launch_training
-from rag_pet.training.loop import train_generator
+from rag_pet.training.loop import run_train_loop
 
-__all__ = ["LocalContext", "TrainContext", "TrainingResult", "launch_training", "train_generator"]
+__all__ = ["LocalContext", "TrainContext", "TrainingResult", "launch_training", "run_train_loop"]

@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import PreTrainedModel
 
 from rag_pet.models import load_full_model_state, save_trained, unwrap
 from rag_pet.models.adaptation import load_trainable_state, trainable_state
@@ -21,7 +21,8 @@ STATE_FILE = "train_state.json"
 
 @dataclass
 class TrainState:
-    """Progress that must survive a restart: steps done, time spent, the logged history, where it resumed."""
+    """Progress that must survive a restart: steps done, time spent, the logged history, where it resumed, and the
+    index version (RAG) the weights were last trained against."""
 
     step: int = 0
     train_seconds: float = 0.0
@@ -34,6 +35,7 @@ class TrainState:
     mfu: float | None = None
     history: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
+    index_version: int | None = None
 
 
 def save_model_files(directory: Path, model: nn.Module) -> None:
@@ -44,7 +46,7 @@ def save_model_files(directory: Path, model: nn.Module) -> None:
     training state (AdaLoRA saves its pruned ranks) and resuming needs the latter.
     """
     save_trained(model, directory / MODEL_DIR)
-    if isinstance(unwrap(model), PeftModel):
+    if not isinstance(unwrap(model), PreTrainedModel):  # an adapter, or a RAG model / bi-encoder of several parts
         save_file(trainable_state(model), directory / TRAINABLE_FILE)
 
 

@@ -34,6 +34,9 @@ class TrainContext(Protocol):
     def all_reduce_mean(self, value: float) -> float:
         """Mean of `value` over workers."""
 
+    def broadcast(self, value: int) -> int:
+        """Rank 0's `value`, on every worker."""
+
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         """Publish metrics and, from rank 0, a checkpoint directory (copied before this returns)."""
 
@@ -66,6 +69,9 @@ class LocalContext:
         return model.to(self.device)
 
     def all_reduce_mean(self, value: float) -> float:
+        return value
+
+    def broadcast(self, value: int) -> int:
         return value
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:

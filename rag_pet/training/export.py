@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from rag_pet.config import RagPetConfig
 from rag_pet.models import adapt_model, build_generator, save_trained
@@ -28,11 +29,24 @@ def consolidated_state_dict(checkpoint: Path, zero_stage: int) -> dict[str, torc
     return get_fp32_state_dict_from_zero_checkpoint(str(directory), tag=CHECKPOINT_TAG)
 
 
+def build_model(config: RagPetConfig) -> nn.Module:
+    """The model `config.objective` trains, freshly built (trained parameters initialised, frozen ones loaded)."""
+    if config.objective == "rag":
+        from rag_pet.training.rag_task import build_rag_model
+
+        return build_rag_model(config)[0]
+    if config.objective == "retriever":
+        from rag_pet.training.retriever_task import build_dual_encoder
+
+        return build_dual_encoder(config)
+    generator = build_generator(config.model)
+    return adapt_model(generator.model, config.peft, generator.is_seq2seq, config.trainer.max_steps)
+
+
 def export_deepspeed_checkpoint(checkpoint: Path, config: RagPetConfig) -> Path:
     """Write `<checkpoint>/model/` from the checkpoint's DeepSpeed states; return that directory."""
     state = consolidated_state_dict(checkpoint, config.deepspeed.zero_stage)
-    generator = build_generator(config.model)
-    model = adapt_model(generator.model, config.peft, generator.is_seq2seq, config.trainer.max_steps)
+    model = build_model(config)
     trained = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
     missing = [name for name in trained if name not in state]
     if missing:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
+from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model
 from rag_pet.models.generator import build_skeleton, weights_dir
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext, resolve_device
-from rag_pet.training.loop import load_training_examples, train_generator
+from rag_pet.training.loop import load_training_examples, run_train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def train_loop_per_worker(config: dict) -> None:
     from rag_pet.training.ray_context import RayTrainContext
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train_generator(to_config(config), RayTrainContext())
+    run_train_loop(to_config(config), RayTrainContext())
 
 
 def storage_location(config: RagPetConfig) -> str:
@@ -85,19 +86,41 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     return Path(config.run_dir) / "final_checkpoint"
 
 
-def launch_training(config: RagPetConfig) -> TrainingResult:
-    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
-    start = time.perf_counter()
+def preflight(config: RagPetConfig) -> None:
+    """Everything that can be checked or prepared once, before any worker starts: data, model, index."""
+    if config.objective == "retriever":
+        from rag_pet.training.retriever_task import relevance_pairs
+
+        if not relevance_pairs(config):
+            raise RagPetConfigError("index.corpus", config.index.corpus, "a corpus with training relevance judgements")
+        return
     load_training_examples(config, config.trainer.num_workers)  # bad data fails here, before Ray starts
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     skeleton, is_seq2seq = build_skeleton(config.model)
     adapt_model(skeleton, config.peft, is_seq2seq, config.trainer.max_steps)  # so do bad methods and target modules
+    if config.objective == "rag":
+        import ray
+
+        from rag_pet.retrieval.corpus import load_corpus
+        from rag_pet.retrieval.live_index import ensure_index
+        from rag_pet.training.rag_task import check_rag_setup
+
+        check_rag_setup(config, load_corpus(config.index))
+        if not ray.is_initialized():
+            ray.init()
+        ensure_index(config.index, config.retriever)
+
+
+def launch_training(config: RagPetConfig) -> TrainingResult:
+    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
+    start = time.perf_counter()
+    preflight(config)
     storage = storage_location(config)
     if config.trainer.launcher == "ray":
         final = _run_with_ray(config, storage)
     else:
         context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
-        train_generator(config, context)
+        run_train_loop(config, context)
         final = context.checkpoints()[-1]
     if config.deepspeed.enabled:
         from rag_pet.training.export import export_deepspeed_checkpoint

@@ -1,4 +1,8 @@
-"""The per-worker train loop for closed-book generator training (PET or full fine-tuning)."""
+"""The per-worker train loop: one optimizer step after another on a task's batches, with logging and checkpoints.
+
+The task (`closed_book`, `rag`, `retriever`) builds the model and its batches; the loop owns the engine (DDP or
+DeepSpeed), resuming, accounting and checkpoint reporting, so every objective gets them the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import itertools
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,9 +21,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data import QAExample, load_qa_split
-from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.errors import RagPetConfigError
-from rag_pet.models import adapt_model, build_generator, count_parameters
+from rag_pet.models import count_parameters
 from rag_pet.training.accounting import (
     device_peak_flops,
     memory_in_use_bytes,
@@ -35,13 +38,31 @@ from rag_pet.training.engine import TorchEngine, TrainEngine
 logger = logging.getLogger(__name__)
 
 
-def _batches(loader: DataLoader, sampler: DistributedSampler, start: int) -> Iterator[dict]:
+def token_count(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens a micro-batch feeds through its models (every attention mask's ones)."""
+    return sum(int(tensor.sum()) for name, tensor in batch.items() if name.endswith("attention_mask"))
+
+
+def endless_batches(loader: DataLoader, sampler: DistributedSampler, start: int) -> Iterator:
     """Endless micro-batches in a seeded order, starting where a run that consumed `start` of them stopped."""
     first_epoch, offset = divmod(start, len(loader))
     for epoch in itertools.count(first_epoch):
         sampler.set_epoch(epoch)
         yield from itertools.islice(loader, offset, None)
         offset = 0
+
+
+def distributed_loader(
+    items: list, config: RagPetConfig, ctx: TrainContext, collate: Callable
+) -> tuple[DataLoader, DistributedSampler]:
+    """A seeded, sharded, shuffled loader of `items` that drops the last incomplete batch on every worker."""
+    sampler = DistributedSampler(
+        items, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
+    )
+    loader = DataLoader(
+        items, batch_size=config.trainer.batch_size, sampler=sampler, collate_fn=collate, drop_last=True
+    )
+    return loader, sampler
 
 
 def load_training_examples(config: RagPetConfig, world_size: int) -> list[QAExample]:
@@ -53,17 +74,6 @@ def load_training_examples(config: RagPetConfig, world_size: int) -> list[QAExam
     return examples
 
 
-def _build_loader(config: RagPetConfig, encoder: PromptEncoder, ctx: TrainContext, pad_id: int):
-    features = [encoder.training_features(example) for example in load_training_examples(config, ctx.world_size)]
-    sampler = DistributedSampler(
-        features, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    collate = partial(collate_training, pad_token_id=pad_id)
-    return DataLoader(
-        features, batch_size=config.trainer.batch_size, sampler=sampler, collate_fn=collate, drop_last=True
-    ), sampler
-
-
 def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> TrainEngine:
     """DeepSpeed when `deepspeed.enabled`, else plain PyTorch (DDP under Ray Train with several workers)."""
     if config.deepspeed.enabled:
@@ -71,48 +81,74 @@ def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> T
     return TorchEngine(model, config.trainer, ctx)
 
 
-def train_generator(config: RagPetConfig, ctx: TrainContext) -> dict:
-    """Train the configured generator for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint."""
+class TrainTask(Protocol):
+    """What is trained and on which batches: closed-book generation, RAG, or the retriever alone."""
+
+    model: nn.Module
+
+    def micro_batches(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Endless micro-batches on the worker's device, resuming after `start` of them were consumed."""
+
+    def restore(self, state: TrainState) -> None:
+        """Pick up what a checkpoint's progress record says besides weights (e.g. the index version)."""
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """Work between optimizer steps (re-indexing); extra metrics to log."""
+
+    def close(self) -> None:
+        """Release what the task holds outside this process (index actors, tasks)."""
+
+
+def build_task(config: RagPetConfig, ctx: TrainContext) -> TrainTask:
+    """The task `config.objective` names."""
+    if config.objective == "rag":
+        from rag_pet.training.rag_task import RagTask
+
+        return RagTask(config, ctx)
+    if config.objective == "retriever":
+        from rag_pet.training.retriever_task import RetrieverTask
+
+        return RetrieverTask(config, ctx)
+    from rag_pet.training.closed_book import ClosedBookTask
+
+    return ClosedBookTask(config, ctx)
+
+
+def run_train_loop(config: RagPetConfig, ctx: TrainContext) -> dict:
+    """Train `config.objective` for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint."""
     with partitioned_construction(config, ctx):
-        return _train(config, ctx)
+        torch.manual_seed(config.seed)
+        task = build_task(config, ctx)
+        try:
+            return _train(config, ctx, task)
+        finally:
+            task.close()
 
 
-def _train(config: RagPetConfig, ctx: TrainContext) -> dict:
+def _train(config: RagPetConfig, ctx: TrainContext, task: TrainTask) -> dict:
     trainer = config.trainer
-    torch.manual_seed(config.seed)
-    generator = build_generator(config.model)
-    model = adapt_model(generator.model, config.peft, generator.is_seq2seq, trainer.max_steps)
-    trainable, total = count_parameters(model)
-    encoder = PromptEncoder(
-        generator.tokenizer,
-        config.data.template,
-        generator.is_seq2seq,
-        config.data.max_prompt_tokens,
-        config.data.max_answer_tokens,
-    )
-    loader, sampler = _build_loader(config, encoder, ctx, generator.tokenizer.pad_token_id)
-    engine = build_engine(model, config, ctx)
+    trainable, total = count_parameters(task.model)
+    engine = build_engine(task.model, config, ctx)
     state = TrainState()
     with ctx.latest_checkpoint() as checkpoint:
         if checkpoint is not None:
             engine.load(checkpoint)
             state = read_state(checkpoint)
             state.resumed_at.append(state.step)
+            task.restore(state)
             logger.info("resumed from %s at step %d", checkpoint, state.step)
     state.trainable_params, state.total_params = trainable, total
     peak_flops = device_peak_flops(ctx.device)
     engine.model.train()
-    micro_batches = _batches(loader, sampler, state.step * trainer.grad_accum_steps)
+    micro_batches = task.micro_batches(state.step * trainer.grad_accum_steps)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
     while state.step < trainer.max_steps:
-        step_batches = [
-            {name: tensor.to(ctx.device) for name, tensor in batch.items()}
-            for batch in itertools.islice(micro_batches, trainer.grad_accum_steps)
-        ]
+        step_batches = list(itertools.islice(micro_batches, trainer.grad_accum_steps))
         loss = engine.train_step(step_batches, state.step)
         state.step += 1
+        extras = task.after_step(state.step)
         window_loss, window_steps = window_loss + loss, window_steps + 1
-        window_tokens += sum(int(batch["attention_mask"].sum()) for batch in step_batches)
+        window_tokens += sum(token_count(batch) for batch in step_batches)
         last = state.step == trainer.max_steps
         if state.step % trainer.log_every and state.step % trainer.checkpoint_every and not last:
             continue
@@ -129,7 +165,9 @@ def _train(config: RagPetConfig, ctx: TrainContext) -> dict:
             "loss": ctx.all_reduce_mean(window_loss / window_steps),
             "lr": engine.learning_rate(),
             "tokens_per_s": tokens / elapsed,
+            **extras,
         }
+        state.index_version = extras.get("index_version", state.index_version)
         state.history.append(record)
         if ctx.rank == 0:
             logger.info(

@@ -33,6 +33,13 @@ class RayTrainContext:
         dist.all_reduce(tensor)
         return tensor.item() / self.world_size
 
+    def broadcast(self, value: int) -> int:
+        if self.world_size == 1 or not dist.is_initialized():
+            return value
+        tensor = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.broadcast(tensor, src=0)
+        return int(tensor.item())
+
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import attach_adapter, build_generator
-from rag_pet.training import LocalContext, launch_training, train_generator
+from rag_pet.training import LocalContext, launch_training, run_train_loop
 from rag_pet.training.deepspeed_engine import deepspeed_json
 from rag_pet.training.export import consolidated_state_dict, export_deepspeed_checkpoint
 from tests.conftest import compose_config
@@ -125,11 +125,11 @@ def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path
         "peft.dropout=0",
     )
     straight_context = LocalContext(tmp_path / "straight", torch.device("cpu"), keep=3)
-    straight = train_generator(tiny_config(*overrides), straight_context)
+    straight = run_train_loop(tiny_config(*overrides), straight_context)
     halfway = straight_context.checkpoints()[0]
     assert halfway.name == "checkpoint_00000002"
     shutil.copytree(halfway, tmp_path / "resumed" / halfway.name)
-    resumed = train_generator(tiny_config(*overrides), LocalContext(tmp_path / "resumed", torch.device("cpu")))
+    resumed = run_train_loop(tiny_config(*overrides), LocalContext(tmp_path / "resumed", torch.device("cpu")))
     assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
 
 

@@ -3,7 +3,7 @@ import shutil
 import pytest
 import torch
 
-from rag_pet.training import LocalContext, train_generator
+from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.checkpoint import read_state
 
 MEMORISE = ("data.max_train_examples=4", "trainer.batch_size=4", "trainer.lr=3e-2", "trainer.log_every=1")
@@ -11,7 +11,7 @@ MEMORISE = ("data.max_train_examples=4", "trainer.batch_size=4", "trainer.lr=3e-
 
 def run_local(config, storage):
     context = LocalContext(storage, torch.device("cpu"), keep=config.trainer.num_to_keep)
-    return train_generator(config, context), context
+    return run_train_loop(config, context), context
 
 
 def test_lora_loss_goes_down_on_a_memorisable_batch(tiny_config, tmp_path):

@@ -1,0 +1,127 @@
+"""RAG training end to end on tiny models over a 64-passage SQuAD index: Ray Train workers, re-indexing, bad input."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from rag_pet.config import RagPetConfig
+from rag_pet.errors import RagPetConfigError
+from rag_pet.experiment import run_experiment
+from rag_pet.models.encoder import build_encoder
+from rag_pet.retrieval.live_index import LiveIndex, ensure_index
+from rag_pet.training import launch_training
+from rag_pet.training.launcher import preflight
+from tests.conftest import compose_config
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+def rag_config(tmp_path, *overrides: str) -> RagPetConfig:
+    base = [
+        "debug=tiny",
+        "objective=rag",
+        "retriever=tiny",
+        "index.max_passages=64",
+        f"index.storage_path={tmp_path / 'indexes'}",
+        "index.shard_cpus=0.1",
+        "index.encode_cpus=0.5",
+        "rag.k=2",
+        "rag.passage_max_tokens=24",
+        "trainer.cpus_per_worker=1",
+        "trainer.max_failures=0",
+    ]
+    return compose_config([*base, *overrides], run_dir=tmp_path / "run")
+
+
+def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path):
+    config = rag_config(
+        tmp_path,
+        "trainer.num_workers=2",
+        "rag.query_encoder=full",
+        "retriever.shared=false",
+        "rag.marginal=token",
+    )
+    result = launch_training(config)
+    losses = [record["loss"] for record in result.state.history]
+    assert result.state.step == 4 and all(np.isfinite(losses))
+    assert {record["index_version"] for record in result.state.history} == {1}
+    assert result.state.index_version == 1
+    assert (result.model_dir / "generator" / "adapter_config.json").is_file()
+    assert (result.model_dir / "query_encoder" / "config.json").is_file()
+    assert not (result.model_dir / "doc_encoder").exists()  # the frozen document tower is not saved
+
+
+def test_reindexing_swaps_versions_during_training_with_no_failed_query(tmp_path):
+    config = rag_config(
+        tmp_path,
+        "rag.query_encoder=full",
+        "rag.doc_encoder=trainable",
+        "rag.reindex_every=2",
+        "rag.reindex_async=false",
+        "trainer.max_steps=6",
+        "trainer.log_every=1",
+        "trainer.launcher=local",
+    )
+    result = launch_training(config)
+    versions = [record["index_version"] for record in result.state.history]
+    assert versions == [1, 2, 2, 3, 3, 3]  # a new version after steps 2 and 4 (none is started at the last step)
+    assert all(record["failed_queries"] == 0 for record in result.state.history)
+    assert result.state.index_version == 3
+
+
+def test_queries_keep_succeeding_while_an_asynchronous_reindex_swaps_the_index(tmp_path):
+    config = rag_config(tmp_path, "rag.query_encoder=full", "rag.doc_encoder=trainable", "rag.reindex_every=1")
+    version = ensure_index(config.index, config.retriever)
+    encoder = build_encoder(config.retriever)
+    index = LiveIndex(config, version, rank=0, broadcast=lambda value: value)
+    with torch.no_grad():
+        for parameter in encoder.doc_tower.parameters():
+            parameter.add_(0.01)  # a document tower that has moved on
+    encoder.doc_tower.requires_grad_(True)
+    queries = np.random.default_rng(0).standard_normal((3, encoder.dim)).astype(np.float32)
+    seen, searches = [], 0
+    try:
+        index.start_reindex(encoder, step=1)
+        deadline = time.monotonic() + 300
+        while index.version == version and time.monotonic() < deadline:
+            assert index.search(queries, 2).rows.shape == (3, 2)
+            searches += 1
+            seen.append(index.sync())
+    finally:
+        index.close()
+    assert index.version == version + 1 and seen[-1] == version + 1
+    assert index.failed_queries == 0 and searches > 1
+
+
+def test_k_larger_than_the_corpus_is_refused_before_anything_is_built(tmp_path):
+    with pytest.raises(RagPetConfigError, match="rag.k"):
+        preflight(rag_config(tmp_path, "rag.k=65"))
+    assert not (tmp_path / "indexes").exists()
+
+
+def test_passages_longer_than_the_generator_context_with_truncation_off_are_refused(tmp_path):
+    # tiny llama has 512 positions; some SQuAD paragraphs are longer than that in its tokenizer
+    config = rag_config(tmp_path, "rag.truncate_passages=false", "index.max_passages=null")
+    with pytest.raises(RagPetConfigError, match="rag.truncate_passages"):
+        preflight(config)
+    with pytest.raises(RagPetConfigError, match="rag.passage_max_tokens"):
+        preflight(rag_config(tmp_path, "rag.passage_max_tokens=600"))
+
+
+def test_a_shared_tower_cannot_train_for_queries_against_a_frozen_document_side(tmp_path):
+    with pytest.raises(RagPetConfigError, match="retriever.shared"):
+        rag_config(tmp_path, "rag.query_encoder=full")
+
+
+def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path):
+    config = rag_config(tmp_path, "trainer.launcher=local", "eval.before_training=true", "data.eval_split=train")
+    summary = run_experiment(config)
+    rows = {row["method"]: row for row in summary["rows"]}
+    assert set(rows) == {"rag", "rag+lora"}
+    for row in rows.values():
+        assert 0.0 <= row["exact_match"] <= 1.0 and 0.0 <= row["retrieval_recall@1"] <= row["retrieval_recall@5"]
+    assert rows["rag+lora"]["index_version"] == 1
+    predictions = (tmp_path / "run" / "eval" / "rag_lora" / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == config.data.max_eval_examples
