@@ -18,13 +18,19 @@ from tests.conftest import compose_config
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
-def rag_config(tmp_path, *overrides: str) -> RagPetConfig:
+@pytest.fixture(scope="module")
+def shared_indexes(tmp_path_factory):
+    """One index folder for the tests that never re-index: the tiny retriever's v1 is built once."""
+    return tmp_path_factory.mktemp("indexes")
+
+
+def rag_config(tmp_path, *overrides: str, indexes=None) -> RagPetConfig:
     base = [
         "debug=tiny",
         "objective=rag",
         "retriever=tiny",
         "index.max_passages=64",
-        f"index.storage_path={tmp_path / 'indexes'}",
+        f"index.storage_path={indexes or tmp_path / 'indexes'}",
         "index.shard_cpus=0.1",
         "index.encode_cpus=0.5",
         "rag.k=2",
@@ -35,13 +41,14 @@ def rag_config(tmp_path, *overrides: str) -> RagPetConfig:
     return compose_config([*base, *overrides], run_dir=tmp_path / "run")
 
 
-def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path):
+def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, shared_indexes):
     config = rag_config(
         tmp_path,
         "trainer.num_workers=2",
         "rag.query_encoder=full",
         "retriever.shared=false",
         "rag.marginal=token",
+        indexes=shared_indexes,
     )
     result = launch_training(config)
     losses = [record["loss"] for record in result.state.history]
@@ -115,8 +122,10 @@ def test_a_shared_tower_cannot_train_for_queries_against_a_frozen_document_side(
         rag_config(tmp_path, "rag.query_encoder=full")
 
 
-def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path):
-    config = rag_config(tmp_path, "trainer.launcher=local", "eval.before_training=true", "data.eval_split=train")
+def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path, shared_indexes):
+    config = rag_config(
+        tmp_path, "trainer.launcher=local", "eval.before_training=true", "data.eval_split=train", indexes=shared_indexes
+    )
     summary = run_experiment(config)
     rows = {row["method"]: row for row in summary["rows"]}
     assert set(rows) == {"rag", "rag+lora"}
@@ -125,3 +134,14 @@ def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path):
     assert rows["rag+lora"]["index_version"] == 1
     predictions = (tmp_path / "run" / "eval" / "rag_lora" / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == config.data.max_eval_examples
+
+
+def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exports(tmp_path, shared_indexes):
+    joint = ["rag.query_encoder=full", "retriever.shared=false", "trainer.launcher=local", "trainer.log_every=1"]
+    plain = launch_training(rag_config(tmp_path / "plain", *joint, indexes=shared_indexes))
+    expected = [record["loss"] for record in plain.state.history]
+    for stage in ("zero2", "zero3"):
+        sharded = launch_training(rag_config(tmp_path / stage, *joint, f"deepspeed={stage}", indexes=shared_indexes))
+        assert [record["loss"] for record in sharded.state.history] == pytest.approx(expected, rel=1e-4), stage
+        assert (sharded.model_dir / "generator" / "adapter_config.json").is_file()
+        assert (sharded.model_dir / "query_encoder" / "model.safetensors").is_file()
