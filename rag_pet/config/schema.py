@@ -59,6 +59,7 @@ class DataConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     template: str = "closed_book"
+    chat_template: bool = False
     max_prompt_tokens: int = 64
     max_answer_tokens: int = 16
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from rag_pet.config import DataConfig
 from rag_pet.data.types import Passage, QAExample
+from rag_pet.errors import RagPetConfigError
 
 IGNORE_INDEX = -100
 
@@ -40,11 +42,44 @@ class PromptEncoder:
     max_prompt_tokens: int
     max_answer_tokens: int
     passage_max_tokens: int | None = None
+    chat: bool = False
 
     def __post_init__(self) -> None:
         bos = self.tokenizer.bos_token_id
         probe = self.tokenizer("a").input_ids
         self._bos = [bos] if bos is not None and probe and probe[0] == bos and not self.is_seq2seq else []
+        self._chat_prefix: list[int] = []
+        self._chat_suffix: list[int] = []
+        if self.chat:
+            if not self.tokenizer.chat_template:
+                raise RagPetConfigError(
+                    "data.chat_template", True, "false: this generator's tokenizer has no chat template"
+                )
+            marker = "\ue000"  # a private-use character: where the user message goes in the rendered template
+            rendered = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": marker}], add_generation_prompt=True, tokenize=False
+            )
+            prefix, suffix = rendered.split(marker)
+            self._bos, self._chat_prefix, self._chat_suffix = [], self._tokens(prefix), self._tokens(suffix)
+
+    @classmethod
+    def from_config(
+        cls,
+        tokenizer: PreTrainedTokenizerBase,
+        data: DataConfig,
+        is_seq2seq: bool,
+        passage_max_tokens: int | None = None,
+    ) -> PromptEncoder:
+        """The encoder `data` configures (template, token budgets, chat template)."""
+        return cls(
+            tokenizer,
+            data.template,
+            is_seq2seq,
+            data.max_prompt_tokens,
+            data.max_answer_tokens,
+            passage_max_tokens=passage_max_tokens,
+            chat=data.chat_template,
+        )
 
     def _tokens(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -62,6 +97,7 @@ class PromptEncoder:
             body = self._tokens(" " + passage_prompt_text(passage))[: self.passage_max_tokens]
             question = self._tokens(tail.format(question=example.question))[-self.max_prompt_tokens :]
             ids = self._tokens(head) + body + question
+        ids = self._chat_prefix + ids + self._chat_suffix
         if self.is_seq2seq:
             return ids + [self.tokenizer.eos_token_id]
         return self._bos + ids
@@ -69,11 +105,12 @@ class PromptEncoder:
     def rag_overhead_tokens(self) -> int:
         """Tokens of a RAG prompt besides the passage, at most (instruction, question part, answer, specials)."""
         head, _ = RAG_TEMPLATE.split("{passage}")
-        return len(self._bos) + len(self._tokens(head)) + self.max_prompt_tokens + self.max_answer_tokens + 2
+        chat = len(self._chat_prefix) + len(self._chat_suffix)
+        return len(self._bos) + chat + len(self._tokens(head)) + self.max_prompt_tokens + self.max_answer_tokens + 2
 
     def answer_ids(self, answer: str) -> list[int]:
-        """Target tokens: the answer (leading space, so it continues the prompt) and eos."""
-        ids = self.tokenizer(" " + answer.strip(), add_special_tokens=False).input_ids
+        """Target tokens: the answer (after a space, so it continues the prompt, unless it opens a chat turn), eos."""
+        ids = self.tokenizer(("" if self.chat else " ") + answer.strip(), add_special_tokens=False).input_ids
         return ids[: self.max_answer_tokens] + [self.tokenizer.eos_token_id]
 
     def training_features(self, example: QAExample) -> dict[str, list[int]]:

@@ -26,9 +26,7 @@ def evaluate_qa(
     out_dir: Path,
 ) -> dict[str, float]:
     """EM/F1 of greedy answers; writes `predictions.jsonl` and `metrics.json` into `out_dir`."""
-    encoder = PromptEncoder(
-        generator.tokenizer, data.template, generator.is_seq2seq, data.max_prompt_tokens, data.max_answer_tokens
-    )
+    encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
     prompts = [encoder.prompt_ids(example) for example in examples]
     generator.model.to(device)
     start = time.perf_counter()

@@ -19,13 +19,8 @@ EMPTY_PASSAGE = Passage("", "", "")
 def rag_prompt_encoder(config: RagPetConfig, tokenizer: PreTrainedTokenizerBase, is_seq2seq: bool) -> PromptEncoder:
     """The prompt encoder of RAG inputs, with the configured passage truncation."""
     rag = config.rag
-    return PromptEncoder(
-        tokenizer,
-        config.data.template,
-        is_seq2seq,
-        config.data.max_prompt_tokens,
-        config.data.max_answer_tokens,
-        passage_max_tokens=rag.passage_max_tokens if rag.truncate_passages else None,
+    return PromptEncoder.from_config(
+        tokenizer, config.data, is_seq2seq, passage_max_tokens=rag.passage_max_tokens if rag.truncate_passages else None
     )
 
 

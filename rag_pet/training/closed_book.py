@@ -21,13 +21,7 @@ class ClosedBookTask:
     def __init__(self, config: RagPetConfig, ctx: TrainContext):
         generator = build_generator(config.model)
         self.model = adapt_model(generator.model, config.peft, generator.is_seq2seq, config.trainer.max_steps)
-        encoder = PromptEncoder(
-            generator.tokenizer,
-            config.data.template,
-            generator.is_seq2seq,
-            config.data.max_prompt_tokens,
-            config.data.max_answer_tokens,
-        )
+        encoder = PromptEncoder.from_config(generator.tokenizer, config.data, generator.is_seq2seq)
         features = [encoder.training_features(e) for e in load_training_examples(config, ctx.world_size)]
         collate = partial(collate_training, pad_token_id=generator.tokenizer.pad_token_id)
         self.loader, self.sampler = distributed_loader(features, config, ctx, collate)

@@ -1,8 +1,10 @@
+import pytest
 import torch
 
 from rag_pet.config import ModelConfig
 from rag_pet.data import QAExample
 from rag_pet.data.prompts import IGNORE_INDEX, PromptEncoder, collate_prompts, collate_training
+from rag_pet.errors import RagPetConfigError
 from rag_pet.models import build_tokenizer
 
 EXAMPLE = QAExample("q1", "Which river flows through Paris?", ("the Seine", "Seine"))
@@ -43,3 +45,18 @@ def test_collators_pad_on_the_right_side():
     prompts = collate_prompts([[5, 6, 7], [8]], 0, left=True)
     assert torch.equal(prompts["input_ids"], torch.tensor([[5, 6, 7], [0, 0, 8]]))
     assert prompts["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_chat_template_wraps_the_prompt_in_the_instruct_models_user_turn():
+    tokenizer = build_tokenizer(ModelConfig(source="smollm2"))
+    encoder = PromptEncoder(tokenizer, "closed_book", False, 64, 8, chat=True)
+    example = QAExample("q", "Who wrote Hamlet?", ("Shakespeare",))
+    text = tokenizer.decode(encoder.prompt_ids(example))
+    assert text.startswith("<|im_start|>") and "Question: Who wrote Hamlet?\nAnswer:<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+    assert tokenizer.decode(encoder.answer_ids("Shakespeare")) == "Shakespeare<|im_end|>"
+
+
+def test_chat_template_is_refused_for_a_tokenizer_without_one():
+    with pytest.raises(RagPetConfigError, match="data.chat_template"):
+        PromptEncoder(build_tokenizer(ModelConfig(source="tiny")), "closed_book", False, 64, 8, chat=True)
