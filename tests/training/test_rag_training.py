@@ -145,3 +145,20 @@ def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exp
         assert [record["loss"] for record in sharded.state.history] == pytest.approx(expected, rel=1e-4), stage
         assert (sharded.model_dir / "generator" / "adapter_config.json").is_file()
         assert (sharded.model_dir / "query_encoder" / "model.safetensors").is_file()
+
+
+def test_a_resumed_run_searches_the_index_version_its_checkpoint_was_trained_against(tmp_path):
+    reindexing = [
+        "rag.query_encoder=full",
+        "rag.doc_encoder=trainable",
+        "rag.reindex_every=2",
+        "rag.reindex_async=false",
+        "trainer.launcher=local",
+        "trainer.log_every=1",
+        "trainer.checkpoint_every=2",
+    ]
+    first = launch_training(rag_config(tmp_path, *reindexing, "trainer.max_steps=4"))
+    assert first.state.index_version == 2
+    resumed = launch_training(rag_config(tmp_path, *reindexing, "trainer.max_steps=5"))
+    assert resumed.state.resumed_at == [4]
+    assert resumed.state.history[-1]["index_version"] == 2  # not v1, which the freshly built towers match
