@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
-
-import torch
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data.prompts import PromptEncoder, collate_training
 from rag_pet.models import adapt_model, build_generator
-from rag_pet.training.checkpoint import TrainState
 from rag_pet.training.context import TrainContext
-from rag_pet.training.loop import distributed_loader, endless_batches, load_training_examples
+from rag_pet.training.loop import LoaderTask, distributed_loader, load_training_examples
 
 
-class ClosedBookTask:
+class ClosedBookTask(LoaderTask):
     """The adapted generator and prompt-masked (question, answer) batches."""
 
     def __init__(self, config: RagPetConfig, ctx: TrainContext):
@@ -26,16 +22,3 @@ class ClosedBookTask:
         collate = partial(collate_training, pad_token_id=generator.tokenizer.pad_token_id)
         self.loader, self.sampler = distributed_loader(features, config, ctx, collate)
         self.device = ctx.device
-
-    def micro_batches(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
-        for batch in endless_batches(self.loader, self.sampler, start):
-            yield {name: tensor.to(self.device) for name, tensor in batch.items()}
-
-    def restore(self, state: TrainState) -> None:
-        return None
-
-    def after_step(self, step: int) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        return None

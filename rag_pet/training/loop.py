@@ -99,6 +99,28 @@ class TrainTask(Protocol):
         """Release what the task holds outside this process (index actors, tasks)."""
 
 
+class LoaderTask:
+    """A task whose batches are ready-made tensors from `self.loader`; no work between steps."""
+
+    model: nn.Module
+    loader: DataLoader
+    sampler: DistributedSampler
+    device: torch.device
+
+    def micro_batches(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        for batch in endless_batches(self.loader, self.sampler, start):
+            yield {name: tensor.to(self.device) for name, tensor in batch.items()}
+
+    def restore(self, state: TrainState) -> None:
+        return None
+
+    def after_step(self, step: int) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
 def build_task(config: RagPetConfig, ctx: TrainContext) -> TrainTask:
     """The task `config.objective` names."""
     if config.objective == "rag":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -16,9 +16,8 @@ from rag_pet.models.encoder import BiEncoder, build_encoder
 from rag_pet.models.rag import freeze_unused_pooler
 from rag_pet.retrieval.bm25 import BM25Retriever
 from rag_pet.retrieval.corpus import load_corpus
-from rag_pet.training.checkpoint import TrainState
 from rag_pet.training.context import TrainContext
-from rag_pet.training.loop import distributed_loader, endless_batches
+from rag_pet.training.loop import LoaderTask, distributed_loader
 
 
 @dataclass(frozen=True)
@@ -69,34 +68,16 @@ def build_dual_encoder(config: RagPetConfig) -> DualEncoderModel:
     return DualEncoderModel(retriever, config.rag.temperature)
 
 
-class RetrieverTask:
+class RetrieverTask(LoaderTask):
     """The bi-encoder (both towers train; one if shared) on query/positive/hard-negative batches."""
 
     def __init__(self, config: RagPetConfig, ctx: TrainContext):
-        self.model = build_dual_encoder(config)
-        self.retriever, self.device = self.model.retriever, ctx.device
+        self.model, self.device = build_dual_encoder(config), ctx.device
         pairs = mine_training_pairs(config, load_corpus(config.index))
         need = config.trainer.batch_size * ctx.world_size
         if len(pairs) < need:
             raise RagPetConfigError("data.max_train_examples", len(pairs), f">= trainer.batch_size x workers = {need}")
-        self.loader, self.sampler = distributed_loader(pairs, config, ctx, collate=self.collate)
-
-    def collate(self, pairs: list[TrainingPair]) -> dict[str, torch.Tensor]:
-        """Query tokens and document tokens: the B positives first, then every pair's negatives."""
-        return collate_pairs(self.retriever, pairs)
-
-    def micro_batches(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
-        for batch in endless_batches(self.loader, self.sampler, start):
-            yield {name: tensor.to(self.device) for name, tensor in batch.items()}
-
-    def restore(self, state: TrainState) -> None:
-        return None
-
-    def after_step(self, step: int) -> dict[str, float]:
-        return {}
-
-    def close(self) -> None:
-        return None
+        self.loader, self.sampler = distributed_loader(pairs, config, ctx, partial(collate_pairs, self.model.retriever))
 
 
 def collate_pairs(retriever: BiEncoder, pairs: list[TrainingPair]) -> dict[str, torch.Tensor]:
