@@ -10,9 +10,9 @@ from rag_pet.config import RagPetConfig
 from rag_pet.data.types import QAExample
 from rag_pet.evaluation.rag_eval import evaluate_rag
 from rag_pet.models import Generator
-from rag_pet.models.rag import RagModel
+from rag_pet.models.rag import RagModel, build_trained_encoder
 from rag_pet.models.rag_inputs import RagInputs, rag_prompt_encoder
-from rag_pet.retrieval.build import index_name, trained_encoder
+from rag_pet.retrieval.build import index_name
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import ensure_index, index_root
 from rag_pet.retrieval.sharded import ShardedIndex
@@ -32,7 +32,7 @@ def evaluate_rag_pipeline(
 
     if not ray.is_initialized():
         ray.init()
-    retriever = trained_encoder(config.retriever, model_dir).eval()
+    retriever = build_trained_encoder(config.retriever, model_dir).eval()
     version = ensure_index(config.index, config.retriever, model_dir)
     index = ShardedIndex(
         index_root(config.index),

@@ -39,13 +39,14 @@ def dense_rankings(
 ) -> list[Ranking]:
     """Top-k from the configured index version (default: the newest built with this encoder, built now if none),
     after checking it fits this encoder and corpus. `trained_dir` holds towers a training run saved."""
-    from rag_pet.retrieval.build import index_name, trained_encoder
+    from rag_pet.models.rag import build_trained_encoder
+    from rag_pet.retrieval.build import index_name
     from rag_pet.retrieval.corpus import corpus_sha256
     from rag_pet.retrieval.live_index import ensure_index
     from rag_pet.retrieval.sharded import ShardedIndex
     from rag_pet.retrieval.store import check_compatible
 
-    encoder = trained_encoder(config.retriever, trained_dir).eval()
+    encoder = build_trained_encoder(config.retriever, trained_dir).eval()
     version = config.index.version or ensure_index(config.index, config.retriever, trained_dir)
     index = ShardedIndex(
         config.index.storage_path,

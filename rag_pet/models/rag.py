@@ -20,8 +20,8 @@ from torch import nn
 from transformers import AutoModel
 from transformers.utils import ModelOutput
 
-from rag_pet.config import RagConfig
-from rag_pet.models.encoder import BiEncoder
+from rag_pet.config import RagConfig, RetrieverConfig
+from rag_pet.models.encoder import BiEncoder, build_encoder
 
 QUERY_ENCODER_DIR = "query_encoder"
 DOC_ENCODER_DIR = "doc_encoder"
@@ -184,6 +184,12 @@ def freeze_unused_pooler(retriever: BiEncoder) -> None:
         pooler = getattr(getattr(tower, "base_model", tower), "pooler", None)
         if pooler is not None:
             pooler.requires_grad_(False)
+
+
+def build_trained_encoder(config: RetrieverConfig, trained_dir: Path | None = None) -> BiEncoder:
+    """The configured bi-encoder, with the towers a training run saved in `trained_dir` (if any) put in."""
+    encoder = build_encoder(config)
+    return load_trained_retriever(encoder, Path(trained_dir)) if trained_dir else encoder
 
 
 def load_trained_retriever(retriever: BiEncoder, model_dir: Path) -> BiEncoder:

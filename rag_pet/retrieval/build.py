@@ -12,8 +12,7 @@ import numpy as np
 from rag_pet.config import IndexConfig, RetrieverConfig
 from rag_pet.data import passage_text
 from rag_pet.errors import RagPetConfigError
-from rag_pet.models.encoder import BiEncoder, build_encoder
-from rag_pet.models.rag import load_trained_retriever
+from rag_pet.models.rag import build_trained_encoder
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
 from rag_pet.retrieval.faiss_index import shard_bounds, trained_empty_index
@@ -27,12 +26,6 @@ def index_name(config: IndexConfig) -> str:
     return f"{config.corpus}_{re.sub(r'[^A-Za-z0-9]+', '_', config.factory).strip('_')}"
 
 
-def trained_encoder(retriever: RetrieverConfig, trained_dir: Path | None = None) -> BiEncoder:
-    """The configured bi-encoder, with the towers a training run saved in `trained_dir` put in."""
-    encoder = build_encoder(retriever)
-    return load_trained_retriever(encoder, trained_dir) if trained_dir else encoder
-
-
 def build_index_version(
     index: IndexConfig, retriever: RetrieverConfig, trained_dir: Path | None = None
 ) -> tuple[Path, Manifest]:
@@ -44,7 +37,7 @@ def build_index_version(
         raise RagPetConfigError(
             "index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})"
         )
-    encoder = trained_encoder(retriever, trained_dir)
+    encoder = build_trained_encoder(retriever, trained_dir)
     corpus_hash, weights_hash = corpus_sha256(passages), encoder.doc_weights_hash()
     root, name = Path(index.storage_path).expanduser().resolve(), index_name(index)
     encoded_dir = root / name / "embeddings" / f"{weights_hash[:16]}-{corpus_hash[:16]}"

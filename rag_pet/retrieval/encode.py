@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from rag_pet.config import RetrieverConfig
-from rag_pet.models.encoder import build_encoder
-from rag_pet.models.rag import load_trained_retriever
+from rag_pet.models.rag import build_trained_encoder
 from rag_pet.storage import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
@@ -37,9 +36,7 @@ class PartEncoder:
 
     def __init__(self, retriever: dict, out_dir: str, batch_size: int, use_gpu: bool, trained_dir: str | None = None):
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-        encoder = build_encoder(RetrieverConfig(**retriever))
-        if trained_dir:
-            encoder = load_trained_retriever(encoder, Path(trained_dir))
+        encoder = build_trained_encoder(RetrieverConfig(**retriever), trained_dir)
         self.encoder = encoder.to(self.device).eval()
         self.out_dir, self.batch_size = Path(out_dir), batch_size
 

@@ -20,8 +20,8 @@ import torch
 
 from rag_pet.config import IndexConfig, RagPetConfig, RetrieverConfig, to_config, to_dict
 from rag_pet.models.encoder import BiEncoder
-from rag_pet.models.rag import save_trained_towers
-from rag_pet.retrieval.build import build_index_version, index_name, trained_encoder
+from rag_pet.models.rag import build_trained_encoder, save_trained_towers
+from rag_pet.retrieval.build import build_index_version, index_name
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.sharded import SearchResult, ShardedIndex
 from rag_pet.retrieval.store import newest_matching_version
@@ -37,7 +37,7 @@ def index_root(index: IndexConfig) -> Path:
 
 def ensure_index(index: IndexConfig, retriever: RetrieverConfig, trained_dir: Path | None = None) -> int:
     """The newest index version built from this corpus with this document encoder; built now if there is none."""
-    encoder = trained_encoder(retriever, trained_dir)
+    encoder = build_trained_encoder(retriever, trained_dir)
     corpus_hash = corpus_sha256(load_corpus(index))
     version = newest_matching_version(index_root(index), index_name(index), corpus_hash, encoder.doc_weights_hash())
     if version is not None:

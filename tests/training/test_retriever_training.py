@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from rag_pet.models.dual_encoder import DualEncoderModel
-from rag_pet.models.rag import load_trained_retriever
-from rag_pet.retrieval.build import trained_encoder
+from rag_pet.models.rag import build_trained_encoder, load_trained_retriever
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.retriever_task import collate_pairs, mine_training_pairs
@@ -42,7 +41,7 @@ def test_hard_negatives_come_from_bm25_and_are_never_relevant(tmp_path):
 def test_the_contrastive_loss_is_cross_entropy_of_each_query_against_all_batch_documents(tmp_path):
     config = retriever_config(tmp_path)
     pairs = mine_training_pairs(config, load_corpus(config.index))[:3]
-    model = DualEncoderModel(trained_encoder(config.retriever), temperature=0.05).eval()
+    model = DualEncoderModel(build_trained_encoder(config.retriever), temperature=0.05).eval()
     batch = collate_pairs(model.retriever, pairs)
     assert batch["doc_input_ids"].shape[0] == 3 + 3 * 2  # positives, then every pair's negatives
     with torch.no_grad():
@@ -65,6 +64,6 @@ def test_training_lowers_the_loss_and_saves_a_tower_that_reloads(tmp_path):
     assert sum(losses[-3:]) / 3 < losses[0], losses
     model_dir = context.checkpoints()[-1] / "model"
     assert (model_dir / "query_encoder" / "config.json").is_file()  # one shared tower
-    reloaded = load_trained_retriever(trained_encoder(config.retriever), model_dir)
+    reloaded = load_trained_retriever(build_trained_encoder(config.retriever), model_dir)
     assert reloaded.doc_tower is reloaded.query_tower
-    assert reloaded.doc_weights_hash() != trained_encoder(config.retriever).doc_weights_hash()
+    assert reloaded.doc_weights_hash() != build_trained_encoder(config.retriever).doc_weights_hash()
