@@ -31,5 +31,8 @@ def test_index_then_retrieval_evaluation_writes_metrics_per_method(ray_local, ti
         metrics = json.loads(open(f"{summary['run_dir']}/eval/retrieval_{row['method']}/metrics.json").read())
         assert metrics["recall@20"] == row["recall@20"]
 
+    other_weights = (*OVERRIDES, storage, "retriever.init_seed=1", "eval.retrieval_methods=[dense]")
     with pytest.raises(IndexStoreError, match="other document-encoder weights"):
-        evaluate_model(tiny_config(*OVERRIDES, storage, "retriever.init_seed=1"))
+        evaluate_model(tiny_config(*other_weights, "index.version=1"))  # a pinned version must fit the encoder
+    evaluate_model(tiny_config(*other_weights))  # unpinned: the newest version built with it, built now if none
+    assert sorted(p.name for p in (tmp_path / "indexes" / "squad_Flat").glob("v*")) == ["v000001", "v000002"]

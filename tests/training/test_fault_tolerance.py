@@ -40,10 +40,12 @@ def registered_steps(storage: Path) -> set[int]:
 
 
 def train_worker_pids() -> list[int]:
+    """Ray Train workers of this test session's Ray instance (its raylet is our child), not of other jobs."""
     return [
         process.pid
         for process in psutil.process_iter(["cmdline"])
         if (process.info["cmdline"] or [""])[0].startswith("ray::RayTrainWorker")
+        and any(parent.pid == os.getpid() for parent in process.parents())
     ]
 
 
