@@ -87,7 +87,8 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
 
 
 def preflight(config: RagPetConfig) -> None:
-    """Everything that can be checked or prepared once, before any worker starts: data, model, index."""
+    """Everything that can be checked or prepared once, before any worker starts: data, model, index (built if
+    missing; its storage path made absolute, since workers run in other directories)."""
     if config.objective == "retriever":
         from rag_pet.training.retriever_task import relevance_pairs
 
@@ -102,10 +103,11 @@ def preflight(config: RagPetConfig) -> None:
         import ray
 
         from rag_pet.retrieval.corpus import load_corpus
-        from rag_pet.retrieval.live_index import ensure_index
+        from rag_pet.retrieval.live_index import ensure_index, index_root
         from rag_pet.training.rag_task import check_rag_setup
 
         check_rag_setup(config, load_corpus(config.index))
+        config.index.storage_path = str(index_root(config.index))
         if not ray.is_initialized():
             ray.init()
         ensure_index(config.index, config.retriever)

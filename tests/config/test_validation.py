@@ -83,3 +83,16 @@ def test_train_job_exits_with_one_clear_line(override, expected, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {expected}"]
     assert "Traceback" not in result.stderr
+
+
+def test_user_errors_survive_pickling_across_ray_processes():
+    import pickle
+
+    from rag_pet.errors import DataFormatError
+
+    error = pickle.loads(pickle.dumps(RagPetConfigError("rag.k", 9, "at most 8")))
+    assert str(error) == "config error: rag.k=9 is invalid; allowed: at most 8" and error.field == "rag.k"
+    assert (
+        str(pickle.loads(pickle.dumps(DataFormatError("f.jsonl", 3, "no question"))))
+        == "data error: f.jsonl:3: no question"
+    )

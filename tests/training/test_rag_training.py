@@ -41,14 +41,15 @@ def rag_config(tmp_path, *overrides: str, indexes=None) -> RagPetConfig:
     return compose_config([*base, *overrides], run_dir=tmp_path / "run")
 
 
-def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, shared_indexes):
+def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative index.storage_path means the driver's directory, not the workers'
     config = rag_config(
         tmp_path,
         "trainer.num_workers=2",
         "rag.query_encoder=full",
         "retriever.shared=false",
         "rag.marginal=token",
-        indexes=shared_indexes,
+        indexes="indexes",
     )
     result = launch_training(config)
     losses = [record["loss"] for record in result.state.history]
