@@ -47,11 +47,26 @@ def storage_location(config: RagPetConfig) -> str:
     return location if "://" in location else str(Path(location).expanduser().resolve())
 
 
-def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[float]) -> float:
-    """The CPU reservation of a worker: as configured, or (None) an equal share of the cluster, at most one node."""
+def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[float], reserved: float = 0.0) -> float:
+    """The CPU reservation of a worker: as configured, or (None) an equal share of the cluster, at most one node.
+
+    `reserved` CPUs are left for actors the workers need (index shards, a re-indexing encoder); a share may then
+    fall below one CPU, since otherwise those actors could never be placed and the workers would wait forever."""
     if requested is not None:
         return requested
-    return float(max(1, min(int(sum(node_cpus) // num_workers), int(max(node_cpus, default=1)))))
+    if not reserved:
+        return float(max(1, min(int(sum(node_cpus) // num_workers), int(max(node_cpus, default=1)))))
+    free = sum(node_cpus) - reserved
+    share = float(int(free // num_workers)) if free >= num_workers else max(free / num_workers, 0.1)
+    return min(share, max(node_cpus, default=1))
+
+
+def reserved_cpus(config: RagPetConfig) -> float:
+    """CPUs the run's own actors need besides the workers: RAG's index shards and re-indexing encoder."""
+    if config.objective != "rag":
+        return 0.0
+    encoder = config.index.encode_cpus if config.rag.doc_encoder == "trainable" else 0.0
+    return config.index.num_shards * config.index.shard_cpus + encoder
 
 
 def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
@@ -62,7 +77,7 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     if not ray.is_initialized():
         ray.init()  # RAY_ADDRESS joins a cluster; locally the dashboard serves the state API Ray Train polls
     node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
-    cpus = cpus_per_worker(config.trainer.cpus_per_worker, config.trainer.num_workers, node_cpus)
+    cpus = cpus_per_worker(config.trainer.cpus_per_worker, config.trainer.num_workers, node_cpus, reserved_cpus(config))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=to_dict(config),

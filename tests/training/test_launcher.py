@@ -20,6 +20,15 @@ def test_cpus_per_worker(requested, workers, nodes, expected):
     assert cpus_per_worker(requested, workers, nodes) == expected
 
 
+@pytest.mark.parametrize(
+    ("workers", "reserved", "expected"),
+    [(1, 0.5, 1.0), (1, 1.5, 0.5), (2, 0.5, 0.75)],  # RAG shards (and a re-index encoder) must still fit 2 CPUs
+)
+def test_cpus_per_worker_leaves_room_for_the_runs_own_actors(workers, reserved, expected):
+    share = cpus_per_worker(None, workers, [2.0], reserved)
+    assert share == expected and share * workers + reserved <= 2.0
+
+
 def test_storage_location_keeps_uris_and_resolves_paths(tiny_config, tmp_path):
     assert storage_location(tiny_config("trainer.storage_path=s3://bucket/runs")) == "s3://bucket/runs"
     assert storage_location(tiny_config()) == str((tmp_path / "run" / "checkpoints").resolve())
