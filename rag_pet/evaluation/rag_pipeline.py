@@ -12,10 +12,8 @@ from rag_pet.evaluation.rag_eval import evaluate_rag
 from rag_pet.models import Generator
 from rag_pet.models.rag import RagModel, build_trained_encoder
 from rag_pet.models.rag_inputs import RagInputs, rag_prompt_encoder
-from rag_pet.retrieval.build import index_name
 from rag_pet.retrieval.corpus import load_corpus
-from rag_pet.retrieval.live_index import ensure_index, index_root
-from rag_pet.retrieval.sharded import ShardedIndex
+from rag_pet.retrieval.live_index import ensure_index, open_index
 
 
 def evaluate_rag_pipeline(
@@ -34,16 +32,7 @@ def evaluate_rag_pipeline(
         ray.init()
     retriever = build_trained_encoder(config.retriever, model_dir).eval()
     version = ensure_index(config.index, config.retriever, model_dir)
-    index = ShardedIndex(
-        index_root(config.index),
-        index_name(config.index),
-        version,
-        nprobe=config.index.nprobe,
-        ef_search=config.index.ef_search,
-        use_gpu=config.index.use_gpu,
-        shard_cpus=config.index.shard_cpus,
-        max_restarts=config.index.max_restarts,
-    )
+    index = open_index(config.index, version)
     try:
         model = RagModel(generator.model, retriever, generator.is_seq2seq, config.rag)
         prompts = rag_prompt_encoder(config, generator.tokenizer, generator.is_seq2seq)

@@ -40,24 +40,13 @@ def dense_rankings(
     """Top-k from the configured index version (default: the newest built with this encoder, built now if none),
     after checking it fits this encoder and corpus. `trained_dir` holds towers a training run saved."""
     from rag_pet.models.rag import build_trained_encoder
-    from rag_pet.retrieval.build import index_name
     from rag_pet.retrieval.corpus import corpus_sha256
-    from rag_pet.retrieval.live_index import ensure_index
-    from rag_pet.retrieval.sharded import ShardedIndex
+    from rag_pet.retrieval.live_index import ensure_index, open_index
     from rag_pet.retrieval.store import check_compatible
 
     encoder = build_trained_encoder(config.retriever, trained_dir).eval()
     version = config.index.version or ensure_index(config.index, config.retriever, trained_dir)
-    index = ShardedIndex(
-        config.index.storage_path,
-        index_name(config.index),
-        version,
-        nprobe=config.index.nprobe,
-        ef_search=config.index.ef_search,
-        use_gpu=config.index.use_gpu,
-        shard_cpus=config.index.shard_cpus,
-        max_restarts=config.index.max_restarts,
-    )
+    index = open_index(config.index, version)
     try:
         check_compatible(index.manifest, encoder.dim, corpus_sha256(passages), encoder.doc_weights_hash())
         with torch.inference_mode():

@@ -47,6 +47,20 @@ def ensure_index(index: IndexConfig, retriever: RetrieverConfig, trained_dir: Pa
     return manifest.version
 
 
+def open_index(index: IndexConfig, version: int) -> ShardedIndex:
+    """Attach to (starting if needed) the shard actors of one version of the configured index."""
+    return ShardedIndex(
+        index_root(index),
+        index_name(index),
+        version,
+        nprobe=index.nprobe,
+        ef_search=index.ef_search,
+        use_gpu=index.use_gpu,
+        shard_cpus=index.shard_cpus,
+        max_restarts=index.max_restarts,
+    )
+
+
 @ray.remote(num_cpus=0)
 def _build_from_snapshot(config: dict, snapshot: str) -> int:
     """Ray task: index the corpus with the document tower saved in `snapshot`; the new version number."""
@@ -73,17 +87,7 @@ class LiveIndex:
         self._attach(version)
 
     def _attach(self, version: int) -> ShardedIndex:
-        index = self.config.index
-        self.open[version] = ShardedIndex(
-            self.root,
-            self.name,
-            version,
-            nprobe=index.nprobe,
-            ef_search=index.ef_search,
-            use_gpu=index.use_gpu,
-            shard_cpus=index.shard_cpus,
-            max_restarts=index.max_restarts,
-        )
+        self.open[version] = open_index(self.config.index, version)
         return self.open[version]
 
     def __len__(self) -> int:
