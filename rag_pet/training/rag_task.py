@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 
 import torch
+from transformers import PretrainedConfig
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data.prompts import passage_prompt_text
@@ -40,9 +41,8 @@ def build_rag_model(config: RagPetConfig) -> tuple[RagModel, Generator]:
     return RagModel(adapted, retriever, generator.is_seq2seq, config.rag), generator
 
 
-def generator_context_length(config: RagPetConfig) -> int | None:
+def generator_context_length(model_config: PretrainedConfig) -> int | None:
     """Positions the generator was built for (None when its config names no limit)."""
-    model_config = build_skeleton(config.model)[0].config
     return getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
 
 
@@ -54,11 +54,11 @@ def check_rag_setup(config: RagPetConfig, passages: list[Passage]) -> None:
         raise RagPetConfigError(
             "rag.k", rag.k, f"at most {len(passages)}, the passages in index.corpus={config.index.corpus}"
         )
-    context = generator_context_length(config)
+    skeleton, is_seq2seq = build_skeleton(config.model)
+    context = generator_context_length(skeleton.config)
     if context is None:
         return
     tokenizer = build_tokenizer(config.model)
-    _, is_seq2seq = build_skeleton(config.model)
     overhead = rag_prompt_encoder(config, tokenizer, is_seq2seq).rag_overhead_tokens()
     if rag.truncate_passages:
         if rag.passage_max_tokens + overhead > context:
