@@ -11,13 +11,13 @@ import wandb
 
 from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.data import QAExample, load_qa_split
+from rag_pet.devices import resolve_device
 from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.models.rag import GENERATOR_DIR
 from rag_pet.storage import write_json_atomic
 from rag_pet.tracking import log_history, start_run
 from rag_pet.training import launch_training
-from rag_pet.training.context import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _evaluate(
 
         metrics = evaluate_rag_pipeline(config, generator, model_dir, examples, device, out_dir)
     else:
-        metrics = evaluate_qa(generator, examples, config.data, config.eval, device, out_dir)
+        metrics = evaluate_qa(config, generator, examples, device, out_dir)
     logger.info(
         "%s on %s (%d questions): EM %.3f F1 %.3f",
         label,
@@ -186,10 +186,22 @@ def evaluate_model(config: RagPetConfig) -> dict:
             rows.extend(evaluate_retrieval(config, Path(config.run_dir) / "eval", trained_dir=model_dir))
         else:
             examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
+            method = method_label(config, trained=model_dir is not None)
+            if config.eval.runner != "in_process":
+                from rag_pet.evaluation.at_scale import evaluate_with_runner
+
+                out_dir = Path(config.run_dir) / "eval" / config.eval.runner
+                rows.append(
+                    {
+                        "method": method,
+                        "runner": config.eval.runner,
+                        **evaluate_with_runner(config, examples, model_dir, out_dir),
+                    }
+                )
+                return summary
             if model_dir:
                 generator = load_trained_generator(config, model_dir)
             else:
                 generator = build_generator(config.model)
-            method = method_label(config, trained=model_dir is not None)
             rows.append({"method": method, **_evaluate(config, generator, method, examples, model_dir)})
     return summary

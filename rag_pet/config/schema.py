@@ -31,6 +31,7 @@ MARGINALS = ("sequence", "token")
 QUERY_ENCODER_TRAINING = ("frozen", "full", "lora")
 DOC_ENCODER_TRAINING = ("frozen", "trainable")
 RAG_DECODINGS = ("sequence_fast", "sequence_thorough", "token_greedy", "token_beam")
+EVAL_RUNNERS = ("in_process", "ray_data", "endpoint")
 
 
 def _one_of(name: str, value: object, allowed: tuple) -> None:
@@ -215,8 +216,25 @@ class EvalConfig:
     retrieval_k: int = 100
     retrieval_split: str = "test"
 
+    runner: str = "in_process"
+    endpoint_url: str | None = None
+    concurrency: int = 8
+    auth_token_env: str | None = None
+    adapter: str | None = None
+    request_timeout_s: float = 120.0
+    cpus_per_predictor: float = 1.0
+    gpus_per_predictor: float = 0.0
+
     def __post_init__(self) -> None:
         _one_of("eval.task", self.task, EVAL_TASKS)
+        _one_of("eval.runner", self.runner, EVAL_RUNNERS)
+        if self.runner == "endpoint" and not self.endpoint_url:
+            raise RagPetConfigError(
+                "eval.endpoint_url", None, "the URL of a running service (what `python -m jobs.serve` printed)"
+            )
+        for name in ("concurrency", "request_timeout_s", "cpus_per_predictor"):
+            _positive(f"eval.{name}", getattr(self, name))
+        _positive("eval.gpus_per_predictor", self.gpus_per_predictor, allow_zero=True)
         _positive("eval.batch_size", self.batch_size)
         _positive("eval.max_new_tokens", self.max_new_tokens)
         _positive("eval.retrieval_k", self.retrieval_k)
@@ -346,6 +364,78 @@ class RagConfig:
 
 
 @dataclass
+class DeploymentConfig:
+    """Replicas and resources of one Serve deployment; `autoscaling` (Serve's autoscaling_config: min_replicas,
+    max_replicas, target_ongoing_requests, ...) replaces the fixed `num_replicas`.
+
+    A batch takes up to `max_batch_size` queued requests, waiting at most `batch_wait_timeout_s` for more: 0 adds
+    no latency when idle, and under load requests queue up while the previous batch computes."""
+
+    num_replicas: int = 1
+    autoscaling: dict[str, Any] | None = None
+    num_cpus: float = 0.5
+    num_gpus: float = 0.0
+    max_ongoing_requests: int = 64
+    max_batch_size: int = 16
+    batch_wait_timeout_s: float = 0.0
+
+    def check(self, section: str) -> None:
+        for name in ("num_replicas", "max_ongoing_requests", "max_batch_size"):
+            _positive(f"{section}.{name}", getattr(self, name))
+        for name in ("num_cpus", "num_gpus", "batch_wait_timeout_s"):
+            _positive(f"{section}.{name}", getattr(self, name), allow_zero=True)
+
+
+@dataclass
+class ServeConfig:
+    """Ray Serve research endpoints (`python -m jobs.serve`): what is served, where, for whom, within which limits.
+
+    `run_dir` is a finished training run (its config, weights and index are served); `adapters` adds PEFT adapters
+    trained on the same base model (id -> run directory or adapter folder), chosen per request. With
+    `auth_token_env` set, requests need `Authorization: Bearer <the value of that environment variable>`.
+    """
+
+    run_dir: str | None = None
+    adapters: dict[str, str] = field(default_factory=dict)
+    index_version: int | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "rag_pet"
+    route_prefix: str = "/"
+    auth_token_env: str | None = None
+    max_question_chars: int = 2000
+    max_k: int = 20
+    max_new_tokens: int = 64
+    max_batch_questions: int = 32
+    max_adapters_per_replica: int = 4
+    health_check_period_s: float = 10.0
+    health_check_timeout_s: float = 30.0
+    config_file: str | None = None
+    write_config_only: bool = False
+    retriever: DeploymentConfig = field(default_factory=DeploymentConfig)
+    generator: DeploymentConfig = field(default_factory=DeploymentConfig)
+    ingress: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.25, max_ongoing_requests=256))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise RagPetConfigError("serve.port", self.port, "a TCP port in 1-65535")
+        if not self.route_prefix.startswith("/"):
+            raise RagPetConfigError("serve.route_prefix", self.route_prefix, "a path starting with /")
+        for name in (
+            "max_question_chars",
+            "max_k",
+            "max_new_tokens",
+            "max_batch_questions",
+            "max_adapters_per_replica",
+            "health_check_period_s",
+            "health_check_timeout_s",
+        ):
+            _positive(f"serve.{name}", getattr(self, name))
+        for name in ("retriever", "generator", "ingress"):
+            getattr(self, name).check(f"serve.{name}")
+
+
+@dataclass
 class TrackingConfig:
     """W&B tracking: offline by default, online when the user has a key."""
 
@@ -375,6 +465,7 @@ class RagPetConfig:
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     rag: RagConfig = field(default_factory=RagConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:

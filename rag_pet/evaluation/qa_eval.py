@@ -1,60 +1,86 @@
-"""Generate answers for QA examples, score them, and write predictions and metrics to a run directory."""
+"""Score answers to QA examples (EM/F1, gold-passage recall, latency) and write predictions and metrics."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from rag_pet.config import DataConfig, EvalConfig
+from rag_pet.config import RagPetConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import QAExample
-from rag_pet.evaluation.generation import generate_answers
+from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_metrics import best_over_answers, exact_match, f1, qa_scores
+from rag_pet.evaluation.runners import Predictions, Workload, predict_in_process
 from rag_pet.models import Generator
+from rag_pet.serving.answering import Answerer
 from rag_pet.storage import write_json_atomic, write_text_atomic
 
+RECALL_AT = (1, 5)
 
-def evaluate_qa(
-    generator: Generator,
-    examples: list[QAExample],
-    data: DataConfig,
-    settings: EvalConfig,
-    device: torch.device,
-    out_dir: Path,
-) -> dict[str, float]:
-    """EM/F1 of greedy answers; writes `predictions.jsonl` and `metrics.json` into `out_dir`."""
-    encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
-    prompts = [encoder.prompt_ids(example) for example in examples]
-    generator.model.to(device)
-    start = time.perf_counter()
-    predictions = generate_answers(
-        generator.model,
-        generator.tokenizer,
-        prompts,
-        generator.is_seq2seq,
-        settings.batch_size,
-        settings.max_new_tokens,
-        device,
+
+def workload(config: RagPetConfig, examples: list[QAExample], rag: bool) -> Workload:
+    """The eval workload `config` asks for: RAG over `rag.k` passages (retrieved 5 deep for recall) or closed-book."""
+    k = config.rag.k if rag else None
+    return Workload(
+        questions=[e.question for e in examples],
+        k=k,
+        depth=max(k, *RECALL_AT) if k else None,
+        adapter=config.eval.adapter,
+        max_new_tokens=config.eval.max_new_tokens,
+        batch_size=config.eval.batch_size,
     )
-    seconds = time.perf_counter() - start
-    metrics = qa_scores(predictions, [example.answers for example in examples])
-    metrics.update(eval_seconds=seconds, seconds_per_question=seconds / len(examples))
+
+
+def score_predictions(examples: list[QAExample], predictions: Predictions) -> dict[str, float]:
+    """EM/F1, recall@1/5 of the gold passage (when known and something was retrieved), latency, throughput, errors."""
+    metrics = qa_scores(predictions.answers, [e.answers for e in examples])
+    gold = [e.gold_passage_id for e in examples]
+    if all(gold) and any(predictions.retrieved):
+        for at in RECALL_AT:
+            hits = [g in row[:at] for g, row in zip(gold, predictions.retrieved, strict=True)]
+            metrics[f"retrieval_recall@{at}"] = float(np.mean(hits))
+    metrics.update(latency_summary(predictions.latencies_s, len(examples), predictions.wall_seconds))
+    metrics.update(
+        eval_seconds=predictions.wall_seconds,
+        seconds_per_question=predictions.wall_seconds / len(examples),
+        errors=predictions.errors,
+    )
+    return metrics
+
+
+def write_predictions(out_dir: Path, examples: list[QAExample], predictions: Predictions, metrics: dict) -> None:
+    """`predictions.jsonl` (answer, retrieved ids and scores per question) and `metrics.json`, atomically."""
     rows = [
         {
             "id": example.id,
             "question": example.question,
-            "prediction": prediction,
+            "prediction": answer,
             "answers": list(example.answers),
-            "exact_match": best_over_answers(exact_match, prediction, example.answers),
-            "f1": best_over_answers(f1, prediction, example.answers),
+            "retrieved": retrieved,
+            "exact_match": best_over_answers(exact_match, answer, example.answers),
+            "f1": best_over_answers(f1, answer, example.answers),
         }
-        for example, prediction in zip(examples, predictions, strict=True)
+        for example, answer, retrieved in zip(examples, predictions.answers, predictions.retrieved, strict=True)
     ]
-    write_text_atomic(
-        out_dir / "predictions.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    )
+    write_text_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_json_atomic(out_dir / "metrics.json", metrics)
+
+
+def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir: Path) -> dict[str, float]:
+    """`score_predictions`, written to `out_dir`."""
+    metrics = score_predictions(examples, predictions)
+    write_predictions(out_dir, examples, predictions, metrics)
     return metrics
+
+
+def evaluate_qa(
+    config: RagPetConfig, generator: Generator, examples: list[QAExample], device: torch.device, out_dir: Path
+) -> dict[str, float]:
+    """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
+    prompts = PromptEncoder.from_config(generator.tokenizer, config.data, generator.is_seq2seq)
+    answerer = Answerer(generator, prompts, config.rag, device)
+    predictions = predict_in_process(None, answerer.answer, workload(config, examples, rag=False))
+    return score_and_write(examples, predictions, out_dir)

@@ -1,4 +1,5 @@
-"""Assemble a RAG pipeline for evaluation: generator, (trained) retriever, and the index that matches it."""
+"""Evaluate a RAG pipeline in this process: the (trained) retriever over its index, the generator reading the
+top `rag.k` passages with `rag.decoding`; EM/F1 and recall@1/5 of the gold passage."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import torch
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data.types import QAExample
-from rag_pet.evaluation.rag_eval import evaluate_rag
+from rag_pet.evaluation.qa_eval import score_and_write, workload
+from rag_pet.evaluation.runners import predict_in_process
 from rag_pet.models import Generator
-from rag_pet.models.rag import RagModel, build_trained_encoder
-from rag_pet.models.rag_inputs import RagInputs, rag_prompt_encoder
+from rag_pet.models.rag import build_trained_encoder
+from rag_pet.models.rag_inputs import rag_prompt_encoder
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import ensure_index, open_index
+from rag_pet.serving.answering import Answerer, PassageRetriever
 
 
 def evaluate_rag_pipeline(
@@ -30,14 +33,13 @@ def evaluate_rag_pipeline(
 
     if not ray.is_initialized():
         ray.init()
-    retriever = build_trained_encoder(config.retriever, model_dir).eval()
-    version = ensure_index(config.index, config.retriever, model_dir)
-    index = open_index(config.index, version)
+    encoder = build_trained_encoder(config.retriever, model_dir)
+    index = open_index(config.index, ensure_index(config.index, config.retriever, model_dir))
     try:
-        model = RagModel(generator.model, retriever, generator.is_seq2seq, config.rag)
+        retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(config.index)})
         prompts = rag_prompt_encoder(config, generator.tokenizer, generator.is_seq2seq)
-        inputs = RagInputs(prompts, retriever, generator.tokenizer.pad_token_id)
-        passages = {p.id: p for p in load_corpus(config.index)}
-        return evaluate_rag(model, inputs, index, passages, examples, config, device, out_dir)
+        answerer = Answerer(generator, prompts, config.rag, device)
+        predictions = predict_in_process(retriever.retrieve, answerer.answer, workload(config, examples, rag=True))
+        return score_and_write(examples, predictions, out_dir)
     finally:
         index.close()

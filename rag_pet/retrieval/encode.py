@@ -96,7 +96,7 @@ def encode_corpus(
             "trained_dir": str(trained_dir) if trained_dir else None,
         },
         batch_size=1,
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=num_cpus,
         num_gpus=num_gpus,
     )

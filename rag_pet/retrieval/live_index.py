@@ -47,7 +47,7 @@ def ensure_index(index: IndexConfig, retriever: RetrieverConfig, trained_dir: Pa
     return manifest.version
 
 
-def open_index(index: IndexConfig, version: int) -> ShardedIndex:
+def open_index(index: IndexConfig, version: int, detached: bool = False) -> ShardedIndex:
     """Attach to (starting if needed) the shard actors of one version of the configured index."""
     return ShardedIndex(
         index_root(index),
@@ -58,6 +58,7 @@ def open_index(index: IndexConfig, version: int) -> ShardedIndex:
         use_gpu=index.use_gpu,
         shard_cpus=index.shard_cpus,
         max_restarts=index.max_restarts,
+        detached=detached,
     )
 
 

@@ -76,6 +76,20 @@ def merge_top_k(results: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int
     return heap.D, heap.I, vectors
 
 
+def shard_actor_name(name: str, version: int, number: int) -> str:
+    """The Ray actor name of one shard of an index version: every process attaches to the same actors by it."""
+    return f"{name}/v{version}/shard-{number}"
+
+
+def shards_running(name: str, version: int) -> bool:
+    """Whether the shard actors of an index version are up (some process started them)."""
+    try:
+        ray.get_actor(shard_actor_name(name, version, 0), namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
 class ShardedIndex:
     """Front end over the shard actors of one index version."""
 
@@ -90,14 +104,17 @@ class ShardedIndex:
         use_gpu: bool = False,
         shard_cpus: float = 0.25,
         max_restarts: int = -1,
+        detached: bool = False,
     ):
+        """Attach to (or start) the shard actors; `detached` ones outlive the process that starts them (a Serve
+        replica), so a lost replica never takes the shards with it; `close` stops them."""
         directory, self.manifest = read_manifest(Path(root), name, version)
         self.doc_ids: list[str] = json.loads((directory / IDS).read_text())
         self.keep_max = higher_is_better(self.manifest.metric)
         shard_actor = ray.remote(IndexShard)
         self.shards = [
             shard_actor.options(
-                name=f"{name}/v{self.manifest.version}/shard-{number}",
+                name=shard_actor_name(name, self.manifest.version, number),
                 namespace=NAMESPACE,
                 get_if_exists=True,
                 num_cpus=shard_cpus,
@@ -105,6 +122,7 @@ class ShardedIndex:
                 max_restarts=max_restarts,
                 max_task_retries=-1,
                 scheduling_strategy="SPREAD",
+                lifetime="detached" if detached else None,
             ).remote(str(directory / f"shard_{number:03d}"), start, nprobe, ef_search, use_gpu)
             for number, (start, _) in enumerate(self.manifest.shard_bounds)
         ]

@@ -44,11 +44,6 @@ class TrainContext(Protocol):
         """Context manager yielding the directory of the newest checkpoint, or None on a fresh run."""
 
 
-def resolve_device(use_gpu: bool) -> torch.device:
-    """cuda when asked for and present, else cpu."""
-    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-
-
 def checkpoint_name(step: int) -> str:
     """Directory name of the checkpoint taken after `step` optimizer steps."""
     return f"{CHECKPOINT_PREFIX}{step:08d}"

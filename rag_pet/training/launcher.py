@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
+from rag_pet.devices import resolve_device
 from rag_pet.errors import RagPetConfigError
 from rag_pet.models import adapt_model
 from rag_pet.models.generator import build_skeleton, weights_dir
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
-from rag_pet.training.context import LocalContext, resolve_device
+from rag_pet.training.context import LocalContext
 from rag_pet.training.loop import load_training_examples, run_train_loop
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,118 @@
+"""Question answering without Ray Serve: retrieve passages from a sharded index, answer with one generator.
+
+The Serve deployments, the Ray Data batch runner and in-process evaluation all call these two classes, so the
+three paths prompt, retrieve and decode identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rag_pet.config import RagConfig
+from rag_pet.data.prompts import PromptEncoder
+from rag_pet.data.types import Passage, QAExample
+from rag_pet.models import Generator
+from rag_pet.models.encoder import BiEncoder
+from rag_pet.models.generation import generate_answers
+from rag_pet.models.rag import document_log_prior
+from rag_pet.models.rag_decoding import rag_generate
+from rag_pet.retrieval.sharded import ShardedIndex
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """A passage found for a question, with its inner product with the question's vector."""
+
+    id: str
+    title: str
+    text: str
+    score: float
+
+    @property
+    def passage(self) -> Passage:
+        return Passage(self.id, self.title, self.text)
+
+
+class PassageRetriever:
+    """Questions → top-k passages: the query tower encodes, the sharded index searches, the corpus gives the text."""
+
+    def __init__(self, encoder: BiEncoder, index: ShardedIndex, passages: dict[str, Passage]):
+        self.encoder, self.index, self.passages = encoder.eval(), index, passages
+
+    @torch.inference_mode()
+    def retrieve(self, questions: list[str], k: int) -> list[list[RetrievedPassage]]:
+        """The best `k` passages per question, best first (fewer where an approximate index finds fewer)."""
+        vectors = self.encoder.encode_queries(questions).float().cpu()
+        result = self.index.search(vectors.numpy(), k)
+        scores = torch.einsum("bd,bkd->bk", vectors, torch.as_tensor(result.vectors))
+        return [
+            [
+                RetrievedPassage(doc, self.passages[doc].title, self.passages[doc].text, float(score))
+                for doc, score in zip(docs, row_scores.tolist(), strict=True)
+                if doc
+            ]
+            for docs, row_scores in zip(result.doc_ids, scores, strict=True)
+        ]
+
+
+class Answerer:
+    """Greedy (or `rag.decoding`) answers of one generator, closed-book or over retrieved passages."""
+
+    def __init__(self, generator: Generator, prompts: PromptEncoder, rag: RagConfig, device: torch.device):
+        self.generator, self.prompts, self.rag, self.device = generator, prompts, rag, device
+        generator.model.to(device).eval()
+
+    def answer(
+        self,
+        questions: list[str],
+        passages: list[list[RetrievedPassage]] | None = None,
+        max_new_tokens: int = 16,
+        model: torch.nn.Module | None = None,
+    ) -> list[str]:
+        """One answer per question: closed-book, or RAG decoding over each question's retrieved passages.
+
+        Questions with different numbers of passages are decoded in separate groups. `model` stands in for the
+        generator's module (the same weights with an adapter switched on)."""
+        model = model or self.generator.model
+        passages = passages if passages is not None else [[] for _ in questions]
+        answers = [""] * len(questions)
+        for count in sorted({len(found) for found in passages}):
+            group = [i for i, found in enumerate(passages) if len(found) == count]
+            examples = [QAExample(str(i), questions[i], ("",)) for i in group]
+            found = self._answer_group(examples, [passages[i] for i in group], max_new_tokens, model)
+            for i, answer in zip(group, found, strict=True):
+                answers[i] = answer
+        return answers
+
+    def _answer_group(
+        self,
+        examples: list[QAExample],
+        passages: list[list[RetrievedPassage]],
+        max_new_tokens: int,
+        model: torch.nn.Module,
+    ) -> list[str]:
+        if not passages[0]:  # closed-book
+            prompts = [self.prompts.prompt_ids(example) for example in examples]
+            tokenizer = self.generator.tokenizer
+            return generate_answers(
+                model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device
+            )
+        scores = torch.tensor([[hit.score for hit in found] for found in passages])
+        log_prior = document_log_prior(scores, None, self.rag.temperature)
+        prompts = [
+            self.prompts.prompt_ids(example, hit.passage)
+            for example, found in zip(examples, passages, strict=True)
+            for hit in found
+        ]
+        return rag_generate(
+            model,
+            self.generator.tokenizer,
+            prompts,
+            log_prior,
+            self.generator.is_seq2seq,
+            self.rag.decoding,
+            max_new_tokens,
+            self.rag.num_beams,
+        )

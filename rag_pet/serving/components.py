@@ -1,0 +1,57 @@
+"""Build the serving components of a `ServeSpec`: the passage retriever and the generator with its adapters.
+
+Serve replicas, the Ray Data batch runner and in-process evaluation build them here, so all three serve the same
+weights with the same prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from rag_pet.models.generator import build_generator
+from rag_pet.models.multi_adapter import AdapterSwitch
+from rag_pet.models.rag import build_trained_encoder
+from rag_pet.models.rag_inputs import rag_prompt_encoder
+from rag_pet.retrieval.corpus import load_corpus
+from rag_pet.retrieval.live_index import open_index
+from rag_pet.serving.answering import Answerer, PassageRetriever
+from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
+
+
+def build_passage_retriever(spec: ServeSpec, index_version: int, detached: bool = False) -> PassageRetriever:
+    """The (trained) query tower over the shard actors of `index_version`; `detached` shards outlive this process."""
+    config = spec.config
+    encoder = build_trained_encoder(config.retriever, spec.retriever_dir)
+    index = open_index(config.index, index_version, detached=detached)
+    return PassageRetriever(encoder, index, {p.id: p for p in load_corpus(config.index)})
+
+
+class AdaptedAnswerer:
+    """An `Answerer` over the base generator, and the adapters of the spec loaded onto it on demand."""
+
+    def __init__(self, spec: ServeSpec, device: torch.device):
+        config = spec.config
+        generator = build_generator(config.model, weights=Path(spec.full_weights) if spec.full_weights else None)
+        prompts = rag_prompt_encoder(config, generator.tokenizer, generator.is_seq2seq)
+        self.answerer = Answerer(generator, prompts, config.rag, device)
+        self.switch = AdapterSwitch(generator.model)
+        self.spec = spec
+
+    def resolve(self, adapter: str | None) -> str:
+        """The adapter id a request means: its own, or the spec's default; KeyError naming the known ids."""
+        adapter = adapter or self.spec.default_adapter
+        if adapter != BASE_ADAPTER and adapter not in self.spec.adapters:
+            known = ", ".join([BASE_ADAPTER, *sorted(self.spec.adapters)])
+            raise KeyError(f"unknown adapter {adapter!r}; served adapters: {known}")
+        return adapter
+
+    def load(self, adapter: str) -> str:
+        """Load a served adapter onto the base model; its slot name."""
+        return self.switch.load(self.spec.adapters[adapter], adapter)
+
+    def answer(self, slot: str | None, questions: list[str], passages=None, max_new_tokens: int = 16) -> list[str]:
+        """`Answerer.answer` with the adapter in `slot` switched on (None: the base model)."""
+        with self.switch.active(slot) as model:
+            return self.answerer.answer(questions, passages, max_new_tokens, model=model)

@@ -1,0 +1,199 @@
+"""The HTTP front of the service: `/retrieve`, `/generate`, `/rag` (FastAPI, OpenAPI at `/docs`), composing the
+Retriever and Generator deployments through their handles.
+
+Requests beyond the configured limits get a 422 naming the limit and its setting; an unknown adapter a 404; with
+`serve.auth_token_env` set, every API route wants `Authorization: Bearer <token>` (401 otherwise).
+"""
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import ray
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from rag_pet.serving.answering import RetrievedPassage
+from rag_pet.serving.deployments import AnswerItem
+from rag_pet.serving.schemas import (
+    AdaptersResponse,
+    GenerateRequest,
+    GenerateResponse,
+    Hit,
+    IndexInfo,
+    RagAnswer,
+    RagRequest,
+    RagResponse,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
+
+T = TypeVar("T")
+app = FastAPI(
+    title="rag_pet",
+    description="Retrieval, generation with PEFT adapters, and retrieval-augmented generation of a trained run.",
+)
+bearer = HTTPBearer(auto_error=False)
+# A replica that dies mid-request (node lost, actor killed) fails the requests it held; inference is idempotent,
+# so each call to a downstream deployment is retried once, on a replica the handle's router still considers live.
+REPLICA_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+
+
+def _hits(found: list[RetrievedPassage]) -> list[Hit]:
+    return [Hit(id=p.id, title=p.title, text=p.text, score=p.score) for p in found]
+
+
+async def _retry_once(call: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await call()
+    except REPLICA_LOST:
+        return await call()
+
+
+@serve.deployment(name="RagPipeline")
+@serve.ingress(app)
+class RagIngress:
+    """Validates requests against the limits in `serve`, fans questions out to the batched deployments."""
+
+    def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, args: dict):
+        self.spec = ServeSpec.from_args(args)
+        self.retriever, self.generator = retriever, generator
+        self.limits = self.spec.config.serve
+        self.token = None
+        if self.limits.auth_token_env:
+            self.token = os.environ.get(self.limits.auth_token_env)
+            if not self.token:
+                raise RuntimeError(
+                    f"serve.auth_token_env={self.limits.auth_token_env} names an environment variable that is not set "
+                    "where the replica runs: set it (or pass it in the deployment's runtime_env)"
+                )
+        self.index: IndexInfo | None = None
+
+    def _authorize(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        if self.token is None:
+            return
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), self.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    def _questions(self, texts: list[str]) -> list[str]:
+        limits = self.limits
+        if len(texts) > limits.max_batch_questions:
+            raise HTTPException(
+                422,
+                f"{len(texts)} questions in one request; the limit is {limits.max_batch_questions} "
+                "(serve.max_batch_questions)",
+            )
+        for number, text in enumerate(texts):
+            if not text.strip():
+                raise HTTPException(422, f"question {number} is empty")
+            if len(text) > limits.max_question_chars:
+                raise HTTPException(
+                    422,
+                    f"question {number} has {len(text)} characters; the limit is {limits.max_question_chars} "
+                    "(serve.max_question_chars)",
+                )
+        return texts
+
+    def _k(self, k: int | None, name: str = "k") -> int:
+        k = k or self.spec.config.rag.k
+        if k > self.limits.max_k:
+            raise HTTPException(422, f"{name}={k} is above the limit of {self.limits.max_k} (serve.max_k)")
+        return k
+
+    def _new_tokens(self, requested: int | None) -> int:
+        tokens = requested or self.spec.config.eval.max_new_tokens
+        if tokens > self.limits.max_new_tokens:
+            raise HTTPException(
+                422,
+                f"max_new_tokens={tokens} is above the limit of {self.limits.max_new_tokens} (serve.max_new_tokens)",
+            )
+        return tokens
+
+    def _adapter(self, requested: str | None) -> str:
+        adapter = requested or self.spec.default_adapter
+        if adapter != BASE_ADAPTER and adapter not in self.spec.adapters:
+            known = ", ".join([BASE_ADAPTER, *sorted(self.spec.adapters)])
+            raise HTTPException(404, f"unknown adapter {adapter!r}; served adapters: {known} (see /adapters)")
+        return adapter
+
+    async def _index_info(self) -> IndexInfo:
+        if self.index is None:
+            self.index = IndexInfo(**await _retry_once(lambda: self.retriever.info.remote()))
+        return self.index
+
+    async def _retrieve(self, questions: list[str], k: int) -> list[list[RetrievedPassage]]:
+        return await asyncio.gather(
+            *[_retry_once(lambda q=q: self.retriever.retrieve.remote((q, k))) for q in questions]
+        )
+
+    async def _answer(self, adapter: str, items: list[AnswerItem]) -> list[str]:
+        handle = self.generator.options(multiplexed_model_id="" if adapter == BASE_ADAPTER else adapter)
+        return await asyncio.gather(*[_retry_once(lambda i=i: handle.answer.remote(i)) for i in items])
+
+    @app.post("/retrieve", response_model=RetrieveResponse)
+    async def retrieve(self, body: RetrieveRequest, credentials=Depends(bearer)) -> RetrieveResponse:  # noqa: B008
+        """Top-k passages per question from the sharded index."""
+        self._authorize(credentials)
+        questions, k = self._questions(body.texts), self._k(body.k)
+        start = time.perf_counter()
+        found = await self._retrieve(questions, k)
+        elapsed = (time.perf_counter() - start) * 1000
+        return RetrieveResponse(
+            passages=[_hits(f) for f in found], index=await self._index_info(), latency_ms={"retrieve": elapsed}
+        )
+
+    @app.post("/generate", response_model=GenerateResponse)
+    async def generate(self, body: GenerateRequest, credentials=Depends(bearer)) -> GenerateResponse:  # noqa: B008
+        """Closed-book answers from the base model or an adapter."""
+        self._authorize(credentials)
+        questions, adapter = self._questions(body.texts), self._adapter(body.adapter)
+        tokens = self._new_tokens(body.max_new_tokens)
+        start = time.perf_counter()
+        answers = await self._answer(adapter, [AnswerItem(q, None, tokens) for q in questions])
+        elapsed = (time.perf_counter() - start) * 1000
+        return GenerateResponse(answers=answers, adapter=adapter, latency_ms={"generate": elapsed})
+
+    @app.post("/rag", response_model=RagResponse)
+    async def rag(self, body: RagRequest, credentials=Depends(bearer)) -> RagResponse:  # noqa: B008
+        """Retrieve k passages per question, answer from them (RAG decoding), return both and the time each took."""
+        self._authorize(credentials)
+        questions, adapter, k = self._questions(body.texts), self._adapter(body.adapter), self._k(body.k)
+        depth = max(k, self._k(body.return_k or k, "return_k"))
+        tokens = self._new_tokens(body.max_new_tokens)
+        start = time.perf_counter()
+        found = await self._retrieve(questions, depth)
+        retrieved = time.perf_counter()
+        items = [AnswerItem(q, f[:k], tokens) for q, f in zip(questions, found, strict=True)]
+        answers = await self._answer(adapter, items)
+        done = time.perf_counter()
+        return RagResponse(
+            results=[RagAnswer(answer=a, passages=_hits(f)) for a, f in zip(answers, found, strict=True)],
+            adapter=adapter,
+            index=await self._index_info(),
+            latency_ms={
+                "retrieve": (retrieved - start) * 1000,
+                "generate": (done - retrieved) * 1000,
+                "total": (done - start) * 1000,
+            },
+        )
+
+    @app.get("/adapters", response_model=AdaptersResponse)
+    async def adapters(self, credentials=Depends(bearer)) -> AdaptersResponse:  # noqa: B008
+        """The adapter ids requests may name."""
+        self._authorize(credentials)
+        return AdaptersResponse(
+            default=self.spec.default_adapter,
+            adapters=[BASE_ADAPTER, *sorted(self.spec.adapters)],
+            max_loaded_per_replica=self.limits.max_adapters_per_replica,
+        )
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict:
+        """Liveness of the pipeline and its index (no token needed; nothing private is returned)."""
+        return {"status": "ok", "index": (await self._index_info()).model_dump()}

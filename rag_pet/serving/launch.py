@@ -1,0 +1,128 @@
+"""Start and stop the service: resolve what is served, write its Serve config file, run it on Ray Serve."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import yaml
+from ray import serve
+from ray.serve.schema import ServeDeploySchema
+
+from rag_pet.config import RagPetConfig
+from rag_pet.errors import RagPetConfigError
+from rag_pet.retrieval.build import index_name
+from rag_pet.retrieval.live_index import open_index
+from rag_pet.retrieval.sharded import shards_running
+from rag_pet.serving.app import IMPORT_PATH, build_application
+from rag_pet.serving.spec import ServeSpec, resolve_index_version, resolve_spec
+from rag_pet.storage import write_text_atomic
+
+logger = logging.getLogger(__name__)
+SERVE_CONFIG = "serve_config.yaml"
+
+
+@dataclass
+class RunningService:
+    """A started application: where it listens, what it serves, and its Serve config file."""
+
+    url: str
+    spec: ServeSpec
+    config_file: Path
+    owns_index: bool = False
+
+
+def serve_config_document(spec: ServeSpec) -> dict:
+    """The Serve config (the format `serve build` writes) that deploys this spec with `serve deploy` or KubeRay."""
+    serve_settings = spec.config.serve
+    document = {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": serve_settings.host, "port": serve_settings.port},
+        "applications": [
+            {
+                "name": serve_settings.app_name,
+                "route_prefix": serve_settings.route_prefix,
+                "import_path": IMPORT_PATH,
+                "args": spec.to_args(),
+            }
+        ],
+    }
+    ServeDeploySchema.model_validate(document)
+    return document
+
+
+def write_serve_config(spec: ServeSpec) -> Path:
+    """Write the Serve config file atomically to `serve.config_file` (default `<run_dir>/serve_config.yaml`)."""
+    path = Path(spec.config.serve.config_file or Path(spec.config.run_dir) / SERVE_CONFIG).expanduser().resolve()
+    header = (
+        "# Deploy with `serve deploy` or as a KubeRay RayService serveConfigV2. Paths must be readable on every node;\n"
+        "# with serve.auth_token_env set, that variable must be set in the replicas' environment.\n"
+    )
+    write_text_atomic(path, header + yaml.safe_dump(serve_config_document(spec), sort_keys=False))
+    return path
+
+
+def _auth_token(config: RagPetConfig) -> str | None:
+    name = config.serve.auth_token_env
+    if name is None:
+        return None
+    token = os.environ.get(name)
+    if not token:
+        raise RagPetConfigError(
+            "serve.auth_token_env", name, "the name of a set environment variable holding the token"
+        )
+    return token
+
+
+def start_service(config: RagPetConfig) -> RunningService:
+    """Resolve, check and start the application (Ray started locally if it is not running); returns at once."""
+    token = _auth_token(config)
+    spec = resolve_spec(config)
+    if not ray.is_initialized():
+        ray.init()
+    spec.index_version = resolve_index_version(spec)
+    config_file = write_serve_config(spec)
+    settings = spec.config.serve
+    url = f"http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}"
+    if settings.write_config_only:
+        return RunningService(url, spec, config_file)
+    owns_index = not shards_running(index_name(spec.config.index), spec.index_version)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(
+        build_application(spec, token),
+        name=settings.app_name,
+        route_prefix=settings.route_prefix,
+        blocking=False,
+    )
+    logger.info("serving %s at %s (index v%d)", settings.app_name, url, spec.index_version)
+    return RunningService(url, spec, config_file, owns_index)
+
+
+def stop_service(service: RunningService) -> None:
+    """Delete the application and stop the index shard actors it started (they are detached); shards that were
+    already up when it started (another service's, a training run's) are left alone."""
+    serve.delete(service.spec.config.serve.app_name)
+    if service.owns_index:
+        open_index(service.spec.config.index, service.spec.index_version, detached=True).close()
+
+
+def run_serve_job(config: RagPetConfig) -> dict:
+    """`jobs.serve`: start the service and keep it up until SIGINT/SIGTERM, then shut it down cleanly."""
+    service = start_service(config)
+    summary = {"url": service.url, "config_file": str(service.config_file), "index_version": service.spec.index_version}
+    if config.serve.write_config_only:
+        return summary
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"serving at {service.url} (OpenAPI: {service.url}/docs); Ctrl-C stops", flush=True)
+    stop.wait()
+    logger.info("shutting down")
+    stop_service(service)
+    serve.shutdown()
+    return summary
