@@ -15,11 +15,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import ray
 import torch
 from hydra import compose, initialize_config_dir
 from ray import serve
-from ray.util.state import list_actors
 
 from rag_pet.config import register_configs, to_config
 from rag_pet.data import load_qa_split
@@ -70,10 +70,11 @@ def p50_ms(latencies: list[float]) -> float:
 
 
 def kill_one_generator_replica(app: str) -> str:
-    replicas = list_actors(filters=[("class_name", "=", f"ServeReplica:{app}:Generator"), ("state", "=", "ALIVE")])
-    victim = replicas[0]
-    ray.kill(ray.get_actor(victim.name, namespace="serve"), no_restart=True)
-    return victim.name
+    """SIGKILL-like `ray.kill` of one Generator replica actor (Serve names them SERVE_REPLICA::<app>#Generator#id)."""
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == "serve"]
+    victim = sorted(n for n in names if n.startswith(f"SERVE_REPLICA::{app}#Generator#"))[0]
+    ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+    return victim
 
 
 def main() -> None:
@@ -82,6 +83,13 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for the throughput figures")
     parser.add_argument("--throughput-requests", type=int, default=640)
+    parser.add_argument(
+        "--throughput-new-tokens",
+        type=int,
+        default=64,
+        help="answer length for the throughput figures: long enough that generation, not per-request overhead, is "
+        "the work batching can share",
+    )
     parser.add_argument("--load-seconds", type=float, default=60.0)
     parser.add_argument("--load-concurrency", type=int, default=16)
     args = parser.parse_args()
@@ -94,31 +102,46 @@ def main() -> None:
     closed_book = replace(workload(base, examples, rag=False), batch_size=1)
     questions = closed_book.questions
 
-    direct = AdaptedAnswerer(resolve_spec(base), torch.device("cpu"))
-    direct_latencies = []
-    for number in range(args.requests):
-        began = time.perf_counter()
-        direct.answer(None, [questions[number % len(questions)]], None, args.new_tokens)
-        direct_latencies.append(time.perf_counter() - began)
-
     service = start_service(base)
-    sequential = predict_from_endpoint(
-        service.url, replace(closed_book, questions=(questions * 4)[: args.requests]), concurrency=1
-    )
-    http_p50, direct_p50 = p50_ms(sequential.latencies_s), p50_ms(direct_latencies)
-    print(f"/generate p50 over HTTP {http_p50:.2f} ms vs direct in-process call {direct_p50:.2f} ms: ")
-    print(f"  +{http_p50 - direct_p50:.2f} ms added, {http_p50 / direct_p50:.2f}x ({sequential.errors} errors)")
+    direct = AdaptedAnswerer(resolve_spec(base), torch.device("cpu"))
+    direct_latencies, http_latencies = [], []
+    with httpx.Client(base_url=service.url, timeout=60) as client:
+        for number in range(args.requests):  # interleaved, so both see the same background load
+            question = questions[number % len(questions)]
+            began = time.perf_counter()
+            direct.answer(None, [question], None, args.new_tokens)
+            direct_latencies.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            client.post("/generate", json={"question": question, "max_new_tokens": args.new_tokens}).raise_for_status()
+            http_latencies.append(time.perf_counter() - began)
+    health = []
+    with httpx.Client(base_url=service.url, timeout=60) as client:
+        for _ in range(args.requests):
+            began = time.perf_counter()
+            client.get("/healthz").raise_for_status()
+            health.append(time.perf_counter() - began)
+    http_p50, direct_p50 = p50_ms(http_latencies), p50_ms(direct_latencies)
+    print(f"/generate p50 over HTTP {http_p50:.2f} ms vs direct in-process call {direct_p50:.2f} ms:")
+    print(f"  +{http_p50 - direct_p50:.2f} ms added, {http_p50 / direct_p50:.2f}x")
+    print(f"  (of which proxy + ingress alone, GET /healthz p50: {p50_ms(health):.2f} ms)")
 
-    many = replace(closed_book, questions=(questions * 8)[: args.throughput_requests])
+    many = replace(
+        closed_book,
+        questions=(questions * 8)[: args.throughput_requests],
+        max_new_tokens=args.throughput_new_tokens,
+    )
     batched = predict_from_endpoint(service.url, many, concurrency=args.concurrency)
     stop_service(service)
-    unbatched_config = config(root, port, f"eval.max_new_tokens={args.new_tokens}", "serve.generator.max_batch_size=1")
+    unbatched_config = config(root, port, "serve.generator.max_batch_size=1")
     service = start_service(unbatched_config)
     unbatched = predict_from_endpoint(service.url, many, concurrency=args.concurrency)
     stop_service(service)
     batched_qps = len(many.questions) / batched.wall_seconds
     unbatched_qps = len(many.questions) / unbatched.wall_seconds
-    print(f"throughput at {args.concurrency} concurrent /generate, @serve.batch(max_batch_size={args.concurrency}):")
+    print(
+        f"throughput at {args.concurrency} concurrent /generate ({args.throughput_new_tokens} new tokens),"
+        f" @serve.batch(max_batch_size={args.concurrency}):"
+    )
     print(f"  {batched_qps:.1f} req/s vs")
     print(f"  max_batch_size=1 {unbatched_qps:.1f} req/s: {batched_qps / unbatched_qps:.2f}x")
     print(f"  errors {batched.errors} / {unbatched.errors}")

@@ -7,6 +7,7 @@ replicas attach to the same shards, and restart on failure, reloading their shar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -134,8 +135,7 @@ class ShardedIndex:
     def __len__(self) -> int:
         return self.manifest.num_vectors
 
-    def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k for a batch of query vectors, merged exactly across shards."""
+    def _checked(self, queries: np.ndarray, k: int) -> np.ndarray:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise SearchError(
@@ -146,10 +146,22 @@ class ShardedIndex:
             raise SearchError(
                 f"search error: k={k} is invalid; allowed: 1 to {len(self)} (the number of indexed vectors)"
             )
-        results = ray.get([shard.search.remote(queries, k) for shard in self.shards])
+        return queries
+
+    def _merged(self, results: list, k: int) -> SearchResult:
         scores, rows, vectors = merge_top_k(results, k, self.keep_max)
         doc_ids = [[self.doc_ids[row] if row >= 0 else "" for row in query_rows] for query_rows in rows]
         return SearchResult(scores, rows, doc_ids, vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-k for a batch of query vectors, merged exactly across shards."""
+        queries = self._checked(queries, k)
+        return self._merged(ray.get([shard.search.remote(queries, k) for shard in self.shards]), k)
+
+    async def search_async(self, queries: np.ndarray, k: int) -> SearchResult:
+        """`search` for an event loop (a Serve replica): awaits the shards instead of blocking on them."""
+        queries = self._checked(queries, k)
+        return self._merged(await asyncio.gather(*[shard.search.remote(queries, k) for shard in self.shards]), k)
 
     def health(self) -> list[dict]:
         """Per-shard stats; raises if a shard cannot answer."""

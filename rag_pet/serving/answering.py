@@ -18,7 +18,7 @@ from rag_pet.models.encoder import BiEncoder
 from rag_pet.models.generation import generate_answers
 from rag_pet.models.rag import document_log_prior
 from rag_pet.models.rag_decoding import rag_generate
-from rag_pet.retrieval.sharded import ShardedIndex
+from rag_pet.retrieval.sharded import SearchResult, ShardedIndex
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ class PassageRetriever:
         self.encoder, self.index, self.passages = encoder.eval(), index, passages
 
     @torch.inference_mode()
-    def retrieve(self, questions: list[str], k: int) -> list[list[RetrievedPassage]]:
-        """The best `k` passages per question, best first (fewer where an approximate index finds fewer)."""
-        vectors = self.encoder.encode_queries(questions).float().cpu()
-        result = self.index.search(vectors.numpy(), k)
+    def _encode(self, questions: list[str]) -> torch.Tensor:
+        return self.encoder.encode_queries(questions).float().cpu()
+
+    def _found(self, vectors: torch.Tensor, result: SearchResult) -> list[list[RetrievedPassage]]:
         scores = torch.einsum("bd,bkd->bk", vectors, torch.as_tensor(result.vectors))
         return [
             [
@@ -55,6 +55,16 @@ class PassageRetriever:
             ]
             for docs, row_scores in zip(result.doc_ids, scores, strict=True)
         ]
+
+    def retrieve(self, questions: list[str], k: int) -> list[list[RetrievedPassage]]:
+        """The best `k` passages per question, best first (fewer where an approximate index finds fewer)."""
+        vectors = self._encode(questions)
+        return self._found(vectors, self.index.search(vectors.numpy(), k))
+
+    async def retrieve_async(self, questions: list[str], k: int) -> list[list[RetrievedPassage]]:
+        """`retrieve` for an event loop: the shard searches are awaited."""
+        vectors = self._encode(questions)
+        return self._found(vectors, await self.index.search_async(vectors.numpy(), k))
 
 
 class Answerer:

@@ -6,6 +6,7 @@ Requests beyond the configured limits get a 422 naming the limit and its setting
 """
 
 import asyncio
+import logging
 import os
 import secrets
 import time
@@ -35,6 +36,7 @@ from rag_pet.serving.schemas import (
 from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 app = FastAPI(
     title="rag_pet",
     description="Retrieval, generation with PEFT adapters, and retrieval-augmented generation of a trained run.",
@@ -52,7 +54,8 @@ def _hits(found: list[RetrievedPassage]) -> list[Hit]:
 async def _retry_once(call: Callable[[], Awaitable[T]]) -> T:
     try:
         return await call()
-    except REPLICA_LOST:
+    except REPLICA_LOST as lost:
+        logger.warning("a replica was lost mid-request (%s); retrying once", type(lost).__name__)
         return await call()
 
 
