@@ -366,13 +366,13 @@ class RagConfig:
 @dataclass
 class DeploymentConfig:
     """Replicas and resources of one Serve deployment; `autoscaling` (Serve's autoscaling_config: min_replicas,
-    max_replicas, target_ongoing_requests, ...) replaces the fixed `num_replicas`.
+    max_replicas, target_ongoing_requests, ...), when not empty, replaces the fixed `num_replicas`.
 
     A batch takes up to `max_batch_size` queued requests, waiting at most `batch_wait_timeout_s` for more: 0 adds
     no latency when idle, and under load requests queue up while the previous batch computes."""
 
     num_replicas: int = 1
-    autoscaling: dict[str, Any] | None = None
+    autoscaling: dict[str, Any] = field(default_factory=dict)
     num_cpus: float = 0.5
     num_gpus: float = 0.0
     max_ongoing_requests: int = 64

@@ -12,13 +12,17 @@ from pydantic import ValidationError
 from ray.serve.config import AutoscalingConfig
 from ray.serve.schema import DeploymentSchema
 
-from rag_pet.config.schema import DeploymentConfig
+from rag_pet.config import DeploymentConfig, ServeConfig
 from rag_pet.errors import RagPetConfigError
 from rag_pet.serving.deployments import RetrieverDeployment, generator_deployment
 from rag_pet.serving.ingress import RagIngress
 from rag_pet.serving.spec import ServeSpec
 
 IMPORT_PATH = "rag_pet.serving.app:build_app"
+
+
+def _first_error(err: ValidationError) -> str:
+    return "; ".join(error["msg"] for error in err.errors())
 
 
 def deployment_options(settings: DeploymentConfig, field: str, health_period_s: float, health_timeout_s: float) -> dict:
@@ -32,17 +36,23 @@ def deployment_options(settings: DeploymentConfig, field: str, health_period_s: 
     if settings.autoscaling:
         try:
             AutoscalingConfig(**settings.autoscaling)
-        except (ValidationError, TypeError, ValueError) as err:
-            message = str(err).strip().splitlines()[-1]
-            raise RagPetConfigError(f"{field}.autoscaling", settings.autoscaling, message) from None
+        except ValidationError as err:
+            raise RagPetConfigError(f"{field}.autoscaling", settings.autoscaling, _first_error(err)) from None
         options["autoscaling_config"] = dict(settings.autoscaling)
     else:
         options["num_replicas"] = settings.num_replicas
     try:
         DeploymentSchema(name=field, **options)
     except ValidationError as err:
-        raise RagPetConfigError(field, settings, str(err).strip().splitlines()[-1]) from None
+        raise RagPetConfigError(field, settings, _first_error(err)) from None
     return options
+
+
+def serve_options(serve: ServeConfig, name: str) -> dict:
+    """`deployment_options` of the `serve.<name>` deployment (`retriever`, `generator` or `ingress`)."""
+    return deployment_options(
+        getattr(serve, name), f"serve.{name}", serve.health_check_period_s, serve.health_check_timeout_s
+    )
 
 
 def build_application(spec: ServeSpec, auth_token: str | None = None):
@@ -51,14 +61,10 @@ def build_application(spec: ServeSpec, auth_token: str | None = None):
         raise RagPetConfigError("serve.index_version", None, "the index version to serve (resolve_index_version)")
     serve = spec.config.serve
     args = spec.to_args()
-
-    def options(name: str) -> dict:
-        settings = getattr(serve, name)
-        return deployment_options(settings, f"serve.{name}", serve.health_check_period_s, serve.health_check_timeout_s)
-
-    retriever = RetrieverDeployment.options(**options("retriever")).bind(args, spec.index_version)
-    generator = generator_deployment(serve.max_adapters_per_replica).options(**options("generator")).bind(args)
-    ingress_options = options("ingress")
+    retriever = RetrieverDeployment.options(**serve_options(serve, "retriever")).bind(args)
+    generator = generator_deployment(serve.max_adapters_per_replica)
+    generator = generator.options(**serve_options(serve, "generator")).bind(args)
+    ingress_options = serve_options(serve, "ingress")
     if auth_token and serve.auth_token_env:
         ingress_options["ray_actor_options"]["runtime_env"] = {"env_vars": {serve.auth_token_env: auth_token}}
     return RagIngress.options(**ingress_options).bind(retriever, generator, args)

@@ -35,14 +35,14 @@ class AnswerItem:
 class RetrieverDeployment:
     """Query tower + a handle to the `ShardedIndex` shard actors of one index version; batched retrieval."""
 
-    def __init__(self, args: dict, index_version: int):
+    def __init__(self, args: dict):
         spec = ServeSpec.from_args(args)
-        self.retriever = build_passage_retriever(spec, index_version, detached=True)
+        self.retriever = build_passage_retriever(spec, spec.index_version, detached=True)
         settings = spec.config.serve.retriever
         self.retrieve.set_max_batch_size(settings.max_batch_size)
         self.retrieve.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)  # set from serve.* in __init__
     async def retrieve(self, requests: list[tuple[str, int]]) -> list[list[RetrievedPassage]]:
         """Top-k passages per (question, k); one encoder pass and one index search for the whole batch."""
         depth = max(k for _, k in requests)
@@ -79,7 +79,7 @@ def generator_deployment(max_adapters_per_replica: int):
             logger.info("loaded adapter %s as %s", adapter, slot)
             return LoadedAdapter(self.model.switch, slot)
 
-        @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+        @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)  # set from serve.* in __init__
         async def answer(self, items: list[AnswerItem]) -> list[str]:
             """Answers for a batch of one adapter (Serve splits batches by multiplexed model id)."""
             adapter = serve.get_multiplexed_model_id()
@@ -94,10 +94,6 @@ def generator_deployment(max_adapters_per_replica: int):
                 for i, text in zip(group, found, strict=True):
                     answers[i] = text
             return answers
-
-        def loaded_adapters(self) -> list[str]:
-            """Slot names of the adapters this replica holds."""
-            return self.model.switch.loaded
 
         def check_health(self) -> None:
             """Serve's periodic health check: the model is in memory."""

@@ -19,7 +19,7 @@ from rag_pet.errors import RagPetConfigError
 from rag_pet.retrieval.build import index_name
 from rag_pet.retrieval.live_index import open_index
 from rag_pet.retrieval.sharded import shards_running
-from rag_pet.serving.app import IMPORT_PATH, build_application
+from rag_pet.serving.app import IMPORT_PATH, build_application, serve_options
 from rag_pet.serving.spec import ServeSpec, resolve_index_version, resolve_spec
 from rag_pet.storage import write_text_atomic
 
@@ -82,6 +82,8 @@ def _auth_token(config: RagPetConfig) -> str | None:
 def start_service(config: RagPetConfig) -> RunningService:
     """Resolve, check and start the application (Ray started locally if it is not running); returns at once."""
     token = _auth_token(config)
+    for name in ("retriever", "generator", "ingress"):
+        serve_options(config.serve, name)  # a bad deployment setting is reported before Ray starts
     spec = resolve_spec(config)
     if not ray.is_initialized():
         ray.init()
