@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from rag_pet.training.context import LocalContext
 from rag_pet.training.loop import load_training_examples, run_train_loop
 
 logger = logging.getLogger(__name__)
+FINAL_CHECKPOINT = "final_checkpoint"
 
 
 @dataclass
@@ -97,9 +99,16 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training finished without a checkpoint; see the Ray logs under {storage}")
-    with atomic_directory(Path(config.run_dir) / "final_checkpoint") as staging:
+    with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:
         result.checkpoint.to_directory(str(staging))
-    return Path(config.run_dir) / "final_checkpoint"
+    return Path(config.run_dir) / FINAL_CHECKPOINT
+
+
+def _keep_final(checkpoint: Path, config: RagPetConfig) -> Path:
+    """Copy a local run's last checkpoint to `<run_dir>/final_checkpoint`, where Ray runs leave theirs too."""
+    with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:
+        shutil.copytree(checkpoint, staging, dirs_exist_ok=True)
+    return Path(config.run_dir) / FINAL_CHECKPOINT
 
 
 def preflight(config: RagPetConfig) -> None:
@@ -139,7 +148,7 @@ def launch_training(config: RagPetConfig) -> TrainingResult:
     else:
         context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
         run_train_loop(config, context)
-        final = context.checkpoints()[-1]
+        final = _keep_final(context.checkpoints()[-1], config)
     if config.deepspeed.enabled:
         from rag_pet.training.export import export_deepspeed_checkpoint
 

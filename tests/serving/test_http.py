@@ -15,7 +15,7 @@ from rag_pet.data import load_qa_split
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import predict_from_endpoint, predict_in_process, predict_with_ray_data
-from rag_pet.experiment import evaluate_model
+from rag_pet.experiment import evaluate_model, run_experiment
 from rag_pet.models import attach_adapter, build_generator
 from rag_pet.serving.answering import Answerer
 from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
@@ -205,3 +205,29 @@ def test_the_evaluate_job_reports_quality_latency_and_errors_through_each_runner
     assert 0.0 <= row["retrieval_recall@1"] <= row["retrieval_recall@5"] <= 1.0
     assert row["latency_p50_ms"] <= row["latency_p99_ms"] and row["throughput_qps"] > 0
     assert (root / f"eval_{runner}" / "eval" / runner / "predictions.jsonl").is_file()
+
+
+def test_a_trained_rag_run_is_served_from_its_run_directory(setup):
+    config, _, root = setup
+    run_dir = root / "trained"
+    training = [
+        *tiny_rag(root),
+        "experiment_name=tiny_joint",
+        "trainer.launcher=local",
+        "rag.query_encoder=full",
+        "retriever.shared=false",
+        "eval.after_training=false",
+    ]
+    run_experiment(compose_config(training, run_dir=run_dir))
+    serving = [*tiny_rag(root), f"serve.run_dir={run_dir}", f"serve.port={config.serve.port}"]
+    service = start_service(compose_config([*serving, "serve.app_name=trained", "serve.route_prefix=/trained"]))
+    try:
+        assert service.spec.default_adapter == "tiny_joint" and service.spec.retriever_dir is not None
+        with httpx.Client(base_url=service.url, timeout=120) as http:
+            answered = http.post("/rag", json={"question": "Who won Super Bowl 50?"}).json()
+        assert answered["adapter"] == "tiny_joint" and len(answered["results"][0]["passages"]) == 2
+        retriever = build_passage_retriever(service.spec, service.spec.index_version)
+        expected = [hit.id for hit in retriever.retrieve(["Who won Super Bowl 50?"], 2)[0]]
+        assert [hit["id"] for hit in answered["results"][0]["passages"]] == expected  # the trained query tower
+    finally:
+        stop_service(service)
