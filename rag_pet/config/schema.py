@@ -327,6 +327,7 @@ class RagConfig:
     RAG-Token. The query tower trains when `query_encoder` is `full` or `lora`; the document tower trains only with
     `doc_encoder=trainable`, which re-encodes the corpus into a new index version every `reindex_every` steps,
     while training goes on (`reindex_async`; false waits for each new version, for runs that must be reproducible).
+    `retriever_lr` is the learning rate of the retriever towers (default: `trainer.lr`, as for the generator).
     """
 
     marginal: str = "sequence"
@@ -340,6 +341,7 @@ class RagConfig:
     decoding: str = "token_greedy"
     num_beams: int = 4
     lora_r: int = 8
+    retriever_lr: float | None = None
     temperature: float = 0.05
     hard_negatives: int = 1
 
@@ -352,6 +354,8 @@ class RagConfig:
             _positive(f"rag.{name}", getattr(self, name))
         for name in ("reindex_every", "hard_negatives"):
             _positive(f"rag.{name}", getattr(self, name), allow_zero=True)
+        if self.retriever_lr is not None:
+            _positive("rag.retriever_lr", self.retriever_lr)
         if self.doc_encoder == "trainable" and self.reindex_every == 0:
             raise RagPetConfigError(
                 "rag.reindex_every", 0, "> 0 with rag.doc_encoder=trainable (the index must follow the document tower)"

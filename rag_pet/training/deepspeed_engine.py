@@ -17,7 +17,7 @@ from torch import nn
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import RagPetConfigError
 from rag_pet.training.context import TrainContext
-from rag_pet.training.engine import linear_schedule
+from rag_pet.training.engine import linear_schedule, parameter_groups
 
 DEEPSPEED_DIR = "deepspeed"
 CHECKPOINT_TAG = "state"
@@ -102,14 +102,14 @@ class DeepSpeedEngine:
 
     saves_on_every_rank = True
 
-    def __init__(self, model: nn.Module, config: RagPetConfig, ctx: TrainContext):
+    def __init__(self, model: nn.Module, config: RagPetConfig, ctx: TrainContext, retriever_lr: float | None = None):
         _prepare_runtime(ctx)
         import deepspeed
 
         hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
             model=model,
-            model_parameters=[p for p in model.parameters() if p.requires_grad],
+            model_parameters=parameter_groups(model, retriever_lr),
             lr_scheduler=linear_schedule(config.trainer),
             config=deepspeed_json(config, hidden_size),
         )

@@ -44,6 +44,17 @@ class TrainEngine(Protocol):
         """Restore what `save` wrote."""
 
 
+def parameter_groups(model: nn.Module, retriever_lr: float | None = None) -> list[dict]:
+    """The trainable parameters as optimizer groups: with `retriever_lr`, a RAG model's retriever towers get that
+    learning rate and the generator keeps the optimizer's (the schedule scales both)."""
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if retriever_lr is None:
+        return [{"params": [p for _, p in trained]}]
+    towers = [p for name, p in trained if name.startswith("retriever.")]
+    others = [p for name, p in trained if not name.startswith("retriever.")]
+    return [group for group in ({"params": others}, {"params": towers, "lr": retriever_lr}) if group["params"]]
+
+
 def linear_schedule(trainer: TrainerConfig) -> Callable[[torch.optim.Optimizer], LambdaLR]:
     """Factory of the linear warmup/decay schedule both engines use."""
     return lambda optimizer: get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
@@ -58,12 +69,11 @@ class TorchEngine:
 
     saves_on_every_rank = False
 
-    def __init__(self, model: nn.Module, trainer: TrainerConfig, ctx: TrainContext):
+    def __init__(self, model: nn.Module, trainer: TrainerConfig, ctx: TrainContext, retriever_lr: float | None = None):
         self.trainer, self.device = trainer, ctx.device
+        groups = parameter_groups(model, retriever_lr)
         self.model = ctx.prepare_model(model)
-        self.optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad], lr=trainer.lr, weight_decay=trainer.weight_decay
-        )
+        self.optimizer = torch.optim.AdamW(groups, lr=trainer.lr, weight_decay=trainer.weight_decay)
         self.scheduler = linear_schedule(trainer)(self.optimizer)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trainer.precision)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=trainer.precision == "fp16")

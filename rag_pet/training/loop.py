@@ -76,9 +76,10 @@ def load_training_examples(config: RagPetConfig, world_size: int) -> list[QAExam
 
 def build_engine(model: nn.Module, config: RagPetConfig, ctx: TrainContext) -> TrainEngine:
     """DeepSpeed when `deepspeed.enabled`, else plain PyTorch (DDP under Ray Train with several workers)."""
+    retriever_lr = config.rag.retriever_lr if config.objective == "rag" else None
     if config.deepspeed.enabled:
-        return DeepSpeedEngine(model, config, ctx)
-    return TorchEngine(model, config.trainer, ctx)
+        return DeepSpeedEngine(model, config, ctx, retriever_lr)
+    return TorchEngine(model, config.trainer, ctx, retriever_lr)
 
 
 class TrainTask(Protocol):

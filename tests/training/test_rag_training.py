@@ -10,9 +10,12 @@ from rag_pet.config import RagPetConfig
 from rag_pet.errors import RagPetConfigError
 from rag_pet.experiment import run_experiment
 from rag_pet.models.encoder import build_encoder
+from rag_pet.models.rag import load_trained_retriever
 from rag_pet.retrieval.live_index import LiveIndex, ensure_index
 from rag_pet.training import launch_training
+from rag_pet.training.engine import parameter_groups
 from rag_pet.training.launcher import preflight
+from rag_pet.training.rag_task import build_rag_model
 from tests.conftest import compose_config
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -163,3 +166,25 @@ def test_a_resumed_run_searches_the_index_version_its_checkpoint_was_trained_aga
     resumed = launch_training(rag_config(tmp_path, *reindexing, "trainer.max_steps=5"))
     assert resumed.state.resumed_at == [4]
     assert resumed.state.history[-1]["index_version"] == 2  # not v1, which the freshly built towers match
+
+
+def test_the_query_tower_trains_at_its_own_learning_rate(tmp_path, shared_indexes):
+    config = rag_config(
+        tmp_path,
+        "trainer.launcher=local",
+        "rag.query_encoder=full",
+        "retriever.shared=false",
+        "rag.retriever_lr=1e-12",
+        "eval.after_training=false",
+        indexes=shared_indexes,
+    )
+    model = build_rag_model(config)[0]
+    groups = parameter_groups(model, config.rag.retriever_lr)
+    towers = {id(p) for name, p in model.named_parameters() if name.startswith("retriever.") and p.requires_grad}
+    assert [group.get("lr") for group in groups] == [None, 1e-12]
+    assert {id(p) for p in groups[1]["params"]} == towers
+    result = launch_training(config)
+    trained = load_trained_retriever(build_encoder(config.retriever), result.model_dir).query_tower.state_dict()
+    initial = build_encoder(config.retriever).query_tower.state_dict()
+    assert max((trained[name] - initial[name]).abs().max().item() for name in initial) < 1e-6  # barely moved
+    assert result.state.step == config.trainer.max_steps and (result.model_dir / "generator").is_dir()
