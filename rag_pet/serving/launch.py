@@ -122,7 +122,7 @@ def run_serve_job(config: RagPetConfig) -> dict:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"serving at {service.url} (OpenAPI: {service.url}/docs); Ctrl-C stops", flush=True)
+    logger.info("serving at %s (OpenAPI: %s/docs); Ctrl-C stops", service.url, service.url)
     stop.wait()
     logger.info("shutting down")
     stop_service(service)
