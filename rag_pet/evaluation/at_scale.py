@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import ray
+
 from rag_pet.config import RagPetConfig
 from rag_pet.data.types import QAExample
 from rag_pet.errors import RagPetConfigError
@@ -33,8 +35,6 @@ def evaluate_with_runner(
             settings.endpoint_url, work, settings.concurrency, _token(config), settings.request_timeout_s
         )
     else:
-        import ray
-
         if not ray.is_initialized():
             ray.init()
         spec = spec_for_model_dir(config, model_dir)

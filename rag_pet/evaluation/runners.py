@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 import numpy as np
+import ray
 
 from rag_pet.devices import resolve_device
 from rag_pet.serving.answering import RetrievedPassage
+from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
 from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
 
 AnswerFn = Callable[[list[str], list[list[RetrievedPassage]] | None, int], list[str]]
@@ -67,12 +69,10 @@ class BatchPredictor:
     """Ray Data `map_batches` callable: one served spec (retriever + generator + adapter) per predictor actor."""
 
     def __init__(self, args: dict, work: dict, use_gpu: bool):
-        from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
-
         spec = ServeSpec.from_args(args)
         self.work = Workload(**{**work, "questions": []})
         self.model = AdaptedAnswerer(spec, resolve_device(use_gpu))
-        adapter = self.model.resolve(self.work.adapter)
+        adapter = spec.resolve_adapter(self.work.adapter)
         self.slot = self.model.load(adapter) if adapter != BASE_ADAPTER else None
         self.retriever = build_passage_retriever(spec, spec.index_version) if self.work.k else None
 
@@ -98,8 +98,6 @@ def predict_with_ray_data(
     spec: ServeSpec, work: Workload, concurrency: int, cpus_per_predictor: float, gpus_per_predictor: float = 0.0
 ) -> Predictions:
     """Batch inference over the questions with Ray Data: `concurrency` predictor actors, `work.batch_size` a batch."""
-    import ray
-
     start = time.perf_counter()
     dataset = ray.data.from_items([{"position": i, "question": q} for i, q in enumerate(work.questions)])
     rows = dataset.map_batches(

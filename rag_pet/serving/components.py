@@ -17,7 +17,7 @@ from rag_pet.models.rag_inputs import rag_prompt_encoder
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import open_index
 from rag_pet.serving.answering import Answerer, PassageRetriever
-from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
+from rag_pet.serving.spec import ServeSpec
 
 
 def build_passage_retriever(spec: ServeSpec, index_version: int, detached: bool = False) -> PassageRetriever:
@@ -38,14 +38,6 @@ class AdaptedAnswerer:
         self.answerer = Answerer(generator, prompts, config.rag, device)
         self.switch = AdapterSwitch(generator.model)
         self.spec = spec
-
-    def resolve(self, adapter: str | None) -> str:
-        """The adapter id a request means: its own, or the spec's default; KeyError naming the known ids."""
-        adapter = adapter or self.spec.default_adapter
-        if adapter != BASE_ADAPTER and adapter not in self.spec.adapters:
-            known = ", ".join([BASE_ADAPTER, *sorted(self.spec.adapters)])
-            raise KeyError(f"unknown adapter {adapter!r}; served adapters: {known}")
-        return adapter
 
     def load(self, adapter: str) -> str:
         """Load a served adapter onto the base model; its slot name."""

@@ -119,11 +119,10 @@ class RagIngress:
         return tokens
 
     def _adapter(self, requested: str | None) -> str:
-        adapter = requested or self.spec.default_adapter
-        if adapter != BASE_ADAPTER and adapter not in self.spec.adapters:
-            known = ", ".join([BASE_ADAPTER, *sorted(self.spec.adapters)])
-            raise HTTPException(404, f"unknown adapter {adapter!r}; served adapters: {known} (see /adapters)")
-        return adapter
+        try:
+            return self.spec.resolve_adapter(requested)
+        except KeyError as unknown:
+            raise HTTPException(404, f"{unknown.args[0]} (see /adapters)") from None
 
     async def _index_info(self) -> IndexInfo:
         if self.index is None:
@@ -192,7 +191,7 @@ class RagIngress:
         self._authorize(credentials)
         return AdaptersResponse(
             default=self.spec.default_adapter,
-            adapters=[BASE_ADAPTER, *sorted(self.spec.adapters)],
+            adapters=self.spec.adapter_ids,
             max_loaded_per_replica=self.limits.max_adapters_per_replica,
         )
 

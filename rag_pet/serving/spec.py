@@ -44,6 +44,18 @@ class ServeSpec:
         folder = Path(self.model_dir)
         return folder if any((folder / name).is_dir() for name in (QUERY_ENCODER_DIR, DOC_ENCODER_DIR)) else None
 
+    @property
+    def adapter_ids(self) -> list[str]:
+        """The adapter ids requests may name: `base` and the served adapters."""
+        return [BASE_ADAPTER, *sorted(self.adapters)]
+
+    def resolve_adapter(self, requested: str | None) -> str:
+        """The adapter id a request means (its own, or the default); KeyError naming the served ids."""
+        adapter = requested or self.default_adapter
+        if adapter not in self.adapter_ids:
+            raise KeyError(f"unknown adapter {adapter!r}; served adapters: {', '.join(self.adapter_ids)}")
+        return adapter
+
     def to_args(self) -> dict[str, Any]:
         """Plain, JSON-serialisable data (the `args` of a Serve config file)."""
         return {
