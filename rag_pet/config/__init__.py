@@ -5,7 +5,6 @@ from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
     DataConfig,
     DeepSpeedConfig,
-    DeploymentConfig,
     EvalConfig,
     IndexConfig,
     ModelConfig,
@@ -13,10 +12,10 @@ from rag_pet.config.schema import (
     RagConfig,
     RagPetConfig,
     RetrieverConfig,
-    ServeConfig,
     TrackingConfig,
     TrainerConfig,
 )
+from rag_pet.config.serve import DeploymentConfig, ServeConfig
 
 __all__ = [
     "PEFT_METHODS_TRAINABLE",

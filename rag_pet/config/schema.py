@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag_pet.config.checks import one_of, positive
+from rag_pet.config.serve import ServeConfig
 from rag_pet.errors import RagPetConfigError
 
 DATASETS = ("squad", "nq_open", "jsonl")
@@ -34,17 +35,6 @@ RAG_DECODINGS = ("sequence_fast", "sequence_thorough", "token_greedy", "token_be
 EVAL_RUNNERS = ("in_process", "ray_data", "endpoint")
 
 
-def _one_of(name: str, value: object, allowed: tuple) -> None:
-    if value not in allowed:
-        raise RagPetConfigError(name, value, "one of " + ", ".join(map(str, allowed)))
-
-
-def _positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or (isinstance(value, float) and not math.isfinite(value)):
-        raise RagPetConfigError(name, value, "a number >= 0" if allow_zero else "a number > 0")
-
-
 @dataclass
 class DataConfig:
     """Which QA task to train and evaluate on, how it is split, and how prompts are built."""
@@ -65,22 +55,22 @@ class DataConfig:
     max_answer_tokens: int = 16
 
     def __post_init__(self) -> None:
-        _one_of("data.name", self.name, DATASETS)
+        one_of("data.name", self.name, DATASETS)
         if self.name == "jsonl" and not self.path:
             raise RagPetConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
-        _one_of("data.train_split", self.train_split, SPLITS)
-        _one_of("data.eval_split", self.eval_split, SPLITS)
-        _one_of("data.template", self.template, TEMPLATES)
-        _positive("data.validation_articles", self.validation_articles)
-        _positive("data.test_articles", self.test_articles)
+        one_of("data.train_split", self.train_split, SPLITS)
+        one_of("data.eval_split", self.eval_split, SPLITS)
+        one_of("data.template", self.template, TEMPLATES)
+        positive("data.validation_articles", self.validation_articles)
+        positive("data.test_articles", self.test_articles)
         if not 0.0 <= self.seen_holdout < 1.0:
             raise RagPetConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None:
-                _positive(f"data.{name}", value)
-        _positive("data.max_prompt_tokens", self.max_prompt_tokens)
-        _positive("data.max_answer_tokens", self.max_answer_tokens)
+                positive(f"data.{name}", value)
+        positive("data.max_prompt_tokens", self.max_prompt_tokens)
+        positive("data.max_answer_tokens", self.max_answer_tokens)
 
 
 @dataclass
@@ -97,16 +87,16 @@ class ModelConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        _one_of("model.source", self.source, MODEL_SOURCES)
+        one_of("model.source", self.source, MODEL_SOURCES)
         if self.source == "path" and not self.path:
             raise RagPetConfigError("model.path", self.path, "a local directory with a transformers model")
         if self.source == "tiny":
-            _one_of("model.arch", self.arch, TINY_ARCHS)
+            one_of("model.arch", self.arch, TINY_ARCHS)
             for name in ("hidden_size", "num_layers", "num_heads"):
-                _positive(f"model.{name}", getattr(self, name))
+                positive(f"model.{name}", getattr(self, name))
             if self.hidden_size % self.num_heads:
                 raise RagPetConfigError("model.hidden_size", self.hidden_size, "a multiple of model.num_heads")
-        _one_of("model.dtype", self.dtype, DTYPES)
+        one_of("model.dtype", self.dtype, DTYPES)
 
 
 @dataclass
@@ -121,10 +111,10 @@ class PeftConfig:
     num_virtual_tokens: int = 20
 
     def __post_init__(self) -> None:
-        _one_of("peft.method", self.method, PEFT_METHODS)
-        _positive("peft.r", self.r)
-        _positive("peft.alpha", self.alpha)
-        _positive("peft.num_virtual_tokens", self.num_virtual_tokens)
+        one_of("peft.method", self.method, PEFT_METHODS)
+        positive("peft.r", self.r)
+        positive("peft.alpha", self.alpha)
+        positive("peft.num_virtual_tokens", self.num_virtual_tokens)
         if not 0.0 <= self.dropout < 1.0:
             raise RagPetConfigError("peft.dropout", self.dropout, "a probability in [0, 1)")
 
@@ -152,8 +142,8 @@ class TrainerConfig:
     storage_path: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("trainer.launcher", self.launcher, LAUNCHERS)
-        _one_of("trainer.precision", self.precision, PRECISIONS)
+        one_of("trainer.launcher", self.launcher, LAUNCHERS)
+        one_of("trainer.precision", self.precision, PRECISIONS)
         for name in (
             "num_workers",
             "max_steps",
@@ -164,11 +154,11 @@ class TrainerConfig:
             "checkpoint_every",
             "num_to_keep",
         ):
-            _positive(f"trainer.{name}", getattr(self, name))
+            positive(f"trainer.{name}", getattr(self, name))
         for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
-            _positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
+            positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
         if self.cpus_per_worker is not None:
-            _positive("trainer.cpus_per_worker", self.cpus_per_worker)
+            positive("trainer.cpus_per_worker", self.cpus_per_worker)
         if self.launcher == "local" and self.num_workers != 1:
             raise RagPetConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
         if self.launcher == "local" and self.storage_path and "://" in self.storage_path:
@@ -194,7 +184,7 @@ class DeepSpeedConfig:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("deepspeed.zero_stage", self.zero_stage, ZERO_STAGES)
+        one_of("deepspeed.zero_stage", self.zero_stage, ZERO_STAGES)
         if self.offload_optimizer and self.zero_stage == 0:
             raise RagPetConfigError("deepspeed.offload_optimizer", True, "false with zero_stage 0 (needs ZeRO 1-3)")
         if self.offload_params and self.zero_stage != 3:
@@ -226,20 +216,20 @@ class EvalConfig:
     gpus_per_predictor: float = 0.0
 
     def __post_init__(self) -> None:
-        _one_of("eval.task", self.task, EVAL_TASKS)
-        _one_of("eval.runner", self.runner, EVAL_RUNNERS)
+        one_of("eval.task", self.task, EVAL_TASKS)
+        one_of("eval.runner", self.runner, EVAL_RUNNERS)
         if self.runner == "endpoint" and not self.endpoint_url:
             raise RagPetConfigError(
                 "eval.endpoint_url", None, "the URL of a running service (what `python -m jobs.serve` printed)"
             )
         for name in ("concurrency", "request_timeout_s", "cpus_per_predictor"):
-            _positive(f"eval.{name}", getattr(self, name))
-        _positive("eval.gpus_per_predictor", self.gpus_per_predictor, allow_zero=True)
-        _positive("eval.batch_size", self.batch_size)
-        _positive("eval.max_new_tokens", self.max_new_tokens)
-        _positive("eval.retrieval_k", self.retrieval_k)
+            positive(f"eval.{name}", getattr(self, name))
+        positive("eval.gpus_per_predictor", self.gpus_per_predictor, allow_zero=True)
+        positive("eval.batch_size", self.batch_size)
+        positive("eval.max_new_tokens", self.max_new_tokens)
+        positive("eval.retrieval_k", self.retrieval_k)
         for method in self.retrieval_methods:
-            _one_of("eval.retrieval_methods", method, RETRIEVAL_METHODS)
+            one_of("eval.retrieval_methods", method, RETRIEVAL_METHODS)
 
 
 @dataclass
@@ -259,12 +249,12 @@ class RetrieverConfig:
     init_seed: int = 0
 
     def __post_init__(self) -> None:
-        _one_of("retriever.source", self.source, ENCODER_SOURCES)
+        one_of("retriever.source", self.source, ENCODER_SOURCES)
         if self.source == "path" and not self.path:
             raise RagPetConfigError("retriever.path", self.path, "a local directory with a transformers encoder")
-        _one_of("retriever.pooling", self.pooling, POOLINGS)
+        one_of("retriever.pooling", self.pooling, POOLINGS)
         for name in ("query_max_length", "doc_max_length", "hidden_size", "num_layers", "num_heads"):
-            _positive(f"retriever.{name}", getattr(self, name))
+            positive(f"retriever.{name}", getattr(self, name))
 
 
 @dataclass
@@ -292,12 +282,12 @@ class IndexConfig:
     max_restarts: int = -1
 
     def __post_init__(self) -> None:
-        _one_of("index.corpus", self.corpus, CORPORA)
+        one_of("index.corpus", self.corpus, CORPORA)
         if self.corpus == "beir" and not self.corpus_path:
             raise RagPetConfigError(
                 "index.corpus_path", self.corpus_path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
             )
-        _one_of("index.metric", self.metric, METRICS)
+        one_of("index.metric", self.metric, METRICS)
         if not self.factory.strip():
             raise RagPetConfigError(
                 "index.factory", self.factory, "a faiss index_factory string such as Flat, IVF256,Flat, HNSW32"
@@ -311,11 +301,11 @@ class IndexConfig:
             "encode_batch_size",
             "encode_concurrency",
         ):
-            _positive(f"index.{name}", getattr(self, name))
+            positive(f"index.{name}", getattr(self, name))
         for name in ("encode_cpus", "encode_gpus", "shard_cpus"):
-            _positive(f"index.{name}", getattr(self, name), allow_zero=True)
+            positive(f"index.{name}", getattr(self, name), allow_zero=True)
         if self.max_passages is not None:
-            _positive("index.max_passages", self.max_passages)
+            positive("index.max_passages", self.max_passages)
 
 
 @dataclass
@@ -346,16 +336,16 @@ class RagConfig:
     hard_negatives: int = 1
 
     def __post_init__(self) -> None:
-        _one_of("rag.marginal", self.marginal, MARGINALS)
-        _one_of("rag.query_encoder", self.query_encoder, QUERY_ENCODER_TRAINING)
-        _one_of("rag.doc_encoder", self.doc_encoder, DOC_ENCODER_TRAINING)
-        _one_of("rag.decoding", self.decoding, RAG_DECODINGS)
+        one_of("rag.marginal", self.marginal, MARGINALS)
+        one_of("rag.query_encoder", self.query_encoder, QUERY_ENCODER_TRAINING)
+        one_of("rag.doc_encoder", self.doc_encoder, DOC_ENCODER_TRAINING)
+        one_of("rag.decoding", self.decoding, RAG_DECODINGS)
         for name in ("k", "passage_max_tokens", "num_beams", "lora_r", "temperature"):
-            _positive(f"rag.{name}", getattr(self, name))
+            positive(f"rag.{name}", getattr(self, name))
         for name in ("reindex_every", "hard_negatives"):
-            _positive(f"rag.{name}", getattr(self, name), allow_zero=True)
+            positive(f"rag.{name}", getattr(self, name), allow_zero=True)
         if self.retriever_lr is not None:
-            _positive("rag.retriever_lr", self.retriever_lr)
+            positive("rag.retriever_lr", self.retriever_lr)
         if self.doc_encoder == "trainable" and self.reindex_every == 0:
             raise RagPetConfigError(
                 "rag.reindex_every", 0, "> 0 with rag.doc_encoder=trainable (the index must follow the document tower)"
@@ -368,78 +358,6 @@ class RagConfig:
 
 
 @dataclass
-class DeploymentConfig:
-    """Replicas and resources of one Serve deployment; `autoscaling` (Serve's autoscaling_config: min_replicas,
-    max_replicas, target_ongoing_requests, ...), when not empty, replaces the fixed `num_replicas`.
-
-    A batch takes up to `max_batch_size` queued requests, waiting at most `batch_wait_timeout_s` for more: 0 adds
-    no latency when idle, and under load requests queue up while the previous batch computes."""
-
-    num_replicas: int = 1
-    autoscaling: dict[str, Any] = field(default_factory=dict)
-    num_cpus: float = 0.5
-    num_gpus: float = 0.0
-    max_ongoing_requests: int = 64
-    max_batch_size: int = 16
-    batch_wait_timeout_s: float = 0.0
-
-    def check(self, section: str) -> None:
-        for name in ("num_replicas", "max_ongoing_requests", "max_batch_size"):
-            _positive(f"{section}.{name}", getattr(self, name))
-        for name in ("num_cpus", "num_gpus", "batch_wait_timeout_s"):
-            _positive(f"{section}.{name}", getattr(self, name), allow_zero=True)
-
-
-@dataclass
-class ServeConfig:
-    """Ray Serve research endpoints (`python -m jobs.serve`): what is served, where, for whom, within which limits.
-
-    `run_dir` is a finished training run (its config, weights and index are served); `adapters` adds PEFT adapters
-    trained on the same base model (id -> run directory or adapter folder), chosen per request. With
-    `auth_token_env` set, requests need `Authorization: Bearer <the value of that environment variable>`.
-    """
-
-    run_dir: str | None = None
-    adapters: dict[str, str] = field(default_factory=dict)
-    index_version: int | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    app_name: str = "rag_pet"
-    route_prefix: str = "/"
-    auth_token_env: str | None = None
-    max_question_chars: int = 2000
-    max_k: int = 20
-    max_new_tokens: int = 64
-    max_batch_questions: int = 32
-    max_adapters_per_replica: int = 4
-    health_check_period_s: float = 10.0
-    health_check_timeout_s: float = 30.0
-    config_file: str | None = None
-    write_config_only: bool = False
-    retriever: DeploymentConfig = field(default_factory=DeploymentConfig)
-    generator: DeploymentConfig = field(default_factory=DeploymentConfig)
-    ingress: DeploymentConfig = field(default_factory=lambda: DeploymentConfig(num_cpus=0.25, max_ongoing_requests=256))
-
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise RagPetConfigError("serve.port", self.port, "a TCP port in 1-65535")
-        if not self.route_prefix.startswith("/"):
-            raise RagPetConfigError("serve.route_prefix", self.route_prefix, "a path starting with /")
-        for name in (
-            "max_question_chars",
-            "max_k",
-            "max_new_tokens",
-            "max_batch_questions",
-            "max_adapters_per_replica",
-            "health_check_period_s",
-            "health_check_timeout_s",
-        ):
-            _positive(f"serve.{name}", getattr(self, name))
-        for name in ("retriever", "generator", "ingress"):
-            getattr(self, name).check(f"serve.{name}")
-
-
-@dataclass
 class TrackingConfig:
     """W&B tracking: offline by default, online when the user has a key."""
 
@@ -449,7 +367,7 @@ class TrackingConfig:
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _one_of("tracking.mode", self.mode, WANDB_MODES)
+        one_of("tracking.mode", self.mode, WANDB_MODES)
 
 
 @dataclass
@@ -473,7 +391,7 @@ class RagPetConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
-        _one_of("objective", self.objective, OBJECTIVES)
+        one_of("objective", self.objective, OBJECTIVES)
         self._check_retriever_training()
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
             raise RagPetConfigError(
