@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import ray
 import torch
 from sentence_transformers import SentenceTransformer
 
@@ -19,6 +18,7 @@ from rag_pet.config import RetrieverConfig
 from rag_pet.data import load_scifact, passage_text
 from rag_pet.models.pretrained import minilm_dir
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
+from rag_pet.runtime import ensure_ray
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     baseline = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
     baseline_s = time.perf_counter() - start
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ensure_ray(include_dashboard=False, log_to_driver=False)
     out_dir = Path(tempfile.mkdtemp())
     start = time.perf_counter()
     encode_corpus(

@@ -16,8 +16,7 @@ from hydra import compose, initialize_config_dir
 
 from rag_pet.config import register_configs, to_config
 from rag_pet.evaluation import format_table
-from rag_pet.experiment import evaluate_model
-from rag_pet.retrieval.job import run_index_job
+from rag_pet.experiment import build_index, evaluate_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -39,7 +38,7 @@ def main() -> None:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             config = to_config(compose(config_name="config", overrides=overrides))
         start = time.perf_counter()
-        built = run_index_job(config)
+        built = build_index(config)
         build_s = time.perf_counter() - start
         summary = evaluate_model(config)
         print(

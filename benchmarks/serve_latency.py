@@ -26,9 +26,10 @@ from rag_pet.data import load_qa_split
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import load_endpoint, predict_from_endpoint
-from rag_pet.serving.components import AdaptedAnswerer
+from rag_pet.inference.components import AdaptedAnswerer
+from rag_pet.inference.spec import resolve_spec
+from rag_pet.runtime import ensure_ray
 from rag_pet.serving.launch import start_service, stop_service
-from rag_pet.serving.spec import resolve_spec
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -48,7 +49,7 @@ def config(root: Path, port: int, *overrides: str):
                 "debug=tiny",
                 "objective=rag",
                 "retriever=tiny",
-                "index.max_passages=256",
+                "corpus.max_passages=256",
                 f"index.storage_path={root / 'indexes'}",
                 "index.shard_cpus=0.1",
                 "index.encode_cpus=1",
@@ -94,15 +95,15 @@ def main() -> None:
     parser.add_argument("--load-concurrency", type=int, default=16)
     args = parser.parse_args()
     root, port = Path(tempfile.mkdtemp(prefix="rag_pet_serve_bench_")), free_port()
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ensure_ray(num_cpus=8, include_dashboard=False, log_to_driver=False)
     base = config(
         root, port, f"eval.max_new_tokens={args.new_tokens}", f"serve.generator.max_batch_size={args.concurrency}"
     )
     examples = load_qa_split(base.data, "validation", 200)
-    closed_book = replace(workload(base, examples, rag=False), batch_size=1)
+    closed_book = replace(workload(base.eval, examples, None), batch_size=1)
     questions = closed_book.questions
 
-    service = start_service(base)
+    service = start_service(resolve_spec(base))
     direct = AdaptedAnswerer(resolve_spec(base), torch.device("cpu"))
     direct_latencies, http_latencies = [], []
     with httpx.Client(base_url=service.url, timeout=60) as client:
@@ -133,7 +134,7 @@ def main() -> None:
     batched = predict_from_endpoint(service.url, many, concurrency=args.concurrency)
     stop_service(service)
     unbatched_config = config(root, port, "serve.generator.max_batch_size=1")
-    service = start_service(unbatched_config)
+    service = start_service(resolve_spec(unbatched_config))
     unbatched = predict_from_endpoint(service.url, many, concurrency=args.concurrency)
     stop_service(service)
     batched_qps = len(many.questions) / batched.wall_seconds
@@ -147,8 +148,8 @@ def main() -> None:
     print(f"  errors {batched.errors} / {unbatched.errors}")
 
     two = config(root, port, f"eval.max_new_tokens={args.new_tokens}", "serve.generator.num_replicas=2")
-    service = start_service(two)
-    rag = workload(two, examples, rag=True)
+    service = start_service(resolve_spec(two))
+    rag = workload(two.eval, examples, two.rag.k)
     for label, kill in (("steady", False), ("one Generator replica killed mid-way", True)):
         killed: list[str] = []
         if kill:

@@ -11,10 +11,10 @@ import time
 
 import faiss
 import numpy as np
-import ray
 
 from rag_pet.retrieval.build import index_external_vectors
 from rag_pet.retrieval.sharded import ShardedIndex
+from rag_pet.runtime import ensure_ray
 
 
 def queries_per_second(search, queries: np.ndarray, batch: int, k: int, seconds: float = 10.0) -> float:
@@ -40,7 +40,7 @@ def main() -> None:
     queries = rng.standard_normal((4096, args.dim), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ensure_ray(include_dashboard=False, log_to_driver=False)
     root = tempfile.mkdtemp()
     ids = [str(i) for i in range(len(vectors))]
     index_external_vectors(root, "bench", ids, vectors, num_shards=args.shards, train_sample=1)

@@ -1,18 +1,18 @@
-"""Build a sharded FAISS index version: `python -m jobs.index index.corpus=scifact index=ivf`."""
+"""Build a sharded FAISS index version: `python -m jobs.index corpus=scifact index=ivf`."""
 
 import hydra
 from omegaconf import DictConfig
 
 from rag_pet.cli import run_job
 from rag_pet.config import register_configs
-from rag_pet.retrieval.job import run_index_job
+from rag_pet.experiment import build_index
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    built = run_job(run_index_job, cfg)
+    built = run_job(build_index, cfg)
     print(
         f"\nindex {built['name']} v{built['version']}: {built['num_vectors']} vectors of dim {built['dim']}, "
         f"{built['num_shards']} shards, factory {built['factory']!r}, encoder {built['encoder']}"

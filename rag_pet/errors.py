@@ -5,7 +5,7 @@ class RagPetError(Exception):
     """Base class for errors reported to the user as one line, without a traceback."""
 
 
-class RagPetConfigError(RagPetError, ValueError):
+class ConfigError(RagPetError, ValueError):
     """A configuration value is invalid; the message names the field, the value and what is allowed."""
 
     def __init__(self, field: str, value: object, allowed: str):

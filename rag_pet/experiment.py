@@ -1,13 +1,14 @@
-"""Run one experiment end to end: evaluate before, train, evaluate after, track, and report."""
+"""What each job runs, from the whole config: an experiment end to end (evaluate before, train, evaluate after, track,
+report), an evaluation, an index build, a service. Below this module functions take config sections."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-
-import wandb
 
 from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.data import QAExample, load_qa_split
@@ -16,8 +17,8 @@ from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.models.rag import GENERATOR_DIR
 from rag_pet.storage import write_json_atomic
-from rag_pet.tracking import log_history, start_run
-from rag_pet.training import launch_training
+from rag_pet.tracking import log_history, log_result_rows, start_run
+from rag_pet.training.launcher import launch_training
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +37,38 @@ def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generato
     return Generator(attach_adapter(base.model, model_dir), base.tokenizer, base.is_seq2seq)
 
 
+def eval_folder(label: str) -> str:
+    """The folder name of a method's evaluation: its label with every run of other characters than letters, digits,
+    `.` and `_` made one `_` ("rag+lora" -> "rag_lora", "retriever (base)" -> "retriever_base")."""
+    return re.sub(r"[^A-Za-z0-9._]+", "_", label).strip("_") or "eval"
+
+
+def _eval_dir(config: RagPetConfig, label: str) -> Path:
+    return Path(config.run_dir) / "eval" / eval_folder(label)
+
+
 def _evaluate(
     config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample], model_dir: Path | None = None
 ) -> dict:
     """EM/F1 of the generator closed-book, or (`objective=rag`) of the RAG pipeline around it."""
-    out_dir = Path(config.run_dir) / "eval" / label.replace("-", "_").replace("+", "_")
+    out_dir = _eval_dir(config, label)
     device = resolve_device(config.trainer.use_gpu)
     if config.objective == "rag":
         from rag_pet.evaluation.rag_pipeline import evaluate_rag_pipeline
 
-        metrics = evaluate_rag_pipeline(config, generator, model_dir, examples, device, out_dir)
+        metrics = evaluate_rag_pipeline(
+            generator,
+            model_dir,
+            examples,
+            device,
+            out_dir,
+            source=config.index_source,
+            data=config.data,
+            rag=config.rag,
+            settings=config.eval,
+        )
     else:
-        metrics = evaluate_qa(config, generator, examples, device, out_dir)
+        metrics = evaluate_qa(generator, config.data, config.eval, examples, device, out_dir)
     logger.info(
         "%s on %s (%d questions): EM %.3f F1 %.3f",
         label,
@@ -61,8 +82,8 @@ def _evaluate(
 
 def _eval_split(config: RagPetConfig) -> str:
     """The split results are reported on: BEIR qrels split for BEIR retrieval, else the QA split."""
-    if config.eval.task == "retrieval" and config.index.corpus != "squad":
-        return f"{config.index.corpus} {config.eval.retrieval_split}"
+    if config.eval.task == "retrieval" and config.corpus.name != "squad":
+        return f"{config.corpus.name} {config.eval.retrieval_split}"
     return config.data.eval_split
 
 
@@ -82,10 +103,7 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
     try:
         yield tracker, rows, summary
         write_json_atomic(run_dir / "results.json", summary)
-        columns = sorted({key for row in rows for key in row})
-        tracker.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
-        for row in rows:
-            tracker.summary.update({f"{row['method']}/{k}": v for k, v in row.items() if isinstance(v, (int, float))})
+        log_result_rows(tracker, rows)
     finally:
         tracker.finish()
 
@@ -152,8 +170,8 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "mfu": state.mfu,
                 "model_dir": str(result.model_dir),
             }
-            if state.index_version is not None:
-                row["index_version"] = state.index_version
+            if "index_version" in state.task_fields:
+                row["index_version"] = state.task_fields["index_version"]
             if config.eval.after_training and config.objective == "retriever":
                 row.update(_evaluate_retriever(config, result.model_dir, label)[0])
             elif config.eval.after_training:
@@ -167,8 +185,14 @@ def _evaluate_retriever(config: RagPetConfig, model_dir: Path | None, label: str
     """Dense retrieval metrics of the configured (or trained) bi-encoder on its own index version."""
     from rag_pet.evaluation.retrieval_eval import evaluate_retrieval
 
-    out_dir = Path(config.run_dir) / "eval" / label.replace(" ", "_").strip("()")
-    rows = evaluate_retrieval(config, out_dir, trained_dir=model_dir, methods=["dense"])
+    rows = evaluate_retrieval(
+        config.index_source,
+        config.data,
+        config.eval,
+        _eval_dir(config, label),
+        trained_dir=model_dir,
+        methods=["dense"],
+    )
     return [{**row, "method": label} for row in rows]
 
 
@@ -183,21 +207,13 @@ def evaluate_model(config: RagPetConfig) -> dict:
         if config.eval.task == "retrieval":
             from rag_pet.evaluation.retrieval_eval import evaluate_retrieval
 
-            rows.extend(evaluate_retrieval(config, Path(config.run_dir) / "eval", trained_dir=model_dir))
+            out_dir = Path(config.run_dir) / "eval"
+            rows.extend(evaluate_retrieval(config.index_source, config.data, config.eval, out_dir, model_dir))
         else:
             examples = load_qa_split(config.data, config.data.eval_split, config.data.max_eval_examples)
             method = method_label(config, trained=model_dir is not None)
             if config.eval.runner != "in_process":
-                from rag_pet.evaluation.at_scale import evaluate_with_runner
-
-                out_dir = Path(config.run_dir) / "eval" / config.eval.runner
-                rows.append(
-                    {
-                        "method": method,
-                        "runner": config.eval.runner,
-                        **evaluate_with_runner(config, examples, model_dir, out_dir),
-                    }
-                )
+                rows.append({"method": method, "runner": config.eval.runner, **_evaluate_at_scale(config, examples)})
                 return summary
             if model_dir:
                 generator = load_trained_generator(config, model_dir)
@@ -205,3 +221,34 @@ def evaluate_model(config: RagPetConfig) -> dict:
                 generator = build_generator(config.model)
             rows.append({"method": method, **_evaluate(config, generator, method, examples, model_dir)})
     return summary
+
+
+def _evaluate_at_scale(config: RagPetConfig, examples: list[QAExample]) -> dict:
+    """`eval.runner=ray_data` (the configured or trained model, answered by a pool of Ray Data actors) or
+    `eval.runner=endpoint` (a running service)."""
+    from rag_pet.evaluation.at_scale import evaluate_with_runner
+    from rag_pet.evaluation.qa_eval import workload
+    from rag_pet.inference.spec import spec_for_model_dir
+
+    model_dir = Path(config.eval.model_dir).expanduser() if config.eval.model_dir else None
+    work = workload(config.eval, examples, config.rag.k if config.objective == "rag" else None)
+    spec = spec_for_model_dir(config, model_dir) if config.eval.runner == "ray_data" else None
+    return evaluate_with_runner(config.eval, work, examples, _eval_dir(config, config.eval.runner), spec)
+
+
+def build_index(config: RagPetConfig) -> dict:
+    """`jobs.index`: encode the configured corpus with the configured retriever into a new sharded index version."""
+    from rag_pet.retrieval.build import build_index_version
+    from rag_pet.runtime import ensure_ray
+
+    ensure_ray()
+    directory, manifest = build_index_version(config.index_source)
+    return {"directory": str(directory), **asdict(manifest)}
+
+
+def serve(config: RagPetConfig) -> dict:
+    """`jobs.serve`: serve the run `serve.run_dir` names (or the configured model) until SIGINT/SIGTERM."""
+    from rag_pet.inference.spec import resolve_spec
+    from rag_pet.serving.launch import serve_until_stopped
+
+    return serve_until_stopped(resolve_spec(config))

@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
-from rag_pet.experiment import evaluate_model, run_experiment
+import pytest
+
+from rag_pet.experiment import eval_folder, evaluate_model, method_label, run_experiment
+from tests.conftest import compose_config
 
 
 def test_experiment_writes_everything_a_researcher_needs(ray_local, tiny_config):
@@ -33,3 +36,27 @@ def test_experiment_writes_everything_a_researcher_needs(ray_local, tiny_config)
     # The saved adapter evaluates to the same predictions through the evaluate job's function.
     again = evaluate_model(tiny_config("eval.model_dir=" + lora["model_dir"]))
     assert again["rows"][0]["f1"] == lora["f1"]
+
+
+REINDEXED = ["rag.doc_encoder=trainable", "rag.reindex_every=2"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "trained", "folder"),
+    [
+        ([], False, "zero_shot"),
+        ([], True, "lora"),
+        (["objective=retriever"], False, "retriever_base"),
+        (["objective=retriever"], True, "retriever"),
+        (["objective=rag", "retriever.shared=false"], False, "rag"),
+        (["objective=rag", "retriever.shared=false", "rag.query_encoder=full"], True, "rag_lora_query_full"),
+        (
+            ["objective=rag", "peft=frozen", "rag.doc_encoder=trainable", "rag.reindex_every=2"],
+            True,
+            "rag_doc_reindexed",
+        ),
+    ],
+)
+def test_every_method_label_maps_to_a_clean_folder_name(tmp_path, overrides, trained, folder):
+    config = compose_config(["debug=tiny", *overrides], run_dir=tmp_path)
+    assert eval_folder(method_label(config, trained)) == folder

@@ -1,8 +1,10 @@
 """Typed configuration: schemas, Hydra registration and validation."""
 
+from rag_pet.config.index_source import IndexSource, index_name, index_root
 from rag_pet.config.load import register_configs, to_config, to_dict
 from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
+    CorpusConfig,
     DataConfig,
     DeepSpeedConfig,
     EvalConfig,
@@ -19,10 +21,12 @@ from rag_pet.config.serve import DeploymentConfig, ServeConfig
 
 __all__ = [
     "PEFT_METHODS_TRAINABLE",
+    "CorpusConfig",
     "DataConfig",
     "DeepSpeedConfig",
     "DeploymentConfig",
     "EvalConfig",
+    "IndexSource",
     "IndexConfig",
     "ModelConfig",
     "PeftConfig",
@@ -32,6 +36,8 @@ __all__ = [
     "ServeConfig",
     "TrackingConfig",
     "TrainerConfig",
+    "index_name",
+    "index_root",
     "register_configs",
     "to_config",
     "to_dict",

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rag_pet.config.schema import RagPetConfig
-from rag_pet.errors import RagPetConfigError, RagPetError
+from rag_pet.errors import ConfigError, RagPetError
 
 SCHEMA_NAME = "rag_pet_schema"
 
@@ -21,7 +21,7 @@ def register_configs() -> None:
 
 
 def to_config(cfg: DictConfig | dict[str, Any]) -> RagPetConfig:
-    """Resolve and validate a composed config; raise `RagPetConfigError` naming the bad field."""
+    """Resolve and validate a composed config; raise `ConfigError` naming the bad field."""
     try:
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
         merged = OmegaConf.merge(OmegaConf.structured(RagPetConfig), container)
@@ -32,7 +32,7 @@ def to_config(cfg: DictConfig | dict[str, Any]) -> RagPetConfig:
         if isinstance(err.__cause__, RagPetError):
             raise err.__cause__ from None
         key = getattr(err, "full_key", None) or "config"
-        raise RagPetConfigError(key, getattr(err, "value", None), _first_line(err)) from None
+        raise ConfigError(key, getattr(err, "value", None), _first_line(err)) from None
 
 
 def to_dict(config: RagPetConfig) -> dict[str, Any]:

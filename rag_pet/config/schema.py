@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rag_pet.config.checks import one_of, positive
+from rag_pet.config.index_source import IndexSource
 from rag_pet.config.serve import ServeConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 DATASETS = ("squad", "nq_open", "jsonl")
 SPLITS = ("train", "validation_seen", "validation", "test")
@@ -57,14 +59,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         one_of("data.name", self.name, DATASETS)
         if self.name == "jsonl" and not self.path:
-            raise RagPetConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
+            raise ConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
         one_of("data.train_split", self.train_split, SPLITS)
         one_of("data.eval_split", self.eval_split, SPLITS)
         one_of("data.template", self.template, TEMPLATES)
         positive("data.validation_articles", self.validation_articles)
         positive("data.test_articles", self.test_articles)
         if not 0.0 <= self.seen_holdout < 1.0:
-            raise RagPetConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
+            raise ConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None:
@@ -89,13 +91,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         one_of("model.source", self.source, MODEL_SOURCES)
         if self.source == "path" and not self.path:
-            raise RagPetConfigError("model.path", self.path, "a local directory with a transformers model")
+            raise ConfigError("model.path", self.path, "a local directory with a transformers model")
         if self.source == "tiny":
             one_of("model.arch", self.arch, TINY_ARCHS)
             for name in ("hidden_size", "num_layers", "num_heads"):
                 positive(f"model.{name}", getattr(self, name))
             if self.hidden_size % self.num_heads:
-                raise RagPetConfigError("model.hidden_size", self.hidden_size, "a multiple of model.num_heads")
+                raise ConfigError("model.hidden_size", self.hidden_size, "a multiple of model.num_heads")
         one_of("model.dtype", self.dtype, DTYPES)
 
 
@@ -116,7 +118,7 @@ class PeftConfig:
         positive("peft.alpha", self.alpha)
         positive("peft.num_virtual_tokens", self.num_virtual_tokens)
         if not 0.0 <= self.dropout < 1.0:
-            raise RagPetConfigError("peft.dropout", self.dropout, "a probability in [0, 1)")
+            raise ConfigError("peft.dropout", self.dropout, "a probability in [0, 1)")
 
 
 @dataclass
@@ -160,9 +162,9 @@ class TrainerConfig:
         if self.cpus_per_worker is not None:
             positive("trainer.cpus_per_worker", self.cpus_per_worker)
         if self.launcher == "local" and self.num_workers != 1:
-            raise RagPetConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
+            raise ConfigError("trainer.num_workers", self.num_workers, "1 with trainer.launcher=local")
         if self.launcher == "local" and self.storage_path and "://" in self.storage_path:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "trainer.storage_path", self.storage_path, "a local directory with trainer.launcher=local"
             )
 
@@ -186,9 +188,9 @@ class DeepSpeedConfig:
     def __post_init__(self) -> None:
         one_of("deepspeed.zero_stage", self.zero_stage, ZERO_STAGES)
         if self.offload_optimizer and self.zero_stage == 0:
-            raise RagPetConfigError("deepspeed.offload_optimizer", True, "false with zero_stage 0 (needs ZeRO 1-3)")
+            raise ConfigError("deepspeed.offload_optimizer", True, "false with zero_stage 0 (needs ZeRO 1-3)")
         if self.offload_params and self.zero_stage != 3:
-            raise RagPetConfigError("deepspeed.offload_params", True, "false unless deepspeed.zero_stage=3")
+            raise ConfigError("deepspeed.offload_params", True, "false unless deepspeed.zero_stage=3")
 
 
 @dataclass
@@ -219,7 +221,7 @@ class EvalConfig:
         one_of("eval.task", self.task, EVAL_TASKS)
         one_of("eval.runner", self.runner, EVAL_RUNNERS)
         if self.runner == "endpoint" and not self.endpoint_url:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "eval.endpoint_url", None, "the URL of a running service (what `python -m jobs.serve` printed)"
             )
         for name in ("concurrency", "request_timeout_s", "cpus_per_predictor"):
@@ -251,18 +253,33 @@ class RetrieverConfig:
     def __post_init__(self) -> None:
         one_of("retriever.source", self.source, ENCODER_SOURCES)
         if self.source == "path" and not self.path:
-            raise RagPetConfigError("retriever.path", self.path, "a local directory with a transformers encoder")
+            raise ConfigError("retriever.path", self.path, "a local directory with a transformers encoder")
         one_of("retriever.pooling", self.pooling, POOLINGS)
         for name in ("query_max_length", "doc_max_length", "hidden_size", "num_layers", "num_heads"):
             positive(f"retriever.{name}", getattr(self, name))
 
 
 @dataclass
-class IndexConfig:
-    """A FAISS index over a corpus: factory string, search parameters, shards, encoding resources, storage."""
+class CorpusConfig:
+    """The passages that are indexed, retrieved and learnt from: bundled SQuAD paragraphs or SciFact abstracts, or a
+    local BEIR folder (the first `max_passages` when set)."""
 
-    corpus: str = "squad"
-    corpus_path: str | None = None
+    name: str = "squad"
+    path: str | None = None
+    max_passages: int | None = None
+
+    def __post_init__(self) -> None:
+        one_of("corpus.name", self.name, CORPORA)
+        if self.name == "beir" and not self.path:
+            raise ConfigError("corpus.path", self.path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+        if self.max_passages is not None:
+            positive("corpus.max_passages", self.max_passages)
+
+
+@dataclass
+class IndexConfig:
+    """A FAISS index over the corpus: factory string, search parameters, shards, encoding resources, storage."""
+
     factory: str = "Flat"
     metric: str = "ip"
     num_shards: int = 2
@@ -272,7 +289,6 @@ class IndexConfig:
     use_gpu: bool = False
     storage_path: str = "outputs/indexes"
     version: int | None = None
-    max_passages: int | None = None
     part_size: int = 1024
     encode_batch_size: int = 64
     encode_concurrency: int = 1
@@ -282,14 +298,11 @@ class IndexConfig:
     max_restarts: int = -1
 
     def __post_init__(self) -> None:
-        one_of("index.corpus", self.corpus, CORPORA)
-        if self.corpus == "beir" and not self.corpus_path:
-            raise RagPetConfigError(
-                "index.corpus_path", self.corpus_path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)"
-            )
+        # absolute from here on: workers run in other directories, and a run records the path it really used
+        self.storage_path = str(Path(self.storage_path).expanduser().resolve())
         one_of("index.metric", self.metric, METRICS)
         if not self.factory.strip():
-            raise RagPetConfigError(
+            raise ConfigError(
                 "index.factory", self.factory, "a faiss index_factory string such as Flat, IVF256,Flat, HNSW32"
             )
         for name in (
@@ -304,8 +317,6 @@ class IndexConfig:
             positive(f"index.{name}", getattr(self, name))
         for name in ("encode_cpus", "encode_gpus", "shard_cpus"):
             positive(f"index.{name}", getattr(self, name), allow_zero=True)
-        if self.max_passages is not None:
-            positive("index.max_passages", self.max_passages)
 
 
 @dataclass
@@ -347,7 +358,7 @@ class RagConfig:
         if self.retriever_lr is not None:
             positive("rag.retriever_lr", self.retriever_lr)
         if self.doc_encoder == "trainable" and self.reindex_every == 0:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "rag.reindex_every", 0, "> 0 with rag.doc_encoder=trainable (the index must follow the document tower)"
             )
 
@@ -385,24 +396,28 @@ class RagPetConfig:
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     rag: RagConfig = field(default_factory=RagConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    @property
+    def index_source(self) -> IndexSource:
+        """The corpus, index settings and retriever of this run's index."""
+        return IndexSource(self.corpus, self.index, self.retriever)
+
     def __post_init__(self) -> None:
         one_of("objective", self.objective, OBJECTIVES)
         self._check_retriever_training()
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)"
             )
         if self.trainer.precision == "fp16" and not self.trainer.use_gpu:
-            raise RagPetConfigError(
-                "trainer.precision", "fp16", "fp32 or bf16 on CPU (set trainer.use_gpu=true for fp16)"
-            )
+            raise ConfigError("trainer.precision", "fp16", "fp32 or bf16 on CPU (set trainer.use_gpu=true for fp16)")
         if self.deepspeed.enabled and self.peft.method == "adalora":
-            raise RagPetConfigError(
+            raise ConfigError(
                 "peft.method",
                 "adalora",
                 "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
@@ -412,10 +427,10 @@ class RagPetConfig:
     def _check_retriever_training(self) -> None:
         rag = self.rag
         if self.objective == "rag" and self.index.metric != "ip" and rag.retriever_trains:
-            raise RagPetConfigError("index.metric", self.index.metric, "ip when RAG trains the retriever")
+            raise ConfigError("index.metric", self.index.metric, "ip when RAG trains the retriever")
         if self.objective == "rag" and self.retriever.shared and rag.query_encoder != "frozen":
             if rag.doc_encoder == "frozen":
-                raise RagPetConfigError(
+                raise ConfigError(
                     "retriever.shared",
                     True,
                     "false to train the query tower against a frozen document tower (or rag.doc_encoder=trainable"
@@ -423,10 +438,10 @@ class RagPetConfig:
                 )
         if self.objective == "rag" and rag.doc_encoder == "trainable" and self.deepspeed.enabled:
             if self.deepspeed.zero_stage == 3:
-                raise RagPetConfigError(
+                raise ConfigError(
                     "deepspeed.zero_stage",
                     3,
                     "0, 1 or 2 with rag.doc_encoder=trainable (re-indexing reads the whole document tower on rank 0)",
                 )
-        if self.objective == "retriever" and self.index.corpus == "squad" and self.data.name != "squad":
-            raise RagPetConfigError("index.corpus", "squad", "the corpus of data.name, or scifact/beir")
+        if self.objective == "retriever" and self.corpus.name == "squad" and self.data.name != "squad":
+            raise ConfigError("corpus.name", "squad", "the corpus of data.name, or scifact/beir")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_pet.config.checks import positive
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 
 @dataclass
@@ -64,9 +64,9 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
-            raise RagPetConfigError("serve.port", self.port, "a TCP port in 1-65535")
+            raise ConfigError("serve.port", self.port, "a TCP port in 1-65535")
         if not self.route_prefix.startswith("/"):
-            raise RagPetConfigError("serve.route_prefix", self.route_prefix, "a path starting with /")
+            raise ConfigError("serve.route_prefix", self.route_prefix, "a path starting with /")
         for name in (
             "max_question_chars",
             "max_k",

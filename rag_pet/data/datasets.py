@@ -9,7 +9,7 @@ from rag_pet.data.jsonl import read_qa_jsonl
 from rag_pet.data.nq_open import load_nq_open
 from rag_pet.data.squad import split_squad
 from rag_pet.data.types import QAExample
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 
 def load_qa_split(data: DataConfig, split: str, limit: int | None = None) -> list[QAExample]:
@@ -20,11 +20,11 @@ def load_qa_split(data: DataConfig, split: str, limit: int | None = None) -> lis
         ).examples[split]
     elif data.name == "nq_open":
         if split == "validation_seen":
-            raise RagPetConfigError("data.eval_split", split, "train, validation or test for nq_open")
+            raise ConfigError("data.eval_split", split, "train, validation or test for nq_open")
         examples = load_nq_open(split)
     else:
         path = Path(data.path) / f"{split}.jsonl"
         if not path.is_file():
-            raise RagPetConfigError("data.path", data.path, f"a directory containing {split}.jsonl (not found: {path})")
+            raise ConfigError("data.path", data.path, f"a directory containing {split}.jsonl (not found: {path})")
         examples = read_qa_jsonl(path)
     return examples[:limit] if limit is not None else examples

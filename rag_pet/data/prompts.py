@@ -9,7 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rag_pet.config import DataConfig
 from rag_pet.data.types import Passage, QAExample
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 IGNORE_INDEX = -100
 
@@ -52,9 +52,7 @@ class PromptEncoder:
         self._chat_suffix: list[int] = []
         if self.chat:
             if not self.tokenizer.chat_template:
-                raise RagPetConfigError(
-                    "data.chat_template", True, "false: this generator's tokenizer has no chat template"
-                )
+                raise ConfigError("data.chat_template", True, "false: this generator's tokenizer has no chat template")
             marker = "\ue000"  # a private-use character: where the user message goes in the rendered template
             rendered = self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": marker}], add_generation_prompt=True, tokenize=False

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rag_pet.data.resources import SQUAD_DEV
 from rag_pet.data.types import Passage, QAExample
+from rag_pet.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ def split_squad(
     """
     articles = sorted(load_squad_articles(path), key=lambda article: article["title"])
     if validation_articles + test_articles >= len(articles):
-        raise ValueError(
-            f"{validation_articles} + {test_articles} held-out articles leave none of {len(articles)} for train"
+        raise ConfigError(
+            "data.validation_articles",
+            validation_articles,
+            f"fewer, so that with data.test_articles={test_articles} some of the {len(articles)} articles are left"
+            " for training",
         )
     random.Random(seed).shuffle(articles)
     groups = {

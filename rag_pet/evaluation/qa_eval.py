@@ -8,29 +8,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import DataConfig, EvalConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import QAExample
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_metrics import best_over_answers, exact_match, f1, qa_scores
 from rag_pet.evaluation.runners import Predictions, Workload, predict_in_process
+from rag_pet.inference.answering import Answerer
 from rag_pet.models import Generator
-from rag_pet.serving.answering import Answerer
 from rag_pet.storage import write_json_atomic, write_text_atomic
 
 RECALL_AT = (1, 5)
 
 
-def workload(config: RagPetConfig, examples: list[QAExample], rag: bool) -> Workload:
-    """The eval workload `config` asks for: RAG over `rag.k` passages (retrieved 5 deep for recall) or closed-book."""
-    k = config.rag.k if rag else None
+def workload(settings: EvalConfig, examples: list[QAExample], k: int | None) -> Workload:
+    """The eval workload: RAG over `k` passages (retrieved 5 deep for recall), or closed-book (`k` None)."""
     return Workload(
         questions=[e.question for e in examples],
         k=k,
         depth=max(k, *RECALL_AT) if k else None,
-        adapter=config.eval.adapter,
-        max_new_tokens=config.eval.max_new_tokens,
-        batch_size=config.eval.batch_size,
+        adapter=settings.adapter,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
     )
 
 
@@ -77,10 +76,15 @@ def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir
 
 
 def evaluate_qa(
-    config: RagPetConfig, generator: Generator, examples: list[QAExample], device: torch.device, out_dir: Path
+    generator: Generator,
+    data: DataConfig,
+    settings: EvalConfig,
+    examples: list[QAExample],
+    device: torch.device,
+    out_dir: Path,
 ) -> dict[str, float]:
     """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
-    prompts = PromptEncoder.from_config(generator.tokenizer, config.data, generator.is_seq2seq)
-    answerer = Answerer(generator, prompts, config.rag, device)
-    predictions = predict_in_process(None, answerer.answer, workload(config, examples, rag=False))
+    prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
+    answerer = Answerer(generator, prompts, None, device)
+    predictions = predict_in_process(None, answerer.answer, workload(settings, examples, k=None))
     return score_and_write(examples, predictions, out_dir)

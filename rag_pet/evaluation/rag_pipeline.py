@@ -7,39 +7,41 @@ from pathlib import Path
 
 import torch
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import DataConfig, EvalConfig, IndexSource, RagConfig
 from rag_pet.data.types import QAExample
 from rag_pet.evaluation.qa_eval import score_and_write, workload
 from rag_pet.evaluation.runners import predict_in_process
+from rag_pet.inference.answering import Answerer, PassageRetriever
 from rag_pet.models import Generator
 from rag_pet.models.rag import build_trained_encoder
 from rag_pet.models.rag_inputs import rag_prompt_encoder
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import ensure_index, open_index
-from rag_pet.serving.answering import Answerer, PassageRetriever
+from rag_pet.runtime import ensure_ray
 
 
 def evaluate_rag_pipeline(
-    config: RagPetConfig,
     generator: Generator,
     model_dir: Path | None,
     examples: list[QAExample],
     device: torch.device,
     out_dir: Path,
+    *,
+    source: IndexSource,
+    data: DataConfig,
+    rag: RagConfig,
+    settings: EvalConfig,
 ) -> dict[str, float]:
     """EM/F1 (and retrieval recall) of `generator` reading what the retriever in `model_dir` (or the configured
     one) finds in an index built with that retriever's document tower (built now if there is none)."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init()
-    encoder = build_trained_encoder(config.retriever, model_dir)
-    index = open_index(config.index, ensure_index(config.index, config.retriever, model_dir))
+    ensure_ray()
+    encoder = build_trained_encoder(source.retriever, model_dir)
+    index = open_index(source, ensure_index(source, model_dir))
     try:
-        retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(config.index)})
-        prompts = rag_prompt_encoder(config, generator.tokenizer, generator.is_seq2seq)
-        answerer = Answerer(generator, prompts, config.rag, device)
-        predictions = predict_in_process(retriever.retrieve, answerer.answer, workload(config, examples, rag=True))
+        retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(source.corpus)})
+        prompts = rag_prompt_encoder(data, rag, generator.tokenizer, generator.is_seq2seq)
+        answerer = Answerer(generator, prompts, rag, device)
+        predictions = predict_in_process(retriever.retrieve, answerer.answer, workload(settings, examples, rag.k))
         return score_and_write(examples, predictions, out_dir)
     finally:
         index.close()

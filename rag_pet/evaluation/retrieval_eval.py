@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import CorpusConfig, DataConfig, EvalConfig, IndexSource
 from rag_pet.data import Passage, load_beir, load_qa_split, load_scifact
 from rag_pet.evaluation.retrieval_metrics import Qrels, retrieval_scores, to_run
 from rag_pet.storage import write_json_atomic, write_text_atomic
@@ -18,35 +18,37 @@ logger = logging.getLogger(__name__)
 Ranking = list[tuple[str, float]]
 
 
-def queries_and_qrels(config: RagPetConfig) -> tuple[list[str], list[str], Qrels]:
-    """(query ids, query texts, qrels) for the index's corpus: BEIR qrels, or each SQuAD question's gold paragraph."""
-    index, data = config.index, config.data
-    if index.corpus == "squad":
+def queries_and_qrels(corpus: CorpusConfig, data: DataConfig, split: str) -> tuple[list[str], list[str], Qrels]:
+    """(query ids, query texts, qrels) for the corpus: BEIR qrels of `split`, or each SQuAD question's gold
+    paragraph (`data.eval_split`)."""
+    if corpus.name == "squad":
         examples = load_qa_split(data, data.eval_split, data.max_eval_examples)
         return (
             [e.id for e in examples],
             [e.question for e in examples],
             {e.id: {e.gold_passage_id: 1} for e in examples},
         )
-    dataset = load_scifact() if index.corpus == "scifact" else load_beir(index.corpus_path)
-    qrels = dataset.qrels[config.eval.retrieval_split]
+    dataset = load_scifact() if corpus.name == "scifact" else load_beir(corpus.path)
+    qrels = dataset.qrels[split]
     query_ids = [qid for qid in dataset.queries if qid in qrels][: data.max_eval_examples]
     return query_ids, [dataset.queries[qid] for qid in query_ids], {qid: qrels[qid] for qid in query_ids}
 
 
 def dense_rankings(
-    config: RagPetConfig, passages: list[Passage], texts: list[str], k: int, trained_dir: Path | None = None
+    source: IndexSource, passages: list[Passage], texts: list[str], k: int, trained_dir: Path | None = None
 ) -> list[Ranking]:
-    """Top-k from the configured index version (default: the newest built with this encoder, built now if none),
-    after checking it fits this encoder and corpus. `trained_dir` holds towers a training run saved."""
+    """Top-k from the configured index version (`index.version`; default: the newest built with this encoder, built
+    now if none), after checking it fits this encoder and corpus. `trained_dir` holds towers a training run saved."""
     from rag_pet.models.rag import build_trained_encoder
     from rag_pet.retrieval.corpus import corpus_sha256
     from rag_pet.retrieval.live_index import ensure_index, open_index
     from rag_pet.retrieval.store import check_compatible
+    from rag_pet.runtime import ensure_ray
 
-    encoder = build_trained_encoder(config.retriever, trained_dir).eval()
-    version = config.index.version or ensure_index(config.index, config.retriever, trained_dir)
-    index = open_index(config.index, version)
+    ensure_ray()
+    encoder = build_trained_encoder(source.retriever, trained_dir).eval()
+    version = source.index.version or ensure_index(source, trained_dir)
+    index = open_index(source, version)
     try:
         check_compatible(index.manifest, encoder.dim, corpus_sha256(passages), encoder.doc_weights_hash())
         with torch.inference_mode():
@@ -63,7 +65,12 @@ def dense_rankings(
 
 
 def evaluate_retrieval(
-    config: RagPetConfig, out_dir: Path, trained_dir: Path | None = None, methods: list[str] | None = None
+    source: IndexSource,
+    data: DataConfig,
+    settings: EvalConfig,
+    out_dir: Path,
+    trained_dir: Path | None = None,
+    methods: list[str] | None = None,
 ) -> list[dict]:
     """One row of metrics per method (default: `eval.retrieval_methods`); rankings and metrics go under `out_dir`.
 
@@ -72,12 +79,12 @@ def evaluate_retrieval(
     from rag_pet.retrieval.corpus import load_corpus
     from rag_pet.retrieval.fusion import reciprocal_rank_fusion
 
-    query_ids, texts, qrels = queries_and_qrels(config)
-    passages = load_corpus(config.index)
-    k, methods = config.eval.retrieval_k, methods or config.eval.retrieval_methods
+    query_ids, texts, qrels = queries_and_qrels(source.corpus, data, settings.retrieval_split)
+    passages = load_corpus(source.corpus)
+    k, methods = settings.retrieval_k, methods or settings.retrieval_methods
     rankings: dict[str, list[Ranking]] = {}
     if "dense" in methods or "hybrid" in methods:
-        rankings["dense"] = dense_rankings(config, passages, texts, k, trained_dir)
+        rankings["dense"] = dense_rankings(source, passages, texts, k, trained_dir)
     if "bm25" in methods or "hybrid" in methods:
         rankings["bm25"] = BM25Retriever(passages).search(texts, k)
     if "hybrid" in methods:
@@ -91,7 +98,7 @@ def evaluate_retrieval(
         write_text_atomic(out_dir / f"retrieval_{method}" / "run.json", json.dumps(run))
         write_json_atomic(out_dir / f"retrieval_{method}" / "metrics.json", metrics)
         logger.info(
-            "%s on %s: nDCG@10 %.4f recall@5 %.4f", method, config.index.corpus, metrics["ndcg@10"], metrics["recall@5"]
+            "%s on %s: nDCG@10 %.4f recall@5 %.4f", method, source.corpus.name, metrics["ndcg@10"], metrics["recall@5"]
         )
         rows.append({"method": method, **metrics})
     return rows

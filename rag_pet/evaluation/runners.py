@@ -1,7 +1,7 @@
 """Three ways to get answers for an eval set: in this process, Ray Data batch inference, or a Serve endpoint.
 
 All three ask the same `Workload` and return the same `Predictions` (answers, retrieved ids, latencies), and all
-three prompt, retrieve and decode with the same code (`rag_pet.serving.answering`), so greedy answers agree.
+three prompt, retrieve and decode with the same code (`rag_pet.inference.answering`), so greedy answers agree.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import ray
 
 from rag_pet.devices import resolve_device
-from rag_pet.serving.answering import RetrievedPassage
-from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
-from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
+from rag_pet.inference.answering import RetrievedPassage
+from rag_pet.inference.components import AdaptedAnswerer, build_passage_retriever
+from rag_pet.inference.spec import BASE_ADAPTER, InferenceSpec
 
 AnswerFn = Callable[[list[str], list[list[RetrievedPassage]] | None, int], list[str]]
 
@@ -69,7 +69,7 @@ class BatchPredictor:
     """Ray Data `map_batches` callable: one served spec (retriever + generator + adapter) per predictor actor."""
 
     def __init__(self, args: dict, work: dict, use_gpu: bool):
-        spec = ServeSpec.from_args(args)
+        spec = InferenceSpec.from_args(args)
         self.work = Workload(**{**work, "questions": []})
         self.model = AdaptedAnswerer(spec, resolve_device(use_gpu))
         adapter = spec.resolve_adapter(self.work.adapter)
@@ -95,7 +95,7 @@ class BatchPredictor:
 
 
 def predict_with_ray_data(
-    spec: ServeSpec, work: Workload, concurrency: int, cpus_per_predictor: float, gpus_per_predictor: float = 0.0
+    spec: InferenceSpec, work: Workload, concurrency: int, cpus_per_predictor: float, gpus_per_predictor: float = 0.0
 ) -> Predictions:
     """Batch inference over the questions with Ray Data: `concurrency` predictor actors, `work.batch_size` a batch."""
     start = time.perf_counter()

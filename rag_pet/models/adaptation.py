@@ -25,7 +25,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from rag_pet.config import PeftConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 ALL_LINEAR = "all-linear"
 
@@ -85,17 +85,17 @@ def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool, to
         message = str(err).strip().splitlines()[0]
         arch = getattr(model.config, "model_type", "?")
         if "Please specify `target_modules`" in message:  # peft knows no default targets for this architecture
-            raise RagPetConfigError(
+            raise ConfigError(
                 "peft.method",
                 config.method,
                 f"a method peft supports for {arch} models (it has no default {config.method} targets for {arch};"
                 " name them in peft.target_modules, e.g. [all-linear])",
             ) from None
         if "target_modules" in message or "Target modules" in message or "not found in the base model" in message:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "peft.target_modules", config.target_modules, f"module names in the model ({message})"
             ) from None
-        raise RagPetConfigError(
+        raise ConfigError(
             "peft.method", config.method, f"a method peft supports for {arch} models ({message})"
         ) from None
 
@@ -132,13 +132,34 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
     """Copy a `trainable_state` back into the same model; every saved name must exist."""
     unexpected = unwrap(model).load_state_dict(state, strict=False).unexpected_keys
     if unexpected:
-        raise ValueError(f"checkpoint holds parameters this model lacks: {unexpected[:3]}")
+        raise ConfigError(
+            "trainer.storage_path",
+            "<checkpoint>",
+            f"checkpoints written with this model and peft config (this one holds parameters the model lacks:"
+            f" {unexpected[:3]})",
+        )
 
 
 def load_full_model_state(model: nn.Module, directory: Path) -> None:
-    """Copy a fully fine-tuned model saved by `save_trained` back into an already built model (resume)."""
-    for shard in sorted(directory.glob("*.safetensors")):
-        unwrap(model).load_state_dict(load_file(shard), strict=False)
+    """Copy a fully fine-tuned model saved by `save_trained` back into an already built model (resume); every
+    parameter must be in the saved files (a tied weight counts as saved with its twin)."""
+    target = unwrap(model)
+    loaded: set[str] = set()
+    for shard in sorted(directory.glob("*.safetensors")):  # a large model is saved in several shards
+        state = load_file(shard)
+        target.load_state_dict(state, strict=False)
+        loaded.update(state)
+    expected = target.state_dict()
+    loaded_storage = {expected[name].data_ptr() for name in loaded if name in expected}
+    missing = [
+        name for name, tensor in expected.items() if name not in loaded and tensor.data_ptr() not in loaded_storage
+    ]
+    if missing:
+        raise ConfigError(
+            "trainer.storage_path",
+            str(directory),
+            f"a checkpoint of this model configuration: the saved model lacks {', '.join(missing[:3])}",
+        )
 
 
 def attach_adapter(base: PreTrainedModel, directory: Path) -> PeftModel:

@@ -11,7 +11,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, PreTrainedTokenizerBase
 
 from rag_pet.config import RetrieverConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models.pretrained import minilm_dir
 
 
@@ -95,9 +95,7 @@ def encoder_source(config: RetrieverConfig) -> tuple[str, Path]:
     if config.source == "path":
         path = Path(config.path).expanduser()
         if not (path / "config.json").is_file():
-            raise RagPetConfigError(
-                "retriever.path", config.path, "a local directory holding a transformers config.json"
-            )
+            raise ConfigError("retriever.path", config.path, "a local directory holding a transformers config.json")
         return str(path), path
     name = "all-MiniLM-L6-v2" if config.source == "minilm" else f"tiny-bert-{config.hidden_size}x{config.num_layers}"
     return name, minilm_dir()

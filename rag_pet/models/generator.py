@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from rag_pet.config import ModelConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models.pretrained import minilm_dir, smollm2_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -40,7 +40,7 @@ def weights_dir(config: ModelConfig) -> Path | None:
     if config.source == "path":
         path = Path(config.path).expanduser()
         if not (path / "config.json").is_file():
-            raise RagPetConfigError("model.path", config.path, "a local directory holding a transformers config.json")
+            raise ConfigError("model.path", config.path, "a local directory holding a transformers config.json")
         return path
     return None
 
@@ -54,7 +54,7 @@ def build_tokenizer(config: ModelConfig) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token is None:
-        raise RagPetConfigError("model.path", config.path, "a tokenizer that defines an eos_token")
+        raise ConfigError("model.path", config.path, "a tokenizer that defines an eos_token")
     return tokenizer
 
 

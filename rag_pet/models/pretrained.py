@@ -11,7 +11,7 @@ from pathlib import Path
 
 import safetensors.torch
 
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def package_dir(module: str, install_hint: str) -> Path:
     """The directory of an installed package, found without importing it (its __init__ may pull heavy deps)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise RagPetConfigError("model.source", module, f"an installed package: {install_hint}")
+        raise ConfigError("model.source", module, f"an installed package: {install_hint}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

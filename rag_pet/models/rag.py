@@ -87,10 +87,11 @@ class RagOutput(ModelOutput):
 class RagModel(nn.Module):
     """Retriever (bi-encoder) and generator trained as one module, so DDP and DeepSpeed see one set of parameters."""
 
-    def __init__(self, generator: nn.Module, retriever: BiEncoder, is_seq2seq: bool, rag: RagConfig):
+    def __init__(self, generator: nn.Module, retriever: BiEncoder, is_seq2seq: bool, marginal: str, temperature: float):
+        """`marginal`: "sequence" or "token" (`MARGINALS`); `temperature` divides the query-document scores."""
         super().__init__()
         self.generator, self.retriever = generator, retriever
-        self.is_seq2seq, self.rag = is_seq2seq, rag
+        self.is_seq2seq, self.marginal, self.temperature = is_seq2seq, marginal, temperature
 
     def doc_log_prior(
         self,
@@ -109,7 +110,7 @@ class RagModel(nn.Module):
         else:
             documents = doc_vectors.to(queries.dtype)
         scores = torch.einsum("bd,bkd->bk", queries, documents)
-        return document_log_prior(scores, doc_mask, self.rag.temperature)
+        return document_log_prior(scores, doc_mask, self.temperature)
 
     def forward(
         self,
@@ -134,7 +135,7 @@ class RagModel(nn.Module):
         token_logprobs, mask = answer_token_logprobs(self.generator, batch, self.is_seq2seq)
         questions, k = log_prior.shape
         token_logprobs = token_logprobs.view(questions, k, -1)
-        nll = MARGINALS[self.rag.marginal](log_prior, token_logprobs, mask.view(questions, k, -1)[:, 0])
+        nll = MARGINALS[self.marginal](log_prior, token_logprobs, mask.view(questions, k, -1)[:, 0])
         return RagOutput(loss=nll.mean(), doc_log_prior=log_prior)
 
     def save_pretrained(self, directory: Path, safe_serialization: bool = True) -> None:

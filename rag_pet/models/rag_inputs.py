@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import DataConfig, RagConfig
 from rag_pet.data.prompts import PromptEncoder, collate_rag
 from rag_pet.data.types import Passage, QAExample, passage_text
 from rag_pet.models.encoder import BiEncoder
@@ -16,11 +16,12 @@ from rag_pet.models.encoder import BiEncoder
 EMPTY_PASSAGE = Passage("", "", "")
 
 
-def rag_prompt_encoder(config: RagPetConfig, tokenizer: PreTrainedTokenizerBase, is_seq2seq: bool) -> PromptEncoder:
+def rag_prompt_encoder(
+    data: DataConfig, rag: RagConfig, tokenizer: PreTrainedTokenizerBase, is_seq2seq: bool
+) -> PromptEncoder:
     """The prompt encoder of RAG inputs, with the configured passage truncation."""
-    rag = config.rag
     return PromptEncoder.from_config(
-        tokenizer, config.data, is_seq2seq, passage_max_tokens=rag.passage_max_tokens if rag.truncate_passages else None
+        tokenizer, data, is_seq2seq, passage_max_tokens=rag.passage_max_tokens if rag.truncate_passages else None
     )
 
 

@@ -3,43 +3,34 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from rag_pet.config import IndexConfig, RetrieverConfig
+from rag_pet.config.index_source import IndexSource
 from rag_pet.data import passage_text
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models.rag import build_trained_encoder
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.encode import encode_corpus, load_encoded
 from rag_pet.retrieval.faiss_index import shard_bounds, trained_empty_index
-from rag_pet.retrieval.store import Manifest, write_version
+from rag_pet.retrieval.store import IndexStoreError, Manifest, write_version
 
 logger = logging.getLogger(__name__)
 
 
-def index_name(config: IndexConfig) -> str:
-    """Directory name of an index family: corpus and factory string, e.g. `squad_IVF256_Flat`."""
-    return f"{config.corpus}_{re.sub(r'[^A-Za-z0-9]+', '_', config.factory).strip('_')}"
-
-
-def build_index_version(
-    index: IndexConfig, retriever: RetrieverConfig, trained_dir: Path | None = None
-) -> tuple[Path, Manifest]:
+def build_index_version(source: IndexSource, trained_dir: Path | None = None) -> tuple[Path, Manifest]:
     """Encode, index and shard the configured corpus; return the new version's directory and manifest.
 
     `trained_dir` (towers saved by a training run) replaces the configured encoder's weights."""
-    passages = load_corpus(index)
+    corpus, index, retriever = source.corpus, source.index, source.retriever
+    passages = load_corpus(corpus)
     if index.num_shards > len(passages):
-        raise RagPetConfigError(
-            "index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})"
-        )
+        raise ConfigError("index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})")
     encoder = build_trained_encoder(retriever, trained_dir)
     corpus_hash, weights_hash = corpus_sha256(passages), encoder.doc_weights_hash()
-    root, name = Path(index.storage_path).expanduser().resolve(), index_name(index)
+    root, name = source.root, source.name
     encoded_dir = root / name / "embeddings" / f"{weights_hash[:16]}-{corpus_hash[:16]}"
     encode_corpus(
         [p.id for p in passages],
@@ -55,13 +46,15 @@ def build_index_version(
     )
     ids, vectors = load_encoded(encoded_dir, len(passages), index.part_size)
     if ids != [p.id for p in passages]:
-        raise RuntimeError(f"encoded parts in {encoded_dir} do not match the corpus; delete that directory and rebuild")
+        raise IndexStoreError(
+            f"index error: encoded parts in {encoded_dir} do not match the corpus; delete that directory and rebuild"
+        )
     manifest = Manifest(
         name=name,
         version=0,
         encoder=encoder.name,
         encoder_weights_sha256=weights_hash,
-        corpus=index.corpus,
+        corpus=corpus.name,
         corpus_sha256=corpus_hash,
         factory=index.factory,
         metric=index.metric,

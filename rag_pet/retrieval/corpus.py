@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
-from rag_pet.config import IndexConfig
+from rag_pet.config import CorpusConfig
 from rag_pet.data import Passage, load_beir, load_scifact, squad_corpus
 from rag_pet.errors import DataFormatError
 
 
-def load_corpus(config: IndexConfig) -> list[Passage]:
+def load_corpus(config: CorpusConfig) -> list[Passage]:
     """Passages of the configured corpus (the first `max_passages` when set)."""
-    if config.corpus == "squad":
+    if config.name == "squad":
         passages = squad_corpus()
-    elif config.corpus == "scifact":
+    elif config.name == "scifact":
         passages = load_scifact().corpus
     else:
-        passages = load_beir(config.corpus_path).corpus
+        passages = load_beir(config.path).corpus
     passages = passages[: config.max_passages] if config.max_passages else passages
     if not passages:
-        raise DataFormatError(str(config.corpus_path or config.corpus), None, "the corpus has no passages")
+        raise DataFormatError(str(config.path or config.name), None, "the corpus has no passages")
     return passages
 
 

@@ -8,7 +8,7 @@ import re
 import faiss
 import numpy as np
 
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,7 @@ def trained_empty_index(
     try:
         index = faiss.index_factory(vectors.shape[1], factory, FAISS_METRICS[metric])
     except RuntimeError as err:
-        raise RagPetConfigError(
-            "index.factory", factory, f"a faiss index_factory string ({_first_line(err)})"
-        ) from None
+        raise ConfigError("index.factory", factory, f"a faiss index_factory string ({_first_line(err)})") from None
     if not index.is_trained:
         sample = vectors
         if len(vectors) > train_sample:
@@ -39,7 +37,7 @@ def trained_empty_index(
         try:
             index.train(sample)
         except RuntimeError as err:
-            raise RagPetConfigError(
+            raise ConfigError(
                 "index.factory", factory, f"an index trainable on {len(sample)} vectors ({_first_line(err)})"
             ) from None
     return index
@@ -74,7 +72,7 @@ def to_gpu_if_asked(index: faiss.Index, use_gpu: bool) -> faiss.Index:
     if not use_gpu:
         return index
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
-        raise RagPetConfigError(
+        raise ConfigError(
             "index.use_gpu",
             True,
             "false here: this faiss has no GPU support or sees no GPU (pip install faiss-gpu-cu12)",

@@ -13,10 +13,10 @@ from ray.serve.config import AutoscalingConfig
 from ray.serve.schema import DeploymentSchema
 
 from rag_pet.config import DeploymentConfig, ServeConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
+from rag_pet.inference.spec import InferenceSpec
 from rag_pet.serving.deployments import RetrieverDeployment, generator_deployment
 from rag_pet.serving.ingress import RagIngress
-from rag_pet.serving.spec import ServeSpec
 
 IMPORT_PATH = "rag_pet.serving.app:build_app"
 
@@ -37,14 +37,14 @@ def deployment_options(settings: DeploymentConfig, field: str, health_period_s: 
         try:
             AutoscalingConfig(**settings.autoscaling)
         except ValidationError as err:
-            raise RagPetConfigError(f"{field}.autoscaling", settings.autoscaling, _first_error(err)) from None
+            raise ConfigError(f"{field}.autoscaling", settings.autoscaling, _first_error(err)) from None
         options["autoscaling_config"] = dict(settings.autoscaling)
     else:
         options["num_replicas"] = settings.num_replicas
     try:
         DeploymentSchema(name=field, **options)
     except ValidationError as err:
-        raise RagPetConfigError(field, settings, _first_error(err)) from None
+        raise ConfigError(field, settings, _first_error(err)) from None
     return options
 
 
@@ -55,10 +55,10 @@ def serve_options(serve: ServeConfig, name: str) -> dict:
     )
 
 
-def build_application(spec: ServeSpec, auth_token: str | None = None):
+def build_application(spec: InferenceSpec, auth_token: str | None = None):
     """The bound application; `auth_token` reaches the ingress replicas through their runtime environment."""
     if spec.index_version is None:
-        raise RagPetConfigError("serve.index_version", None, "the index version to serve (resolve_index_version)")
+        raise ConfigError("serve.index_version", None, "the index version to serve (resolve_index_version)")
     serve = spec.config.serve
     args = spec.to_args()
     retriever = RetrieverDeployment.options(**serve_options(serve, "retriever")).bind(args)
@@ -71,6 +71,6 @@ def build_application(spec: ServeSpec, auth_token: str | None = None):
 
 
 def build_app(args: dict[str, Any]):
-    """Serve application builder: `args` are a resolved `ServeSpec.to_args()`; the token comes from the replicas'
+    """Serve application builder: `args` are a resolved `InferenceSpec.to_args()`; the token comes from the replicas'
     environment (`serve.auth_token_env`)."""
-    return build_application(ServeSpec.from_args(args))
+    return build_application(InferenceSpec.from_args(args))

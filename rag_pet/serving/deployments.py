@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from ray import serve
 
 from rag_pet.devices import resolve_device
+from rag_pet.inference.answering import RetrievedPassage
+from rag_pet.inference.components import AdaptedAnswerer, build_passage_retriever
+from rag_pet.inference.spec import BASE_ADAPTER, InferenceSpec
 from rag_pet.models.multi_adapter import LoadedAdapter
-from rag_pet.serving.answering import RetrievedPassage
-from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
-from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class RetrieverDeployment:
     """Query tower + a handle to the `ShardedIndex` shard actors of one index version; batched retrieval."""
 
     def __init__(self, args: dict):
-        spec = ServeSpec.from_args(args)
+        spec = InferenceSpec.from_args(args)
         self.retriever = build_passage_retriever(spec, spec.index_version, detached=True)
         settings = spec.config.serve.retriever
         self.retrieve.set_max_batch_size(settings.max_batch_size)
@@ -67,7 +67,7 @@ def generator_deployment(max_adapters_per_replica: int):
         """One base model; the adapter of each request is chosen by its multiplexed model id (empty: the base)."""
 
         def __init__(self, args: dict):
-            spec = ServeSpec.from_args(args)
+            spec = InferenceSpec.from_args(args)
             settings = spec.config.serve.generator
             self.model = AdaptedAnswerer(spec, resolve_device(settings.num_gpus > 0))
             self.answer.set_max_batch_size(settings.max_batch_size)

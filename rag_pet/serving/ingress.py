@@ -19,7 +19,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from rag_pet.serving.answering import RetrievedPassage
+from rag_pet.inference.answering import RetrievedPassage
+from rag_pet.inference.spec import BASE_ADAPTER, InferenceSpec
 from rag_pet.serving.deployments import AnswerItem
 from rag_pet.serving.schemas import (
     AdaptersResponse,
@@ -33,7 +34,6 @@ from rag_pet.serving.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from rag_pet.serving.spec import BASE_ADAPTER, ServeSpec
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -42,8 +42,10 @@ app = FastAPI(
     description="Retrieval, generation with PEFT adapters, and retrieval-augmented generation of a trained run.",
 )
 bearer = HTTPBearer(auto_error=False)
-# A replica that dies mid-request (node lost, actor killed) fails the requests it held; inference is idempotent,
-# so each call to a downstream deployment is retried once, on a replica the handle's router still considers live.
+# Ray Serve routes new requests away from a dead replica but fails the ones it held (node lost, actor killed), and
+# does not retry them; inference is idempotent, so each call to a downstream deployment is retried once, on a replica
+# the handle's router still considers live. Index shards below need no such layer: their actors restart and Ray
+# retries their searches itself (`max_task_retries=-1`).
 REPLICA_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
@@ -65,7 +67,7 @@ class RagIngress:
     """Validates requests against the limits in `serve`, fans questions out to the batched deployments."""
 
     def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, args: dict):
-        self.spec = ServeSpec.from_args(args)
+        self.spec = InferenceSpec.from_args(args)
         self.retriever, self.generator = retriever, generator
         self.limits = self.spec.config.serve
         self.token = None

@@ -9,18 +9,17 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
 import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
-from rag_pet.config import RagPetConfig
-from rag_pet.errors import RagPetConfigError
-from rag_pet.retrieval.build import index_name
+from rag_pet.config import ServeConfig
+from rag_pet.errors import ConfigError
+from rag_pet.inference.spec import InferenceSpec, resolve_index_version
 from rag_pet.retrieval.live_index import open_index
 from rag_pet.retrieval.sharded import shards_running
+from rag_pet.runtime import ensure_ray
 from rag_pet.serving.app import IMPORT_PATH, build_application, serve_options
-from rag_pet.serving.spec import ServeSpec, resolve_index_version, resolve_spec
 from rag_pet.storage import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -32,12 +31,12 @@ class RunningService:
     """A started application: where it listens, what it serves, and its Serve config file."""
 
     url: str
-    spec: ServeSpec
+    spec: InferenceSpec
     config_file: Path
     owns_index: bool = False
 
 
-def serve_config_document(spec: ServeSpec) -> dict:
+def serve_config_document(spec: InferenceSpec) -> dict:
     """The Serve config (the format `serve build` writes) that deploys this spec with `serve deploy` or KubeRay."""
     serve_settings = spec.config.serve
     document = {
@@ -56,7 +55,7 @@ def serve_config_document(spec: ServeSpec) -> dict:
     return document
 
 
-def write_serve_config(spec: ServeSpec) -> Path:
+def write_serve_config(spec: InferenceSpec) -> Path:
     """Write the Serve config file atomically to `serve.config_file` (default `<run_dir>/serve_config.yaml`)."""
     path = Path(spec.config.serve.config_file or Path(spec.config.run_dir) / SERVE_CONFIG).expanduser().resolve()
     header = (
@@ -67,33 +66,30 @@ def write_serve_config(spec: ServeSpec) -> Path:
     return path
 
 
-def _auth_token(config: RagPetConfig) -> str | None:
-    name = config.serve.auth_token_env
+def _auth_token(serve_settings: ServeConfig) -> str | None:
+    name = serve_settings.auth_token_env
     if name is None:
         return None
     token = os.environ.get(name)
     if not token:
-        raise RagPetConfigError(
-            "serve.auth_token_env", name, "the name of a set environment variable holding the token"
-        )
+        raise ConfigError("serve.auth_token_env", name, "the name of a set environment variable holding the token")
     return token
 
 
-def start_service(config: RagPetConfig) -> RunningService:
-    """Resolve, check and start the application (Ray started locally if it is not running); returns at once."""
-    token = _auth_token(config)
+def start_service(spec: InferenceSpec) -> RunningService:
+    """Check and start the application of a resolved spec (`resolve_spec`), joining or starting Ray; returns at
+    once."""
+    token = _auth_token(spec.config.serve)
     for name in ("retriever", "generator", "ingress"):
-        serve_options(config.serve, name)  # a bad deployment setting is reported before Ray starts
-    spec = resolve_spec(config)
-    if not ray.is_initialized():
-        ray.init()
+        serve_options(spec.config.serve, name)  # a bad deployment setting is reported before Ray starts
+    ensure_ray()
     spec.index_version = resolve_index_version(spec)
     config_file = write_serve_config(spec)
     settings = spec.config.serve
     url = f"http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}"
     if settings.write_config_only:
         return RunningService(url, spec, config_file)
-    owns_index = not shards_running(index_name(spec.config.index), spec.index_version)
+    owns_index = not shards_running(spec.config.index_source.name, spec.index_version)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(
         build_application(spec, token),
@@ -110,14 +106,14 @@ def stop_service(service: RunningService) -> None:
     already up when it started (another service's, a training run's) are left alone."""
     serve.delete(service.spec.config.serve.app_name)
     if service.owns_index:
-        open_index(service.spec.config.index, service.spec.index_version, detached=True).close()
+        open_index(service.spec.config.index_source, service.spec.index_version, detached=True).close()
 
 
-def run_serve_job(config: RagPetConfig) -> dict:
+def serve_until_stopped(spec: InferenceSpec) -> dict:
     """`jobs.serve`: start the service and keep it up until SIGINT/SIGTERM, then shut it down cleanly."""
-    service = start_service(config)
+    service = start_service(spec)
     summary = {"url": service.url, "config_file": str(service.config_file), "index_version": service.spec.index_version}
-    if config.serve.write_config_only:
+    if spec.config.serve.write_config_only:
         return summary
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

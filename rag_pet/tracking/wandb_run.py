@@ -31,3 +31,11 @@ def log_history(run, history: list[dict], prefix: str) -> None:
     """Log per-step training records (each with a `step`) under `prefix/`."""
     for record in history:
         run.log({f"{prefix}/{key}": value for key, value in record.items() if key != "step"}, step=record["step"])
+
+
+def log_result_rows(run, rows: list[dict]) -> None:
+    """The result rows as one W&B table, and each row's numbers in the run summary as `<method>/<metric>`."""
+    columns = sorted({key for row in rows for key in row})
+    run.log({"results": wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])})
+    for row in rows:
+        run.summary.update({f"{row['method']}/{k}": v for k, v in row.items() if isinstance(v, (int, float))})

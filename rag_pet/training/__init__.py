@@ -1,7 +1,7 @@
-"""Training: the per-worker loop, its runtime contexts, checkpoints, and the Ray Train launcher."""
+"""Training: the per-worker loop, its tasks and runtime contexts, checkpoints; the Ray Train launcher lives in
+`rag_pet.training.launcher` (imported on its own, so the loop runs standalone without Ray)."""
 
 from rag_pet.training.context import LocalContext, TrainContext
-from rag_pet.training.launcher import TrainingResult, launch_training
-from rag_pet.training.loop import run_train_loop
+from rag_pet.training.tasks import run_train_loop
 
-__all__ = ["LocalContext", "TrainContext", "TrainingResult", "launch_training", "run_train_loop"]
+__all__ = ["LocalContext", "TrainContext", "run_train_loop"]

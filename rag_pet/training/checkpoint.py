@@ -22,7 +22,7 @@ STATE_FILE = "train_state.json"
 @dataclass
 class TrainState:
     """Progress that must survive a restart: steps done, time spent, the logged history, where it resumed, and the
-    index version (RAG) the weights were last trained against."""
+    task's own fields as of the last logged step (a RAG run's index version)."""
 
     step: int = 0
     train_seconds: float = 0.0
@@ -35,7 +35,7 @@ class TrainState:
     mfu: float | None = None
     history: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
-    index_version: int | None = None
+    task_fields: dict = field(default_factory=dict)
 
 
 def save_model_files(directory: Path, model: nn.Module) -> None:

@@ -14,22 +14,21 @@ import torch.distributed as dist
 from omegaconf import OmegaConf
 from torch import nn
 
-from rag_pet.config import RagPetConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.config import DeepSpeedConfig, TrainerConfig
+from rag_pet.errors import ConfigError
 from rag_pet.training.context import TrainContext
-from rag_pet.training.engine import linear_schedule, parameter_groups
+from rag_pet.training.engine import linear_schedule
 
 DEEPSPEED_DIR = "deepspeed"
 CHECKPOINT_TAG = "state"
 
 
-def deepspeed_json(config: RagPetConfig, hidden_size: int | None = None) -> dict[str, Any]:
+def deepspeed_json(trainer: TrainerConfig, ds: DeepSpeedConfig, hidden_size: int | None = None) -> dict[str, Any]:
     """DeepSpeed's JSON config for this run, with `deepspeed.config` merged over it.
 
     With the model's `hidden_size`, bucket sizes follow the rule Hugging Face's Trainer uses for DeepSpeed's "auto"
     values (DeepSpeed's own defaults, 5e8 elements, allocate far more than a small model needs).
     """
-    trainer, ds = config.trainer, config.deepspeed
     zero: dict[str, Any] = {"stage": ds.zero_stage}
     if hidden_size:
         zero["reduce_bucket_size"] = hidden_size * hidden_size
@@ -73,20 +72,22 @@ def _prepare_runtime(ctx: TrainContext) -> None:
 
 
 @contextmanager
-def partitioned_construction(config: RagPetConfig, ctx: TrainContext) -> Iterator[None]:
+def partitioned_construction(
+    trainer: TrainerConfig, ds: DeepSpeedConfig, ctx: TrainContext, seeded_from_config: bool
+) -> Iterator[None]:
     """Under ZeRO-3, models built inside this block are partitioned as they are built (`deepspeed.zero.Init`,
     entered by transformers while an `HfDeepSpeedConfig` is alive), so no worker ever holds the whole model.
 
-    Tiny models built from a config are left whole: zero.Init draws their random initial weights in another order,
-    and a seeded tiny model must be the same model under every engine.
+    Models `seeded_from_config` (tiny ones) are left whole: zero.Init draws their random initial weights in another
+    order, and a seeded tiny model must be the same model under every engine.
     """
-    if not (config.deepspeed.enabled and config.deepspeed.zero_stage == 3) or config.model.source == "tiny":
+    if not (ds.enabled and ds.zero_stage == 3) or seeded_from_config:
         yield
         return
     _prepare_runtime(ctx)
     from transformers.integrations import HfDeepSpeedConfig
 
-    zero3 = HfDeepSpeedConfig(deepspeed_json(config))  # transformers holds it by weak reference: keep it alive
+    zero3 = HfDeepSpeedConfig(deepspeed_json(trainer, ds))  # transformers holds it by weak reference: keep it alive
     try:
         yield
     finally:
@@ -102,16 +103,19 @@ class DeepSpeedEngine:
 
     saves_on_every_rank = True
 
-    def __init__(self, model: nn.Module, config: RagPetConfig, ctx: TrainContext, retriever_lr: float | None = None):
+    def __init__(
+        self, model: nn.Module, groups: list[dict], trainer: TrainerConfig, ds: DeepSpeedConfig, ctx: TrainContext
+    ):
+        """`groups`: the task's optimizer parameter groups."""
         _prepare_runtime(ctx)
         import deepspeed
 
         hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
             model=model,
-            model_parameters=parameter_groups(model, retriever_lr),
-            lr_scheduler=linear_schedule(config.trainer),
-            config=deepspeed_json(config, hidden_size),
+            model_parameters=groups,
+            lr_scheduler=linear_schedule(trainer),
+            config=deepspeed_json(trainer, ds, hidden_size),
         )
         self.model = self.engine.module
         self.excludes_frozen = any(not p.requires_grad for p in model.parameters())
@@ -136,11 +140,15 @@ class DeepSpeedEngine:
 
     def load(self, directory: Path) -> None:
         if not (directory / DEEPSPEED_DIR).is_dir():
-            raise RagPetConfigError(
+            raise ConfigError(
                 "deepspeed.enabled", True, f"false, as in the run that wrote {directory}, or a new trainer.storage_path"
             )
         path, _ = self.engine.load_checkpoint(
             str(directory / DEEPSPEED_DIR), tag=CHECKPOINT_TAG, load_module_strict=not self.excludes_frozen
         )
         if path is None:
-            raise FileNotFoundError(f"no DeepSpeed checkpoint under {directory / DEEPSPEED_DIR}")
+            raise ConfigError(
+                "trainer.storage_path",
+                str(directory.parent),
+                f"a run directory whose checkpoints hold DeepSpeed states ({directory / DEEPSPEED_DIR} has none)",
+            )

@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_linear_schedule_with_warmup
 
 from rag_pet.config import TrainerConfig
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models.adaptation import after_optimizer_step
 from rag_pet.training.checkpoint import load_weights, save_model_files
 from rag_pet.training.context import TrainContext
@@ -44,17 +44,6 @@ class TrainEngine(Protocol):
         """Restore what `save` wrote."""
 
 
-def parameter_groups(model: nn.Module, retriever_lr: float | None = None) -> list[dict]:
-    """The trainable parameters as optimizer groups: with `retriever_lr`, a RAG model's retriever towers get that
-    learning rate and the generator keeps the optimizer's (the schedule scales both)."""
-    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    if retriever_lr is None:
-        return [{"params": [p for _, p in trained]}]
-    towers = [p for name, p in trained if name.startswith("retriever.")]
-    others = [p for name, p in trained if not name.startswith("retriever.")]
-    return [group for group in ({"params": others}, {"params": towers, "lr": retriever_lr}) if group["params"]]
-
-
 def linear_schedule(trainer: TrainerConfig) -> Callable[[torch.optim.Optimizer], LambdaLR]:
     """Factory of the linear warmup/decay schedule both engines use."""
     return lambda optimizer: get_linear_schedule_with_warmup(optimizer, trainer.warmup_steps, trainer.max_steps)
@@ -69,9 +58,9 @@ class TorchEngine:
 
     saves_on_every_rank = False
 
-    def __init__(self, model: nn.Module, trainer: TrainerConfig, ctx: TrainContext, retriever_lr: float | None = None):
+    def __init__(self, model: nn.Module, groups: list[dict], trainer: TrainerConfig, ctx: TrainContext):
+        """`groups`: the task's optimizer parameter groups."""
         self.trainer, self.device = trainer, ctx.device
-        groups = parameter_groups(model, retriever_lr)
         self.model = ctx.prepare_model(model)
         self.optimizer = torch.optim.AdamW(groups, lr=trainer.lr, weight_decay=trainer.weight_decay)
         self.scheduler = linear_schedule(trainer)(self.optimizer)
@@ -119,7 +108,7 @@ class TorchEngine:
 
     def load(self, directory: Path) -> None:
         if not (directory / OPTIMIZER_FILE).is_file():
-            raise RagPetConfigError(
+            raise ConfigError(
                 "deepspeed.enabled", False, f"true, as in the run that wrote {directory}, or a new trainer.storage_path"
             )
         load_weights(directory, self.model)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rag_pet.config import RagPetConfig
-from rag_pet.models import adapt_model, build_generator, save_trained
+from rag_pet.errors import ConfigError
+from rag_pet.models import save_trained
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR
 from rag_pet.training.deepspeed_engine import CHECKPOINT_TAG, DEEPSPEED_DIR
@@ -29,28 +29,19 @@ def consolidated_state_dict(checkpoint: Path, zero_stage: int) -> dict[str, torc
     return get_fp32_state_dict_from_zero_checkpoint(str(directory), tag=CHECKPOINT_TAG)
 
 
-def build_model(config: RagPetConfig) -> nn.Module:
-    """The model `config.objective` trains, freshly built (trained parameters initialised, frozen ones loaded)."""
-    if config.objective == "rag":
-        from rag_pet.training.rag_task import build_rag_model
-
-        return build_rag_model(config)[0]
-    if config.objective == "retriever":
-        from rag_pet.training.retriever_task import build_dual_encoder
-
-        return build_dual_encoder(config)
-    generator = build_generator(config.model)
-    return adapt_model(generator.model, config.peft, generator.is_seq2seq, config.trainer.max_steps)
-
-
-def export_deepspeed_checkpoint(checkpoint: Path, config: RagPetConfig) -> Path:
-    """Write `<checkpoint>/model/` from the checkpoint's DeepSpeed states; return that directory."""
-    state = consolidated_state_dict(checkpoint, config.deepspeed.zero_stage)
-    model = build_model(config)
+def export_deepspeed_checkpoint(checkpoint: Path, model: nn.Module, zero_stage: int) -> Path:
+    """Write `<checkpoint>/model/` from the checkpoint's DeepSpeed states, put into `model` (freshly built, frozen
+    weights loaded); return that directory."""
+    state = consolidated_state_dict(checkpoint, zero_stage)
     trained = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
     missing = [name for name in trained if name not in state]
     if missing:
-        raise ValueError(f"DeepSpeed checkpoint {checkpoint} lacks trained parameters such as {missing[:3]}")
+        raise ConfigError(
+            "trainer.storage_path",
+            str(checkpoint.parent),
+            f"checkpoints written with this model and peft config ({checkpoint} lacks trained parameters such as"
+            f" {missing[:3]})",
+        )
     model.load_state_dict({name: state[name] for name in trained}, strict=False)
     with atomic_directory(checkpoint / MODEL_DIR) as staging:
         save_trained(model, staging)

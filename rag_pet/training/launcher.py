@@ -10,13 +10,20 @@ from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
 from rag_pet.devices import resolve_device
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models import adapt_model
 from rag_pet.models.generator import build_skeleton, weights_dir
+from rag_pet.retrieval.corpus import load_corpus
+from rag_pet.retrieval.live_index import ensure_index
+from rag_pet.runtime import ensure_ray
 from rag_pet.storage import atomic_directory
+from rag_pet.training.batching import load_training_examples
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext
-from rag_pet.training.loop import load_training_examples, run_train_loop
+from rag_pet.training.export import export_deepspeed_checkpoint
+from rag_pet.training.rag_task import check_rag_setup
+from rag_pet.training.retriever_task import relevance_pairs
+from rag_pet.training.tasks import build_objective_model, run_train_loop
 
 logger = logging.getLogger(__name__)
 FINAL_CHECKPOINT = "final_checkpoint"
@@ -77,8 +84,7 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray.is_initialized():
-        ray.init()  # RAY_ADDRESS joins a cluster; locally the dashboard serves the state API Ray Train polls
+    ensure_ray()
     node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
     cpus = cpus_per_worker(config.trainer.cpus_per_worker, config.trainer.num_workers, node_cpus, reserved_cpus(config))
     trainer = TorchTrainer(
@@ -98,7 +104,11 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     )
     result = trainer.fit()
     if result.checkpoint is None:
-        raise RuntimeError(f"training finished without a checkpoint; see the Ray logs under {storage}")
+        raise ConfigError(
+            "trainer.checkpoint_every",
+            config.trainer.checkpoint_every,
+            f"a run that ends with a checkpoint; none reached {storage} (see the Ray logs there)",
+        )
     with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:
         result.checkpoint.to_directory(str(staging))
     return Path(config.run_dir) / FINAL_CHECKPOINT
@@ -113,29 +123,20 @@ def _keep_final(checkpoint: Path, config: RagPetConfig) -> Path:
 
 def preflight(config: RagPetConfig) -> None:
     """Everything that can be checked or prepared once, before any worker starts: data, model, index (built if
-    missing; its storage path made absolute, since workers run in other directories)."""
+    missing)."""
     if config.objective == "retriever":
-        from rag_pet.training.retriever_task import relevance_pairs
-
-        if not relevance_pairs(config):
-            raise RagPetConfigError("index.corpus", config.index.corpus, "a corpus with training relevance judgements")
+        if not relevance_pairs(config.corpus, config.data):
+            raise ConfigError("corpus.name", config.corpus.name, "a corpus with training relevance judgements")
         return
-    load_training_examples(config, config.trainer.num_workers)  # bad data fails here, before Ray starts
+    trainer = config.trainer
+    load_training_examples(config.data, trainer.batch_size, trainer.num_workers)  # bad data fails before Ray starts
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     skeleton, is_seq2seq = build_skeleton(config.model)
-    adapt_model(skeleton, config.peft, is_seq2seq, config.trainer.max_steps)  # so do bad methods and target modules
+    adapt_model(skeleton, config.peft, is_seq2seq, trainer.max_steps)  # so do bad methods and target modules
     if config.objective == "rag":
-        import ray
-
-        from rag_pet.retrieval.corpus import load_corpus
-        from rag_pet.retrieval.live_index import ensure_index, index_root
-        from rag_pet.training.rag_task import check_rag_setup
-
-        check_rag_setup(config, load_corpus(config.index))
-        config.index.storage_path = str(index_root(config.index))
-        if not ray.is_initialized():
-            ray.init()
-        ensure_index(config.index, config.retriever)
+        check_rag_setup(config.model, config.data, config.rag, load_corpus(config.corpus))
+        ensure_ray()
+        ensure_index(config.index_source)
 
 
 def launch_training(config: RagPetConfig) -> TrainingResult:
@@ -150,7 +151,5 @@ def launch_training(config: RagPetConfig) -> TrainingResult:
         run_train_loop(config, context)
         final = _keep_final(context.checkpoints()[-1], config)
     if config.deepspeed.enabled:
-        from rag_pet.training.export import export_deepspeed_checkpoint
-
-        export_deepspeed_checkpoint(final, config)
+        export_deepspeed_checkpoint(final, build_objective_model(config), config.deepspeed.zero_stage)
     return TrainingResult(final, read_state(final), time.perf_counter() - start)

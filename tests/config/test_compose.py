@@ -15,6 +15,7 @@ REQUIRED = {
     ("data", "jsonl"): ["data.path=/tmp/qa"],
     ("model", "hf_path"): ["model.path=/tmp/model"],
     ("retriever", "hf_path"): ["retriever.path=/tmp/encoder"],
+    ("corpus", "beir"): ["corpus.path=/tmp/beir"],
 }
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed):
-    with pytest.raises(RagPetConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         compose_config(["debug=tiny", *override.split()])
     assert caught.value.field == field
     message = str(caught.value)
@@ -62,7 +62,7 @@ def test_wrong_type_is_reported_by_hydra_with_the_field(tmp_path):
 
 
 def test_jsonl_dataset_needs_a_path():
-    with pytest.raises(RagPetConfigError, match="data.path"):
+    with pytest.raises(ConfigError, match="data.path"):
         compose_config(["debug=tiny", "data=jsonl", "data.path=null"])
 
 
@@ -90,7 +90,7 @@ def test_user_errors_survive_pickling_across_ray_processes():
 
     from rag_pet.errors import DataFormatError
 
-    error = pickle.loads(pickle.dumps(RagPetConfigError("rag.k", 9, "at most 8")))
+    error = pickle.loads(pickle.dumps(ConfigError("rag.k", 9, "at most 8")))
     assert str(error) == "config error: rag.k=9 is invalid; allowed: at most 8" and error.field == "rag.k"
     assert (
         str(pickle.loads(pickle.dumps(DataFormatError("f.jsonl", 3, "no question"))))

@@ -4,7 +4,7 @@ import torch
 from rag_pet.config import ModelConfig
 from rag_pet.data import QAExample
 from rag_pet.data.prompts import IGNORE_INDEX, PromptEncoder, collate_prompts, collate_training
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models import build_tokenizer
 
 EXAMPLE = QAExample("q1", "Which river flows through Paris?", ("the Seine", "Seine"))
@@ -58,5 +58,5 @@ def test_chat_template_wraps_the_prompt_in_the_instruct_models_user_turn():
 
 
 def test_chat_template_is_refused_for_a_tokenizer_without_one():
-    with pytest.raises(RagPetConfigError, match="data.chat_template"):
+    with pytest.raises(ConfigError, match="data.chat_template"):
         PromptEncoder(build_tokenizer(ModelConfig(source="tiny")), "closed_book", False, 64, 8, chat=True)

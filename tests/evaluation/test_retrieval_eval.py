@@ -4,13 +4,12 @@ import json
 
 import pytest
 
-from rag_pet.experiment import evaluate_model
-from rag_pet.retrieval.job import run_index_job
+from rag_pet.experiment import build_index, evaluate_model
 from rag_pet.retrieval.store import IndexStoreError
 
 OVERRIDES = (
     "retriever=tiny",
-    "index.max_passages=64",
+    "corpus.max_passages=64",
     "index.part_size=32",
     "index.encode_cpus=0.5",
     "index.shard_cpus=0.1",
@@ -21,7 +20,7 @@ OVERRIDES = (
 
 def test_index_then_retrieval_evaluation_writes_metrics_per_method(ray_local, tiny_config, tmp_path):
     storage = f"index.storage_path={tmp_path / 'indexes'}"
-    built = run_index_job(tiny_config(*OVERRIDES, storage))
+    built = build_index(tiny_config(*OVERRIDES, storage))
     assert built["version"] == 1 and built["num_vectors"] == 64 and built["num_shards"] == 2
 
     summary = evaluate_model(tiny_config(*OVERRIDES, storage, "data.max_eval_examples=16"))

@@ -1,9 +1,19 @@
+import re
+
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from rag_pet.config import ModelConfig, PeftConfig
-from rag_pet.errors import RagPetConfigError
-from rag_pet.models import adapt_model, attach_adapter, build_generator, count_parameters, save_trained
+from rag_pet.errors import ConfigError
+from rag_pet.models import (
+    adapt_model,
+    attach_adapter,
+    build_generator,
+    count_parameters,
+    load_full_model_state,
+    save_trained,
+)
 
 
 def tiny(arch: str) -> ModelConfig:
@@ -55,5 +65,18 @@ def test_methods_choose_what_trains():
 
 def test_missing_target_module_is_a_config_error():
     generator = build_generator(tiny("llama"))
-    with pytest.raises(RagPetConfigError, match="peft.target_modules"):
+    with pytest.raises(ConfigError, match="peft.target_modules"):
         adapt_model(generator.model, PeftConfig(method="lora", target_modules=["no_such_proj"]), False)
+
+
+def test_a_full_model_missing_a_saved_parameter_fails_with_its_name(tmp_path):
+    generator = build_generator(tiny("llama"))
+    save_trained(generator.model, tmp_path / "model")
+    load_full_model_state(build_generator(tiny("llama")).model, tmp_path / "model")  # complete: loads
+    state = load_file(tmp_path / "model" / "model.safetensors")
+    dropped = "model.layers.1.mlp.down_proj.weight"
+    save_file(
+        {name: tensor for name, tensor in state.items() if name != dropped}, tmp_path / "model" / "model.safetensors"
+    )
+    with pytest.raises(ConfigError, match=re.escape(dropped)):
+        load_full_model_state(build_generator(tiny("llama")).model, tmp_path / "model")

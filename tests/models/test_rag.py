@@ -40,7 +40,7 @@ def build_rag(arch: str, rag: RagConfig, peft: str = "full") -> tuple[RagModel, 
     retriever = adapt_retriever(build_encoder(RetrieverConfig(source="tiny", shared=False, hidden_size=32)), rag)
     prompts = PromptEncoder(generator.tokenizer, "closed_book", generator.is_seq2seq, 32, 8, passage_max_tokens=24)
     inputs = RagInputs(prompts, retriever, generator.tokenizer.pad_token_id)
-    return RagModel(model, retriever, generator.is_seq2seq, rag), inputs
+    return RagModel(model, retriever, generator.is_seq2seq, rag.marginal, rag.temperature), inputs
 
 
 def index_batch(model: RagModel, inputs: RagInputs, doc_tokens: bool = False) -> dict[str, torch.Tensor]:

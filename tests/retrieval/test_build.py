@@ -4,10 +4,10 @@ import faiss
 import numpy as np
 import pytest
 
-from rag_pet.config import IndexConfig, RetrieverConfig
-from rag_pet.errors import DataFormatError, RagPetConfigError
+from rag_pet.config import CorpusConfig, IndexConfig, IndexSource, RetrieverConfig, index_name
+from rag_pet.errors import ConfigError, DataFormatError
 from rag_pet.models.encoder import build_encoder
-from rag_pet.retrieval.build import build_index_version, index_name
+from rag_pet.retrieval.build import build_index_version
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.encode import encode_corpus, load_encoded, part_path
 from rag_pet.retrieval.sharded import ShardedIndex
@@ -17,10 +17,11 @@ MINILM = RetrieverConfig(source="minilm", doc_max_length=128)
 TINY = RetrieverConfig(source="tiny")
 
 
+SQUAD_96 = CorpusConfig(name="squad", max_passages=96)
+
+
 def squad_index(root, shards: int) -> IndexConfig:
     return IndexConfig(
-        corpus="squad",
-        max_passages=96,
         num_shards=shards,
         storage_path=str(root),
         part_size=32,
@@ -36,9 +37,9 @@ def minilm_root(tmp_path_factory):
 
 @pytest.mark.parametrize("shards", [1, 2, 4])
 def test_minilm_index_sharded_equals_exact_search(ray_local, minilm_root, shards):
-    directory, manifest = build_index_version(squad_index(minilm_root, shards), MINILM)
+    directory, manifest = build_index_version(IndexSource(SQUAD_96, squad_index(minilm_root, shards), MINILM))
     assert manifest.encoder == "all-MiniLM-L6-v2" and manifest.dim == 384 and manifest.num_shards == shards
-    passages = load_corpus(squad_index(minilm_root, shards))
+    passages = load_corpus(SQUAD_96)
     check_compatible(
         manifest,
         dim=384,
@@ -91,9 +92,11 @@ def test_bad_builds_fail_before_work_and_name_the_problem(tmp_path):
     (empty / "queries.jsonl").write_text("")
     (empty / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")
     with pytest.raises(DataFormatError, match="the corpus has no passages"):
-        build_index_version(IndexConfig(corpus="beir", corpus_path=str(empty), storage_path=str(tmp_path)), TINY)
+        beir = CorpusConfig(name="beir", path=str(empty))
+        build_index_version(IndexSource(beir, IndexConfig(storage_path=str(tmp_path)), TINY))
     with pytest.raises(
-        RagPetConfigError, match=r"index.num_shards=9 is invalid; allowed: at most the number of passages \(8\)"
+        ConfigError, match=r"index.num_shards=9 is invalid; allowed: at most the number of passages \(8\)"
     ):
-        build_index_version(IndexConfig(corpus="squad", max_passages=8, num_shards=9, storage_path=str(tmp_path)), TINY)
-    assert index_name(IndexConfig(factory="IVF256,PQ32")) == "squad_IVF256_PQ32"
+        squad_8 = CorpusConfig(name="squad", max_passages=8)
+        build_index_version(IndexSource(squad_8, IndexConfig(num_shards=9, storage_path=str(tmp_path)), TINY))
+    assert index_name(CorpusConfig(), IndexConfig(factory="IVF256,PQ32")) == "squad_IVF256_PQ32"

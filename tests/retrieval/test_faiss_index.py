@@ -4,7 +4,7 @@ import faiss
 import numpy as np
 import pytest
 
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.retrieval.faiss_index import build_index, configure_search, shard_bounds, to_gpu_if_asked
 
 
@@ -44,10 +44,10 @@ def test_search_parameters_reach_the_index():
 
 
 def test_bad_factories_and_gpu_requests_are_config_errors():
-    with pytest.raises(RagPetConfigError, match="could not parse index string Nonsense"):
+    with pytest.raises(ConfigError, match="could not parse index string Nonsense"):
         build_index(clustered(100), "Nonsense", "ip", train_sample=100)
     if faiss.get_num_gpus() == 0:
-        with pytest.raises(RagPetConfigError, match="index.use_gpu"):
+        with pytest.raises(ConfigError, match="index.use_gpu"):
             to_gpu_if_asked(build_index(clustered(100), "Flat", "ip", train_sample=1), use_gpu=True)
 
 

@@ -66,13 +66,13 @@ def test_manifest_mismatches_are_refused(tmp_path):
 
 
 def test_a_failed_build_leaves_the_previous_version_untouched(tmp_path):
-    from rag_pet.errors import RagPetConfigError
+    from rag_pet.errors import ConfigError
     from rag_pet.retrieval.build import index_vectors
 
     first, manifest = write_flat(tmp_path, "family", random_unit_vectors(50, 8, seed=1), num_shards=2)
     before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
     manifest.factory = "IVF4096,Flat"  # more centroids than vectors: faiss refuses to train
-    with pytest.raises(RagPetConfigError, match="index.factory='IVF4096,Flat'"):
+    with pytest.raises(ConfigError, match="index.factory='IVF4096,Flat'"):
         index_vectors(tmp_path, manifest, [str(i) for i in range(50)], random_unit_vectors(50, 8, seed=2), 2, 1000)
     assert versions(tmp_path, "family") == [1]
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before

@@ -16,9 +16,10 @@ from rag_pet.data.prompts import PromptEncoder
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import predict_from_endpoint, predict_in_process, predict_with_ray_data
 from rag_pet.experiment import evaluate_model, run_experiment
+from rag_pet.inference.answering import Answerer
+from rag_pet.inference.components import AdaptedAnswerer, build_passage_retriever
+from rag_pet.inference.spec import resolve_spec
 from rag_pet.models import attach_adapter, build_generator
-from rag_pet.serving.answering import Answerer
-from rag_pet.serving.components import AdaptedAnswerer, build_passage_retriever
 from rag_pet.serving.launch import start_service, stop_service
 from tests.conftest import compose_config
 
@@ -38,7 +39,7 @@ def tiny_rag(root) -> list[str]:
         "debug=tiny",
         "objective=rag",
         "retriever=tiny",
-        "index.max_passages=64",
+        "corpus.max_passages=64",
         f"index.storage_path={root / 'indexes'}",
         "index.shard_cpus=0.1",
         "index.encode_cpus=0.5",
@@ -73,7 +74,7 @@ def setup(tmp_path_factory):
     adapters = {name: save_adapter(plain, seed, root / name) for seed, name in enumerate(["alpha", "beta"])}
     with_adapters = [*base, *(f"+serve.adapters.{name}={path}" for name, path in adapters.items())]
     config = compose_config(with_adapters, run_dir=root / "run")
-    service = start_service(config)
+    service = start_service(resolve_spec(config))
     yield config, service, root
     stop_service(service)
 
@@ -141,7 +142,7 @@ def test_two_adapters_give_different_answers_each_equal_to_offline_inference(set
         generator = build_generator(config.model)
         generator.model = attach_adapter(generator.model, service.spec.adapters[name])
         prompts = PromptEncoder.from_config(generator.tokenizer, config.data, generator.is_seq2seq)
-        offline[name] = Answerer(generator, prompts, config.rag, torch.device("cpu")).answer(questions, None, 6)
+        offline[name] = Answerer(generator, prompts, None, torch.device("cpu")).answer(questions, None, 6)
     assert served["alpha"]["answers"] == offline["alpha"]
     assert served["beta"]["answers"] == offline["beta"]
     assert served["alpha"]["answers"] != served["beta"]["answers"]
@@ -150,7 +151,7 @@ def test_two_adapters_give_different_answers_each_equal_to_offline_inference(set
 def test_serve_ray_data_and_in_process_evaluation_agree(setup):
     config, service, _ = setup
     examples = load_qa_split(config.data, "validation", 8)
-    work = workload(config, examples, rag=True)
+    work = workload(config.eval, examples, config.rag.k)
     work = type(work)(**{**work.__dict__, "adapter": "beta", "batch_size": 3})
     spec = service.spec
     model = AdaptedAnswerer(spec, torch.device("cpu"))
@@ -175,7 +176,7 @@ def test_bearer_token_is_required_when_auth_is_on(setup, monkeypatch):
         "serve.route_prefix=/secured",
         f"serve.auth_token_env={TOKEN_ENV}",
     ]
-    service = start_service(compose_config(overrides, run_dir=root / "secured"))
+    service = start_service(resolve_spec(compose_config(overrides, run_dir=root / "secured")))
     try:
         with httpx.Client(base_url=service.url, timeout=120) as http:
             body = {"question": "Who won?"}
@@ -220,7 +221,9 @@ def test_a_trained_rag_run_is_served_from_its_run_directory(setup):
     ]
     run_experiment(compose_config(training, run_dir=run_dir))
     serving = [*tiny_rag(root), f"serve.run_dir={run_dir}", f"serve.port={config.serve.port}"]
-    service = start_service(compose_config([*serving, "serve.app_name=trained", "serve.route_prefix=/trained"]))
+    service = start_service(
+        resolve_spec(compose_config([*serving, "serve.app_name=trained", "serve.route_prefix=/trained"]))
+    )
     try:
         assert service.spec.default_adapter == "tiny_joint" and service.spec.retriever_dir is not None
         with httpx.Client(base_url=service.url, timeout=120) as http:

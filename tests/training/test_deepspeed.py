@@ -7,11 +7,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models import attach_adapter, build_generator
-from rag_pet.training import LocalContext, launch_training, run_train_loop
+from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.deepspeed_engine import deepspeed_json
 from rag_pet.training.export import consolidated_state_dict, export_deepspeed_checkpoint
+from rag_pet.training.launcher import launch_training
+from rag_pet.training.tasks import build_objective_model
 from tests.conftest import compose_config
 
 # 8 examples = one optimizer step of 2 workers x 2 micro-batches x batch 2; no dropout, so runs are comparable
@@ -35,7 +37,7 @@ def test_deepspeed_json_follows_the_trainer_and_deepspeed_groups(tiny_config):
         "trainer.max_grad_norm=0.5",
         "+deepspeed.config={zero_optimization: {reduce_bucket_size: 1000}}",
     )
-    ds = deepspeed_json(config)
+    ds = deepspeed_json(config.trainer, config.deepspeed)
     assert ds["train_micro_batch_size_per_gpu"] == config.trainer.batch_size
     assert ds["gradient_accumulation_steps"] == 4 and ds["gradient_clipping"] == 0.5
     assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
@@ -144,12 +146,12 @@ def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_p
     torch.testing.assert_close(trained[name], consolidated[name])
     assert not torch.equal(trained[name], initial[name])
     # exporting again is idempotent and atomic: the directory is replaced whole
-    export_deepspeed_checkpoint(result.checkpoint_dir, config)
+    export_deepspeed_checkpoint(result.checkpoint_dir, build_objective_model(config), zero_stage=3)
     torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(result.model_dir).state_dict()[name], trained[name])
 
 
 def test_resuming_with_the_other_engine_is_a_config_error(tiny_config, tmp_path):
     overrides = ("trainer.launcher=local", f"trainer.storage_path={tmp_path / 'ckpt'}", "trainer.max_steps=2")
     launch_training(tiny_config(*overrides))
-    with pytest.raises(RagPetConfigError, match="deepspeed.enabled=True is invalid; allowed: false, as in the run"):
+    with pytest.raises(ConfigError, match="deepspeed.enabled=True is invalid; allowed: false, as in the run"):
         launch_training(tiny_config(*overrides, "deepspeed=zero2", "trainer.max_steps=4"))

@@ -8,13 +8,15 @@ from rag_pet.models import adapt_model, build_generator
 from rag_pet.models.adaptation import trainable_state
 from rag_pet.training import LocalContext
 from rag_pet.training.engine import TorchEngine
+from rag_pet.training.task import trainable_parameters
 
 
 def make_engine(config, trainer, tmp_path):
     torch.manual_seed(0)
     generator = build_generator(config.model)
     model = adapt_model(generator.model, replace(config.peft, dropout=0.0), generator.is_seq2seq, trainer.max_steps)
-    return TorchEngine(model, trainer, LocalContext(tmp_path, torch.device("cpu")))
+    groups = trainable_parameters(model)
+    return TorchEngine(model, groups, trainer, LocalContext(tmp_path, torch.device("cpu")))
 
 
 def token_batch(seed: int) -> dict[str, torch.Tensor]:

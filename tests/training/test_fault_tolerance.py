@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rag_pet.training import launch_training
+from rag_pet.training.launcher import launch_training
 from tests.conftest import compose_config
 
 # full fine-tuning of a 4-layer model: ~0.7 s a step on 2 cores, so the kill lands before the run ends

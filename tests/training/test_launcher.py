@@ -1,7 +1,7 @@
 import pytest
 from transformers import CodeGenConfig
 
-from rag_pet.errors import DataFormatError, RagPetConfigError
+from rag_pet.errors import ConfigError, DataFormatError
 from rag_pet.models import build_tokenizer
 from rag_pet.training.launcher import cpus_per_worker, launch_training, storage_location
 
@@ -42,12 +42,12 @@ def test_bad_training_data_fails_before_ray_starts(tiny_config, tmp_path):
 
 
 def test_too_few_examples_for_the_workers_is_a_config_error(tiny_config):
-    with pytest.raises(RagPetConfigError, match=r"data.max_train_examples=8 .* >= trainer.batch_size x workers = 16"):
+    with pytest.raises(ConfigError, match=r"data.max_train_examples=8 .* >= trainer.batch_size x workers = 16"):
         launch_training(tiny_config("trainer.num_workers=2", "trainer.batch_size=8"))
 
 
 def test_a_target_module_the_model_lacks_fails_before_ray_starts(tiny_config):
-    with pytest.raises(RagPetConfigError, match=r"peft.target_modules=\['nope'\] .* not found in the base model"):
+    with pytest.raises(ConfigError, match=r"peft.target_modules=\['nope'\] .* not found in the base model"):
         launch_training(tiny_config("peft.target_modules=[nope]"))
 
 
@@ -56,7 +56,7 @@ def test_a_method_peft_lacks_for_the_architecture_fails_before_ray_starts(tiny_c
     CodeGenConfig(n_layer=1, n_embd=32, n_head=4, vocab_size=30522).save_pretrained(model_dir)
     build_tokenizer(tiny_config().model).save_pretrained(model_dir)
     config = tiny_config("model=hf_path", f"model.path={model_dir}", "peft=ia3", "peft.target_modules=null")
-    with pytest.raises(RagPetConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         launch_training(config)
     message = str(caught.value)
     assert message.startswith("config error: peft.method='ia3' is invalid; allowed: a method peft supports for codegen")

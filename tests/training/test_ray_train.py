@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag_pet.training import launch_training
+from rag_pet.training.launcher import launch_training
 
 MEMORISE = (
     "data.max_train_examples=8",

@@ -7,7 +7,7 @@ from rag_pet.models.dual_encoder import DualEncoderModel
 from rag_pet.models.rag import build_trained_encoder, load_trained_retriever
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.training import LocalContext, run_train_loop
-from rag_pet.training.retriever_task import collate_pairs, mine_training_pairs
+from rag_pet.training.retriever_task import collate_pairs, mine_training_pairs, relevance_pairs
 from tests.conftest import compose_config
 
 
@@ -16,8 +16,8 @@ def retriever_config(tmp_path, *overrides: str):
         "debug=tiny",
         "objective=retriever",
         "retriever=tiny",
-        "index.corpus=scifact",
-        "index.max_passages=300",
+        "corpus=scifact",
+        "corpus.max_passages=300",
         f"index.storage_path={tmp_path / 'indexes'}",
         "rag.hard_negatives=2",
         "trainer.batch_size=4",
@@ -30,9 +30,14 @@ def retriever_config(tmp_path, *overrides: str):
     return compose_config([*base, *overrides], run_dir=tmp_path / "run")
 
 
+def training_pairs(config):
+    relevance = relevance_pairs(config.corpus, config.data)
+    return mine_training_pairs(relevance, load_corpus(config.corpus), config.rag.hard_negatives, config.seed)
+
+
 def test_hard_negatives_come_from_bm25_and_are_never_relevant(tmp_path):
     config = retriever_config(tmp_path)
-    pairs = mine_training_pairs(config, load_corpus(config.index))
+    pairs = training_pairs(config)
     assert len(pairs) >= 4
     for pair in pairs:
         assert len(pair.negatives) == 2 and pair.positive not in pair.negatives
@@ -40,7 +45,7 @@ def test_hard_negatives_come_from_bm25_and_are_never_relevant(tmp_path):
 
 def test_the_contrastive_loss_is_cross_entropy_of_each_query_against_all_batch_documents(tmp_path):
     config = retriever_config(tmp_path)
-    pairs = mine_training_pairs(config, load_corpus(config.index))[:3]
+    pairs = training_pairs(config)[:3]
     model = DualEncoderModel(build_trained_encoder(config.retriever), temperature=0.05).eval()
     batch = collate_pairs(model.retriever, pairs)
     assert batch["doc_input_ids"].shape[0] == 3 + 3 * 2  # positives, then every pair's negatives

@@ -13,11 +13,11 @@ import torch
 from rag_pet.config import RagConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import Passage, QAExample
+from rag_pet.inference.generation import generate_answers
+from rag_pet.inference.rag_decoding import rag_generate
 from rag_pet.models import Generator
 from rag_pet.models.encoder import BiEncoder
-from rag_pet.models.generation import generate_answers
 from rag_pet.models.rag import document_log_prior
-from rag_pet.models.rag_decoding import rag_generate
 from rag_pet.retrieval.sharded import SearchResult, ShardedIndex
 
 
@@ -70,7 +70,8 @@ class PassageRetriever:
 class Answerer:
     """Greedy (or `rag.decoding`) answers of one generator, closed-book or over retrieved passages."""
 
-    def __init__(self, generator: Generator, prompts: PromptEncoder, rag: RagConfig, device: torch.device):
+    def __init__(self, generator: Generator, prompts: PromptEncoder, rag: RagConfig | None, device: torch.device):
+        """`rag`: the RAG decoding settings (None: closed-book answers only)."""
         self.generator, self.prompts, self.rag, self.device = generator, prompts, rag, device
         generator.model.to(device).eval()
 
@@ -109,6 +110,8 @@ class Answerer:
             return generate_answers(
                 model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device
             )
+        if self.rag is None:
+            raise ValueError("this Answerer answers closed-book only: build it with the rag settings to read passages")
         scores = torch.tensor([[hit.score for hit in found] for found in passages])
         log_prior = document_log_prior(scores, None, self.rag.temperature)
         prompts = [

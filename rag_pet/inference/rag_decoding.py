@@ -15,7 +15,7 @@ from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
 from rag_pet.data.prompts import collate_prompts, collate_rag
-from rag_pet.models.generation import first_line
+from rag_pet.inference.generation import first_line
 from rag_pet.models.rag import answer_token_logprobs
 
 

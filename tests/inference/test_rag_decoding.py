@@ -6,9 +6,9 @@ import torch
 from rag_pet.config import ModelConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import Passage, QAExample
+from rag_pet.inference.generation import generate_answers
+from rag_pet.inference.rag_decoding import MarginalizeOverDocuments, answer_log_likelihoods, rag_generate
 from rag_pet.models import build_generator
-from rag_pet.models.generation import generate_answers
-from rag_pet.models.rag_decoding import MarginalizeOverDocuments, answer_log_likelihoods, rag_generate
 
 STRATEGIES = ["token_greedy", "token_beam", "sequence_fast", "sequence_thorough"]
 EXAMPLES = [QAExample("q1", "Where is the tower?", ("Paris",)), QAExample("q2", "What colour is the sky?", ("blue",))]

@@ -10,11 +10,11 @@ from peft import IA3Config, LoraConfig, get_peft_model
 from ray.serve.schema import ServeDeploySchema
 
 from rag_pet.config import DeploymentConfig, to_dict
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
+from rag_pet.inference.spec import resolve_index_version, resolve_spec
 from rag_pet.models import build_generator
 from rag_pet.serving.app import IMPORT_PATH, deployment_options
 from rag_pet.serving.launch import serve_config_document, write_serve_config
-from rag_pet.serving.spec import resolve_index_version, resolve_spec
 from tests.conftest import compose_config
 
 
@@ -58,7 +58,7 @@ def test_a_run_is_served_with_its_own_adapter_as_default_and_extra_adapters(tmp_
 )
 def test_bad_serve_inputs_name_the_field(tmp_path, make, field, fix):
     config = compose_config(["debug=tiny"], run_dir=tmp_path / "out")
-    with pytest.raises(RagPetConfigError, match=field) as error:
+    with pytest.raises(ConfigError, match=field) as error:
         resolve_spec(compose_config(["debug=tiny", *make(tmp_path, config)], run_dir=tmp_path / "out"))
     assert fix in str(error.value)
 
@@ -66,7 +66,7 @@ def test_bad_serve_inputs_name_the_field(tmp_path, make, field, fix):
 def test_an_adapter_trained_on_another_base_model_is_refused(tmp_path):
     other_base = compose_config(["debug=tiny", "model.hidden_size=48"], run_dir=tmp_path / "out")
     run = fake_run(tmp_path, other_base)
-    with pytest.raises(RagPetConfigError, match="serve.adapters.wide"):
+    with pytest.raises(ConfigError, match="serve.adapters.wide"):
         resolve_spec(compose_config(["debug=tiny", f"+serve.adapters.wide={run}"], run_dir=tmp_path / "out"))
 
 
@@ -74,16 +74,16 @@ def test_adapters_of_different_peft_types_are_refused(tmp_path):
     config = compose_config(["debug=tiny"], run_dir=tmp_path / "out")
     lora, ia3 = save_adapter(config, tmp_path / "lora"), save_adapter(config, tmp_path / "ia3", IA3Config)
     overrides = ["debug=tiny", f"+serve.adapters.a={lora}", f"+serve.adapters.b={ia3}"]
-    with pytest.raises(RagPetConfigError, match="one PEFT type"):
+    with pytest.raises(ConfigError, match="one PEFT type"):
         resolve_spec(compose_config(overrides, run_dir=tmp_path / "out"))
 
 
 def test_a_pinned_index_version_built_for_another_retriever_is_refused(tmp_path, ray_local):
-    base = ["debug=tiny", "retriever=tiny", "index.max_passages=16", f"index.storage_path={tmp_path / 'ix'}"]
+    base = ["debug=tiny", "retriever=tiny", "corpus.max_passages=16", f"index.storage_path={tmp_path / 'ix'}"]
     built = resolve_index_version(resolve_spec(compose_config(base, run_dir=tmp_path / "out")))
     assert built == 1
     other = compose_config([*base, "retriever.init_seed=5", "serve.index_version=1"], run_dir=tmp_path / "out")
-    with pytest.raises(RagPetConfigError, match="serve.index_version") as error:
+    with pytest.raises(ConfigError, match="serve.index_version") as error:
         resolve_index_version(resolve_spec(other))
     assert "other document-encoder weights" in str(error.value)
 
@@ -108,7 +108,7 @@ def test_deployment_options_come_from_config_and_bad_autoscaling_names_its_field
         DeploymentConfig(autoscaling={"min_replicas": 1, "max_replicas": 4}), "serve.generator", 5.0, 20.0
     )
     assert scaled["autoscaling_config"]["max_replicas"] == 4 and "num_replicas" not in scaled
-    with pytest.raises(RagPetConfigError, match="serve.generator.autoscaling"):
+    with pytest.raises(ConfigError, match="serve.generator.autoscaling"):
         deployment_options(
             DeploymentConfig(autoscaling={"min_replicas": 3, "max_replicas": 1}), "serve.generator", 5, 20
         )

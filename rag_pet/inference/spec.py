@@ -1,7 +1,7 @@
 """What a service serves, resolved once on the driver: the run's config and weights, adapters, the index version.
 
 `resolve_spec` checks everything a replica would otherwise fail on late (missing weights, adapters trained on
-another base model, an index version built with another document encoder); `ServeSpec.to_args` is the plain data
+another base model, an index version built with another document encoder); `InferenceSpec.to_args` is the plain data
 the Serve application builder receives, so `serve deploy` of the written config file starts the same service.
 """
 
@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
-from rag_pet.errors import RagPetConfigError
+from rag_pet.errors import ConfigError
 from rag_pet.models.rag import DOC_ENCODER_DIR, GENERATOR_DIR, QUERY_ENCODER_DIR, build_trained_encoder
-from rag_pet.retrieval.build import index_name
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
-from rag_pet.retrieval.live_index import ensure_index, index_root
+from rag_pet.retrieval.live_index import ensure_index
 from rag_pet.retrieval.store import IndexStoreError, check_compatible, read_manifest
 
 BASE_ADAPTER = "base"
@@ -26,7 +25,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 
 @dataclass
-class ServeSpec:
+class InferenceSpec:
     """The served run: its config, its trained generator (adapter or full weights), adapters by id, the index."""
 
     config: RagPetConfig
@@ -68,7 +67,7 @@ class ServeSpec:
         }
 
     @classmethod
-    def from_args(cls, args: dict[str, Any]) -> ServeSpec:
+    def from_args(cls, args: dict[str, Any]) -> InferenceSpec:
         """The inverse of `to_args`, validating the config again."""
         return cls(**{**args, "config": to_config(args["config"])})
 
@@ -77,7 +76,7 @@ def _run_config(run_dir: Path, current: RagPetConfig) -> RagPetConfig:
     """The config a finished run was trained with, with the `serve` section of the current command line."""
     path = run_dir / "config.json"
     if not path.is_file():
-        raise RagPetConfigError("serve.run_dir", str(run_dir), "a training run directory (it holds config.json)")
+        raise ConfigError("serve.run_dir", str(run_dir), "a training run directory (it holds config.json)")
     saved = json.loads(path.read_text())
     saved["serve"] = to_dict(current)["serve"]
     return to_config(saved)
@@ -100,13 +99,13 @@ def _adapter_dir(adapter_id: str, location: str, base: RagPetConfig) -> str:
     if (path / ADAPTER_CONFIG).is_file():
         return str(path)
     if not (path / "config.json").is_file():
-        raise RagPetConfigError(name, location, "a training run directory or a folder holding adapter_config.json")
+        raise ConfigError(name, location, "a training run directory or a folder holding adapter_config.json")
     run = json.loads((path / "config.json").read_text())
     if run.get("model") != to_dict(base)["model"]:
-        raise RagPetConfigError(name, location, f"a run trained on the served base model ({base.model.source})")
+        raise ConfigError(name, location, f"a run trained on the served base model ({base.model.source})")
     adapter, _ = _generator_weights(to_config(run), path / FINAL_MODEL)
     if adapter is None or not (Path(adapter) / ADAPTER_CONFIG).is_file():
-        raise RagPetConfigError(name, location, "a finished PEFT run (its final_checkpoint/model holds an adapter)")
+        raise ConfigError(name, location, "a finished PEFT run (its final_checkpoint/model holds an adapter)")
     return adapter
 
 
@@ -115,12 +114,12 @@ def _check_adapter_types(adapters: dict[str, str]) -> None:
     kinds = {i: json.loads((Path(d) / ADAPTER_CONFIG).read_text())["peft_type"] for i, d in adapters.items()}
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"{i}={k}" for i, k in sorted(kinds.items()))
-        raise RagPetConfigError("serve.adapters", listing, "adapters of one PEFT type (serve the others separately)")
+        raise ConfigError("serve.adapters", listing, "adapters of one PEFT type (serve the others separately)")
 
 
-def spec_for_model_dir(config: RagPetConfig, model_dir: Path | None) -> ServeSpec:
+def spec_for_model_dir(config: RagPetConfig, model_dir: Path | None) -> InferenceSpec:
     """Serve `config` with the trained weights a run saved in `model_dir` (None: the configured base model)."""
-    spec = ServeSpec(config)
+    spec = InferenceSpec(config)
     if model_dir is not None:
         spec.model_dir = str(Path(model_dir).expanduser().resolve())
         adapter, spec.full_weights = _generator_weights(config, Path(spec.model_dir))
@@ -130,7 +129,7 @@ def spec_for_model_dir(config: RagPetConfig, model_dir: Path | None) -> ServeSpe
     return spec
 
 
-def resolve_spec(config: RagPetConfig) -> ServeSpec:
+def resolve_spec(config: RagPetConfig) -> InferenceSpec:
     """The spec `config.serve` describes: a finished run (`serve.run_dir`) or the configured base model, and the
     extra adapters of `serve.adapters`."""
     serve = config.serve
@@ -140,30 +139,30 @@ def resolve_spec(config: RagPetConfig) -> ServeSpec:
         config = _run_config(run_dir, config)
         model_dir = run_dir / FINAL_MODEL
         if not model_dir.is_dir():
-            raise RagPetConfigError("serve.run_dir", serve.run_dir, "a finished run (it has final_checkpoint/model)")
+            raise ConfigError("serve.run_dir", serve.run_dir, "a finished run (it has final_checkpoint/model)")
     spec = spec_for_model_dir(config, model_dir)
     for adapter_id, location in serve.adapters.items():
         if adapter_id == BASE_ADAPTER or adapter_id in spec.adapters:
-            raise RagPetConfigError(f"serve.adapters.{adapter_id}", location, "an id not already taken (nor `base`)")
+            raise ConfigError(f"serve.adapters.{adapter_id}", location, "an id not already taken (nor `base`)")
         spec.adapters[adapter_id] = _adapter_dir(adapter_id, location, config)
     if spec.adapters and spec.full_weights:
-        raise RagPetConfigError("serve.adapters", list(serve.adapters), "empty when serving a fully fine-tuned run")
+        raise ConfigError("serve.adapters", list(serve.adapters), "empty when serving a fully fine-tuned run")
     _check_adapter_types(spec.adapters)
     return spec
 
 
-def resolve_index_version(spec: ServeSpec) -> int:
+def resolve_index_version(spec: InferenceSpec) -> int:
     """`serve.index_version`, checked against the served retriever and corpus, or the newest version that matches
     them (built now if there is none)."""
-    config, pinned = spec.config, spec.config.serve.index_version
+    source, pinned = spec.config.index_source, spec.config.serve.index_version
     if pinned is None:
-        return ensure_index(config.index, config.retriever, spec.retriever_dir)
-    encoder = build_trained_encoder(config.retriever, spec.retriever_dir)
+        return ensure_index(source, spec.retriever_dir)
+    encoder = build_trained_encoder(source.retriever, spec.retriever_dir)
     try:
-        _, manifest = read_manifest(index_root(config.index), index_name(config.index), pinned)
-        check_compatible(manifest, encoder.dim, corpus_sha256(load_corpus(config.index)), encoder.doc_weights_hash())
+        _, manifest = read_manifest(source.root, source.name, pinned)
+        check_compatible(manifest, encoder.dim, corpus_sha256(load_corpus(source.corpus)), encoder.doc_weights_hash())
     except IndexStoreError as err:
-        raise RagPetConfigError(
+        raise ConfigError(
             "serve.index_version", pinned, f"a version built for the served retriever and corpus ({err})"
         ) from None
     return pinned

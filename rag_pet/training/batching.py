@@ -1,0 +1,50 @@
+"""Training batches: seeded, sharded loaders that resume mid-epoch, and the checks that a worker gets a batch."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from rag_pet.config import DataConfig
+from rag_pet.data import QAExample, load_qa_split
+from rag_pet.errors import ConfigError
+
+
+def token_count(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens a micro-batch feeds through its models (every attention mask's ones)."""
+    return sum(int(tensor.sum()) for name, tensor in batch.items() if name.endswith("attention_mask"))
+
+
+def endless_batches(loader: DataLoader, sampler: DistributedSampler, start: int) -> Iterator:
+    """Endless micro-batches in a seeded order, starting where a run that consumed `start` of them stopped."""
+    first_epoch, offset = divmod(start, len(loader))
+    for epoch in itertools.count(first_epoch):
+        sampler.set_epoch(epoch)
+        yield from itertools.islice(loader, offset, None)
+        offset = 0
+
+
+def distributed_loader(
+    items: list, batch_size: int, seed: int, rank: int, world_size: int, collate: Callable
+) -> tuple[DataLoader, DistributedSampler]:
+    """A seeded, sharded, shuffled loader of `items` that drops the last incomplete batch on every worker."""
+    sampler = DistributedSampler(items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    loader = DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=collate, drop_last=True)
+    return loader, sampler
+
+
+def check_fills_batches(count: int, batch_size: int, world_size: int) -> None:
+    """Refuse training data that cannot give every worker one full batch."""
+    need = batch_size * world_size
+    if count < need:
+        raise ConfigError("data.max_train_examples", count, f">= trainer.batch_size x workers = {need}")
+
+
+def load_training_examples(data: DataConfig, batch_size: int, world_size: int) -> list[QAExample]:
+    """The training questions, checked to fill at least one batch on every worker."""
+    examples = load_qa_split(data, data.train_split, data.max_train_examples)
+    check_fills_batches(len(examples), batch_size, world_size)
+    return examples

@@ -1,0 +1,175 @@
+"""The package's shape: imports run one way, the whole config stops at the wiring modules, Ray starts in one place,
+and closed-book training imports without Ray, FAISS, DeepSpeed or bm25s (GPU checks run it standalone)."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rag_pet"
+# Modules that turn the whole `RagPetConfig` into sections; everything below them takes sections or plain values.
+WIRING = {
+    "rag_pet.cli",
+    "rag_pet.experiment",
+    "rag_pet.training.launcher",
+    "rag_pet.training.tasks",
+    "rag_pet.inference.spec",
+}
+# Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other.
+LAYERS = [
+    {"errors", "storage", "devices", "runtime"},
+    {"config"},
+    {"data"},
+    {"models"},
+    {"retrieval"},
+    {"training", "inference"},
+    {"evaluation", "tracking"},
+    {"serving"},
+    {"experiment", "cli"},
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _type_checking_only(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The rag_pet modules a file imports, at top level or inside functions (not under `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _type_checking_only(node):
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("rag_pet"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rag_pet"):
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in MODULES else node.module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found & MODULES.keys()
+
+
+GRAPH = {name: imported_modules(path) - {name} for name, path in MODULES.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return stack[stack.index(target) :] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    return next(number for number, names in enumerate(LAYERS) if top in names)
+
+
+def test_the_package_has_no_import_cycle():
+    assert find_cycle(GRAPH) is None, " -> ".join(find_cycle(GRAPH))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+def test_imports_point_down_the_layers():
+    upward = [
+        f"{source} imports {target}"
+        for source, targets in GRAPH.items()
+        if source != "rag_pet"
+        for target in targets
+        if layer(target) > layer(source)
+    ]
+    assert not upward
+
+
+def test_the_generic_train_loop_knows_no_objective():
+    loop = GRAPH["rag_pet.training.loop"]
+    assert not loop & {f"rag_pet.training.{task}" for task in ("closed_book", "rag_task", "retriever_task", "tasks")}
+    tree = ast.parse(MODULES["rag_pet.training.loop"].read_text())
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "rag"]
+    assert "index_version" not in MODULES["rag_pet.training.loop"].read_text()
+
+
+def test_evaluation_does_not_import_serving():
+    evaluation = {name: targets for name, targets in GRAPH.items() if name.startswith("rag_pet.evaluation")}
+    assert not {t for targets in evaluation.values() for t in targets if t.startswith("rag_pet.serving")}
+
+
+def test_the_whole_config_stops_at_the_wiring_modules():
+    mentions = {name for name, path in MODULES.items() if re.search(r"\bRagPetConfig\b", path.read_text())}
+    assert {name for name in mentions if not name.startswith("rag_pet.config")} <= WIRING
+
+
+def test_ray_is_started_in_one_place():
+    sources = [*ROOT.glob("rag_pet/**/*.py"), *ROOT.glob("jobs/*.py"), *ROOT.glob("benchmarks/*.py")]
+    sources += [path for path in ROOT.glob("tests/**/*.py") if path != Path(__file__)]
+    callers = [str(path.relative_to(ROOT)) for path in sources for _ in re.finditer(r"ray\.init\(", path.read_text())]
+    assert callers == ["rag_pet/runtime.py"]
+
+
+BLOCKED = ("ray", "faiss", "deepspeed", "bm25s")
+STANDALONE = f"""
+import sys
+from pathlib import Path
+
+import torch
+
+for name in {BLOCKED!r}:
+    sys.modules[name] = None  # an import of it now raises ImportError
+
+from rag_pet.config import to_config
+from rag_pet.training import LocalContext, run_train_loop
+
+config = to_config({{
+    "run_dir": sys.argv[1],
+    "model": {{"source": "tiny", "hidden_size": 32, "num_layers": 1}},
+    "data": {{"max_train_examples": 8}},
+    "peft": {{"target_modules": ["all-linear"]}},
+    "trainer": {{"launcher": "local", "max_steps": 2, "batch_size": 4, "log_every": 1, "checkpoint_every": 2}},
+    "tracking": {{"mode": "disabled"}},
+}})
+state = run_train_loop(config, LocalContext(Path(sys.argv[1]) / "ckpt", torch.device("cpu")))
+print("steps", state["step"])
+"""
+
+
+@pytest.mark.parametrize("blocked", [BLOCKED])
+def test_closed_book_training_runs_without_ray_faiss_deepspeed_or_bm25s(tmp_path, blocked):
+    done = subprocess.run(
+        [sys.executable, "-c", STANDALONE, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("steps 2")
