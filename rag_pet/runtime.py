@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 import ray
@@ -26,6 +27,8 @@ def ensure_ray(**local_options: Any) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
     try:
         # by default locally with the dashboard: it serves the state API that Ray Train's controller polls
         ray.init(**({} if address else local_options))
@@ -41,3 +44,17 @@ def ensure_ray(**local_options: Any) -> None:
         raise ConfigError("RAY_ADDRESS", address, f"the address of a running Ray cluster, or unset ({err})") from None
     where = f"the cluster at {address}" if address else "a local Ray instance"
     logger.info("connected to %s (%s)", where, ray.get_runtime_context().gcs_address)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a `host:port` (or `ray://host:port`) nobody listens on now: Ray itself would wait about a minute and
+    then end the process from its core worker, with no error this process could report."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():  # "auto", "local" or a form Ray resolves itself
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConfigError(
+            "RAY_ADDRESS", address, f"the address of a running Ray cluster, or unset to start a local one ({err})"
+        ) from None
