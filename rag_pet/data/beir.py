@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_pet.data.jsonl import iter_json_lines, require_str
+from rag_pet.data.jsonl import decode_line, iter_json_lines, require_str
 from rag_pet.data.resources import SCIFACT_DIR
 from rag_pet.data.types import Passage
 from rag_pet.errors import DataFormatError
@@ -31,8 +31,9 @@ def _corpus_file(folder: Path) -> Path:
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """Relevance judgements from a BEIR qrels TSV with a header line."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = csv.reader(handle, delimiter="\t")
+    with open(path, "rb") as handle:
+        lines = [decode_line(raw, path, number) for number, raw in enumerate(handle, start=1)]
+        rows = csv.reader(lines, delimiter="\t")
         next(rows, None)
         for number, row in enumerate(rows, start=2):
             if len(row) != 3:

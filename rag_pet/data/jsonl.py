@@ -16,14 +16,27 @@ from rag_pet.data.types import QAExample
 from rag_pet.errors import DataFormatError
 
 
+def decode_line(raw: bytes, path: Path, number: int) -> str:
+    """One line of a UTF-8 file as text; other bytes raise `DataFormatError` naming the line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            str(path),
+            number,
+            f"not valid UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1}); save the file as UTF-8",
+        ) from None
+
+
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; malformed JSON raises `DataFormatError`."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(str(path), None, "file not found")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = decode_line(raw, path, number)
             if not line.strip():
                 continue
             try:

@@ -60,3 +60,20 @@ def test_beir_folder_errors_name_the_file_and_line(tmp_path):
         load_beir(tmp_path)
     write(tmp_path / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     assert load_beir(tmp_path).qrels == {"test": {"q1": {"d1": 1}}}
+
+
+def test_a_line_that_is_not_utf8_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"question": "ok?", "answers": ["a"]}\n{"question": "caf\xe9?", "answers": ["b"]}\n')
+    with pytest.raises(DataFormatError, match=r"train.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 18\)"):
+        read_qa_jsonl(path)
+
+
+def test_a_qrels_line_that_is_not_utf8_names_its_line(tmp_path):
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    write(folder / "corpus.jsonl", '{"_id": "d1", "title": "", "text": "a passage"}\n')
+    write(folder / "queries.jsonl", '{"_id": "q1", "text": "a query"}\n')
+    (folder / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\nq\xff1\td1\t1\n")
+    with pytest.raises(DataFormatError, match=r"test.tsv:2: not valid UTF-8"):
+        load_beir(folder)
