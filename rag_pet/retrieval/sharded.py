@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import numbers
 import os
 import resource
 from dataclasses import dataclass
@@ -52,11 +53,23 @@ class IndexShard:
         self.vectors = np.load(Path(shard_dir) / "vectors.npy", mmap_mode="r")
         self.offset = offset
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Local top-k as (scores, global rows, vectors); missing results have row -1 and zero vectors."""
-        scores, local = self.index.search(queries, min(k, self.index.ntotal))
+    def search(self, queries: np.ndarray, k: int, keep_max: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Local top-k as (scores, global rows, vectors) in `ranking_order`; missing results have row -1 and zero
+        vectors. Asks FAISS for more than k while the k-th score is tied beyond what it returned, so the
+        winners at a tied k-th score are the lowest rows, whatever the shard boundaries."""
+        want, total = min(k, self.index.ntotal), self.index.ntotal
+        fetch = min(want + 1, total)
+        while True:
+            scores, local = self.index.search(queries, fetch)
+            tied = (scores[:, fetch - 1] == scores[:, want - 1]) & (local[:, fetch - 1] >= 0)
+            if fetch == total or not tied.any():
+                break
+            fetch = min(2 * fetch, total)
+        rows = np.where(local >= 0, local + self.offset, -1)
+        best = ranking_order(scores, rows, keep_max)[:, :want]
+        scores, rows, local = (np.take_along_axis(a, best, axis=1) for a in (scores, rows, local))
         vectors = np.where((local >= 0)[..., None], self.vectors[np.maximum(local, 0)], 0.0).astype(np.float32)
-        return scores, np.where(local >= 0, local + self.offset, -1), vectors
+        return scores, rows, vectors
 
     def stats(self) -> dict:
         """Vector count and this process's peak resident memory, for health checks and benchmarks."""
@@ -64,17 +77,25 @@ class IndexShard:
         return {"num_vectors": int(self.index.ntotal), "pid": os.getpid(), "max_rss_bytes": usage.ru_maxrss * 1024}
 
 
+def ranking_order(scores: np.ndarray, rows: np.ndarray, keep_max: bool) -> np.ndarray:
+    """Per query, positions sorted best score first, equal scores by row (the stable document key); missing
+    results (row -1) last."""
+    missing = rows < 0
+    primary = -scores if keep_max else scores
+    return np.lexsort((np.where(missing, np.iinfo(np.int64).max, rows), primary, missing), axis=-1)
+
+
 def merge_top_k(results: list[tuple[np.ndarray, np.ndarray, np.ndarray]], k: int, keep_max: bool):
-    """Exact top-k over shard results with faiss's `ResultHeap`, and the vectors of the winners."""
-    heap = faiss.ResultHeap(len(results[0][0]), k, keep_max=keep_max)
-    for scores, rows, _ in results:
-        heap.add_result(scores, rows)
-    heap.finalize()
-    all_rows = np.concatenate([rows for _, rows, _ in results], axis=1)
-    all_vectors = np.concatenate([vectors for _, _, vectors in results], axis=1)
-    position = (all_rows[:, None, :] == heap.I[:, :, None]).argmax(-1)
-    vectors = np.take_along_axis(all_vectors, position[..., None], axis=1)
-    return heap.D, heap.I, vectors
+    """Exact top-k over shard results, ties broken by row, with the winners' vectors.
+
+    Not faiss's `ResultHeap`: it breaks ties in heap order, so which documents win at a tied k-th score would depend
+    on how the index is sharded; sorting by (score, row) makes every shard count return the same documents."""
+    scores = np.concatenate([part for part, _, _ in results], axis=1)
+    rows = np.concatenate([part for _, part, _ in results], axis=1)
+    vectors = np.concatenate([part for _, _, part in results], axis=1)
+    best = ranking_order(scores, rows, keep_max)[:, :k]
+    picked = (np.take_along_axis(part, best, axis=1) for part in (scores, rows))
+    return *picked, np.take_along_axis(vectors, best[..., None], axis=1)
 
 
 def shard_actor_name(name: str, version: int, number: int) -> str:
@@ -135,18 +156,21 @@ class ShardedIndex:
     def __len__(self) -> int:
         return self.manifest.num_vectors
 
-    def _checked(self, queries: np.ndarray, k: int) -> np.ndarray:
+    def _checked(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, int]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.dim:
             raise SearchError(
                 f"search error: queries are {queries.shape[1]}-d but index {self.manifest.name} "
                 f"holds {self.dim}-d vectors"
             )
-        if not 0 < k <= len(self):
+        if not np.isfinite(queries).all():
+            bad = sorted({int(row) for row in np.nonzero(~np.isfinite(queries))[0]})
+            raise SearchError(f"search error: query rows {bad[:5]} hold NaN or infinity; allowed: finite vectors")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 < k <= len(self):
             raise SearchError(
-                f"search error: k={k} is invalid; allowed: 1 to {len(self)} (the number of indexed vectors)"
+                f"search error: k={k!r} is invalid; allowed: an integer from 1 to {len(self)} (the indexed vectors)"
             )
-        return queries
+        return queries, int(k)
 
     def _merged(self, results: list, k: int) -> SearchResult:
         scores, rows, vectors = merge_top_k(results, k, self.keep_max)
@@ -155,13 +179,14 @@ class ShardedIndex:
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         """Top-k for a batch of query vectors, merged exactly across shards."""
-        queries = self._checked(queries, k)
-        return self._merged(ray.get([shard.search.remote(queries, k) for shard in self.shards]), k)
+        queries, k = self._checked(queries, k)
+        return self._merged(ray.get([shard.search.remote(queries, k, self.keep_max) for shard in self.shards]), k)
 
     async def search_async(self, queries: np.ndarray, k: int) -> SearchResult:
         """`search` for an event loop (a Serve replica): awaits the shards instead of blocking on them."""
-        queries = self._checked(queries, k)
-        return self._merged(await asyncio.gather(*[shard.search.remote(queries, k) for shard in self.shards]), k)
+        queries, k = self._checked(queries, k)
+        searches = [shard.search.remote(queries, k, self.keep_max) for shard in self.shards]
+        return self._merged(await asyncio.gather(*searches), k)
 
     def health(self) -> list[dict]:
         """Per-shard stats; raises if a shard cannot answer."""

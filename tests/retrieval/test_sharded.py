@@ -58,9 +58,14 @@ def test_bad_queries_get_clear_errors(ray_local, tmp_path):
     index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
     with pytest.raises(SearchError, match="queries are 9-d but index errors holds 8-d vectors"):
         index.search(np.zeros((1, 9), np.float32), 5)
-    for k in (0, -1, 21):
-        with pytest.raises(SearchError, match=rf"k={k} is invalid; allowed: 1 to 20"):
-            index.search(np.zeros((1, 8), np.float32), k)
+    for k in (0, -1, 21, 2.0, "3", True):
+        with pytest.raises(SearchError, match=rf"k={k!r} is invalid; allowed: an integer from 1 to 20"):
+            index.search(np.ones((1, 8), np.float32), k)
+    nan = np.ones((3, 8), np.float32)
+    nan[1, 4] = np.nan
+    with pytest.raises(SearchError, match=r"query rows \[1\] hold NaN or infinity"):
+        index.search(nan, 5)
+    assert index.search(np.ones((1, 8), np.float32), np.int64(5)).rows.shape == (1, 5)  # numpy integers are k too
     index.close()
 
 
@@ -91,3 +96,24 @@ def test_a_second_front_end_attaches_to_the_same_named_shards(ray_local, tmp_pat
     second = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
     assert [s["pid"] for s in first.health()] == [s["pid"] for s in second.health()]
     first.close()
+
+
+def test_ties_pick_the_same_documents_for_every_shard_count(ray_local, tmp_path):
+    """Each vector four times, spread over the shards: at a tied k-th score the lowest rows win, as in a full sort."""
+    unique = random_unit_vectors(30, 16, seed=7)
+    vectors = np.ascontiguousarray(unique[np.random.default_rng(0).permutation(np.repeat(np.arange(30), 4))])
+    queries = random_unit_vectors(90, 16, seed=8)
+    exact = faiss.IndexFlatIP(16)
+    exact.add(vectors)
+    all_scores, all_rows = exact.search(queries, len(vectors))
+    order = np.lexsort((all_rows, -all_scores), axis=-1)
+    expected_rows = np.take_along_axis(all_rows, order, axis=1)
+    expected_scores = np.take_along_axis(all_scores, order, axis=1)
+    for num_shards in (1, 2, 3, 4):
+        _, manifest = write_flat(tmp_path, f"ties{num_shards}", vectors, num_shards)
+        index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+        for k in (1, 3, 5, 6, 10):
+            result = index.search(queries, k)
+            np.testing.assert_array_equal(result.rows, expected_rows[:, :k], err_msg=f"{num_shards} shards, k={k}")
+            np.testing.assert_array_equal(result.scores, expected_scores[:, :k])
+        index.close()
