@@ -16,6 +16,7 @@ from rag_pet.devices import resolve_device
 from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.models.rag import GENERATOR_DIR
+from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.tracking import log_history, log_result_rows, start_run
 from rag_pet.training.launcher import launch_training
@@ -89,23 +90,25 @@ def _eval_split(config: RagPetConfig) -> str:
 
 @contextmanager
 def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, list[dict], dict]]:
-    """Open the W&B run; on success write `results.json` and log the result rows the block appended."""
+    """Hold the run directory, open the W&B run; on success write `results.json` and log the rows the block
+    appended."""
     run_dir = Path(config.run_dir).resolve()
-    write_json_atomic(run_dir / "config.json", to_dict(config))
-    tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type=job_type)
-    rows: list[dict] = []
-    summary = {
-        "experiment": config.experiment_name,
-        "run_dir": str(run_dir),
-        "eval_split": _eval_split(config),
-        "rows": rows,
-    }
-    try:
-        yield tracker, rows, summary
-        write_json_atomic(run_dir / "results.json", summary)
-        log_result_rows(tracker, rows)
-    finally:
-        tracker.finish()
+    with run_directory_lock(run_dir):
+        write_json_atomic(run_dir / "config.json", to_dict(config))
+        tracker = start_run(config.tracking, run_dir, config.experiment_name, to_dict(config), job_type=job_type)
+        rows: list[dict] = []
+        summary = {
+            "experiment": config.experiment_name,
+            "run_dir": str(run_dir),
+            "eval_split": _eval_split(config),
+            "rows": rows,
+        }
+        try:
+            yield tracker, rows, summary
+            write_json_atomic(run_dir / "results.json", summary)
+            log_result_rows(tracker, rows)
+        finally:
+            tracker.finish()
 
 
 def method_label(config: RagPetConfig, trained: bool) -> str:
@@ -251,4 +254,5 @@ def serve(config: RagPetConfig) -> dict:
     from rag_pet.inference.spec import resolve_spec
     from rag_pet.serving.launch import serve_until_stopped
 
-    return serve_until_stopped(resolve_spec(config))
+    with run_directory_lock(config.run_dir):
+        return serve_until_stopped(resolve_spec(config))

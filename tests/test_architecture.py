@@ -21,7 +21,7 @@ WIRING = {
 }
 # Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other.
 LAYERS = [
-    {"errors", "storage", "devices", "runtime"},
+    {"errors", "storage", "devices", "runtime", "run_lock"},
     {"config"},
     {"data"},
     {"models"},
