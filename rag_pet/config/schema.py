@@ -142,6 +142,7 @@ class TrainerConfig:
     num_to_keep: int = 2
     max_failures: int = 2
     storage_path: str | None = None
+    resource_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         one_of("trainer.launcher", self.launcher, LAUNCHERS)
@@ -157,7 +158,7 @@ class TrainerConfig:
             "num_to_keep",
         ):
             positive(f"trainer.{name}", getattr(self, name))
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures"):
+        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures", "resource_wait_s"):
             positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
         if self.cpus_per_worker is not None:
             positive("trainer.cpus_per_worker", self.cpus_per_worker)

@@ -22,6 +22,7 @@ from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext
 from rag_pet.training.export import export_deepspeed_checkpoint
 from rag_pet.training.rag_task import check_rag_setup
+from rag_pet.training.resources import WorkerRequest, wait_for_resources
 from rag_pet.training.retriever_task import relevance_pairs
 from rag_pet.training.tasks import build_objective_model, run_train_loop
 
@@ -79,14 +80,26 @@ def reserved_cpus(config: RagPetConfig) -> float:
     return config.index.num_shards * config.index.shard_cpus + encoder
 
 
-def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
+def _alive_nodes() -> list[dict[str, float]]:
     import ray
+
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
+
+
+def worker_request(config: RagPetConfig) -> WorkerRequest:
+    """What the run's Ray Train workers (and its own actors) take of the cluster Ray is connected to."""
+    trainer, reserved = config.trainer, reserved_cpus(config)
+    node_cpus = [node.get("CPU", 0.0) for node in _alive_nodes()]
+    cpus = cpus_per_worker(trainer.cpus_per_worker, trainer.num_workers, node_cpus, reserved)
+    return WorkerRequest(trainer.num_workers, cpus, 1.0 if trainer.use_gpu else 0.0, reserved)
+
+
+def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     ensure_ray()
-    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
-    cpus = cpus_per_worker(config.trainer.cpus_per_worker, config.trainer.num_workers, node_cpus, reserved_cpus(config))
+    cpus = worker_request(config).cpus
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=to_dict(config),
@@ -127,16 +140,25 @@ def preflight(config: RagPetConfig) -> None:
     if config.objective == "retriever":
         if not relevance_pairs(config.corpus, config.data):
             raise ConfigError("corpus.name", config.corpus.name, "a corpus with training relevance judgements")
+        _check_resources(config)
         return
     trainer = config.trainer
     load_training_examples(config.data, trainer.batch_size, trainer.num_workers)  # bad data fails before Ray starts
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     skeleton, is_seq2seq = build_skeleton(config.model)
     adapt_model(skeleton, config.peft, is_seq2seq, trainer.max_steps)  # so do bad methods and target modules
+    _check_resources(config)
     if config.objective == "rag":
         check_rag_setup(config.model, config.data, config.rag, load_corpus(config.corpus))
         ensure_ray()
         ensure_index(config.index_source)
+
+
+def _check_resources(config: RagPetConfig) -> None:
+    """Under Ray, refuse (or wait `trainer.resource_wait_s` for) workers the cluster cannot hold."""
+    if config.trainer.launcher == "ray":
+        ensure_ray()
+        wait_for_resources(worker_request(config), _alive_nodes, config.trainer.resource_wait_s)
 
 
 def launch_training(config: RagPetConfig) -> TrainingResult:
