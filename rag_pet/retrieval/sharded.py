@@ -130,7 +130,8 @@ class ShardedIndex:
     ):
         """Attach to (or start) the shard actors; `detached` ones outlive the process that starts them (a Serve
         replica), so a lost replica never takes the shards with it; `close` stops them."""
-        directory, self.manifest = read_manifest(Path(root), name, version)
+        self.root = Path(root)
+        directory, self.manifest = read_manifest(self.root, name, version)
         self.doc_ids: list[str] = json.loads((directory / IDS).read_text())
         self.keep_max = higher_is_better(self.manifest.metric)
         shard_actor = ray.remote(IndexShard)
@@ -177,20 +178,38 @@ class ShardedIndex:
         doc_ids = [[self.doc_ids[row] if row >= 0 else "" for row in query_rows] for query_rows in rows]
         return SearchResult(scores, rows, doc_ids, vectors)
 
+    def _explain_lost_shard(self) -> None:
+        """After a shard actor could not answer: the store's own error when its files changed under it (a restarted
+        actor cannot reload a corrupt shard, which Ray reports only as a dead actor)."""
+        read_manifest(self.root, self.manifest.name, self.manifest.version)
+
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         """Top-k for a batch of query vectors, merged exactly across shards."""
         queries, k = self._checked(queries, k)
-        return self._merged(ray.get([shard.search.remote(queries, k, self.keep_max) for shard in self.shards]), k)
+        try:
+            results = ray.get([shard.search.remote(queries, k, self.keep_max) for shard in self.shards])
+        except ray.exceptions.RayActorError:
+            self._explain_lost_shard()
+            raise
+        return self._merged(results, k)
 
     async def search_async(self, queries: np.ndarray, k: int) -> SearchResult:
         """`search` for an event loop (a Serve replica): awaits the shards instead of blocking on them."""
         queries, k = self._checked(queries, k)
-        searches = [shard.search.remote(queries, k, self.keep_max) for shard in self.shards]
-        return self._merged(await asyncio.gather(*searches), k)
+        try:
+            results = await asyncio.gather(*[shard.search.remote(queries, k, self.keep_max) for shard in self.shards])
+        except ray.exceptions.RayActorError:
+            self._explain_lost_shard()
+            raise
+        return self._merged(results, k)
 
     def health(self) -> list[dict]:
-        """Per-shard stats; raises if a shard cannot answer."""
-        return ray.get([shard.stats.remote() for shard in self.shards])
+        """Per-shard stats; raises if a shard cannot answer (the store's error if its files are corrupt)."""
+        try:
+            return ray.get([shard.stats.remote() for shard in self.shards])
+        except ray.exceptions.RayActorError:
+            self._explain_lost_shard()
+            raise
 
     def close(self) -> None:
         """Stop the shard actors (they are otherwise shared until the driver that made them exits)."""

@@ -7,6 +7,7 @@ import ray
 
 from rag_pet.retrieval.build import index_external_vectors
 from rag_pet.retrieval.sharded import SearchError, ShardedIndex
+from rag_pet.retrieval.store import IndexStoreError
 
 
 def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
@@ -117,3 +118,17 @@ def test_ties_pick_the_same_documents_for_every_shard_count(ray_local, tmp_path)
             np.testing.assert_array_equal(result.rows, expected_rows[:, :k], err_msg=f"{num_shards} shards, k={k}")
             np.testing.assert_array_equal(result.scores, expected_scores[:, :k])
         index.close()
+
+
+def test_a_shard_corrupted_under_a_running_actor_is_reported_by_the_store_after_a_restart(ray_local, tmp_path):
+    vectors = random_unit_vectors(200, 8, seed=9)
+    directory, manifest = write_flat(tmp_path, "corrupt", vectors, num_shards=2)
+    index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
+    queries = random_unit_vectors(2, 8, seed=10)
+    index.search(queries, 3)
+    shard_file = directory / "shard_000" / "index.faiss"
+    shard_file.write_bytes(shard_file.read_bytes()[:100])  # truncated while the actor runs
+    ray.kill(index.shards[0], no_restart=False)  # its restart reloads the damaged file
+    with pytest.raises(IndexStoreError, match=r"shard_000/index.faiss is missing or corrupt \(sha256 differs"):
+        index.search(queries, 3)
+    index.close()
