@@ -30,8 +30,7 @@ def ensure_ray(**local_options: Any) -> None:
     if address:
         _check_reachable(address)
     try:
-        # by default locally with the dashboard: it serves the state API that Ray Train's controller polls
-        ray.init(**({} if address else local_options))
+        ray.init(**({} if address else _local_instance(local_options)))
     except ray.exceptions.AuthenticationError:
         raise ConfigError(
             "RAY_AUTH_MODE",
@@ -44,6 +43,29 @@ def ensure_ray(**local_options: Any) -> None:
         raise ConfigError("RAY_ADDRESS", address, f"the address of a running Ray cluster, or unset ({err})") from None
     where = f"the cluster at {address}" if address else "a local Ray instance"
     logger.info("connected to %s (%s)", where, ray.get_runtime_context().gcs_address)
+
+
+def _local_instance(options: dict[str, Any]) -> dict[str, Any]:
+    """`ray.init` options of a local instance whose workers ask its own state API, even beside other local instances.
+
+    Ray Train's placement-group cleaner asks the state API whether its controller lives. Left to find the API by
+    itself ("auto"), it fails on a host with several local Ray instances ("Found multiple active Ray instances") or
+    asks another instance, is told the controller is gone and removes a live run's placement group. The dashboard
+    serves that API, so it runs on a port chosen here, and every worker of the job is told its address."""
+    if options.get("include_dashboard") is False:
+        return options
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime_env = dict(options.get("runtime_env") or {})
+    env_vars = {**runtime_env.get("env_vars", {}), "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    return {
+        **options,
+        "include_dashboard": True,
+        "dashboard_host": "127.0.0.1",
+        "dashboard_port": port,
+        "runtime_env": {**runtime_env, "env_vars": env_vars},
+    }
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -43,6 +43,6 @@ def ray_local():
     """A local Ray instance; 4 logical CPUs so 2 train workers and the controller fit on 2 cores."""
     import ray
 
-    ensure_ray(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ensure_ray(num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
