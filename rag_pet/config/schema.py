@@ -141,6 +141,7 @@ class TrainerConfig:
     checkpoint_every: int = 50
     num_to_keep: int = 2
     max_failures: int = 2
+    max_relaunches: int = 1
     storage_path: str | None = None
     resource_wait_s: float = 0.0
 
@@ -158,7 +159,14 @@ class TrainerConfig:
             "num_to_keep",
         ):
             positive(f"trainer.{name}", getattr(self, name))
-        for name in ("weight_decay", "warmup_steps", "max_grad_norm", "max_failures", "resource_wait_s"):
+        for name in (
+            "weight_decay",
+            "warmup_steps",
+            "max_grad_norm",
+            "max_failures",
+            "max_relaunches",
+            "resource_wait_s",
+        ):
             positive(f"trainer.{name}", getattr(self, name), allow_zero=True)
         if self.cpus_per_worker is not None:
             positive("trainer.cpus_per_worker", self.cpus_per_worker)

@@ -95,31 +95,42 @@ def worker_request(config: RagPetConfig) -> WorkerRequest:
 
 
 def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    import ray
+    from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     ensure_ray()
-    cpus = worker_request(config).cpus
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=to_dict(config),
-        scaling_config=ScalingConfig(
-            num_workers=config.trainer.num_workers,
-            use_gpu=config.trainer.use_gpu,
-            resources_per_worker={"CPU": cpus},
-        ),
-        run_config=RunConfig(
-            name="train",
-            storage_path=storage,
-            failure_config=FailureConfig(max_failures=config.trainer.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=config.trainer.num_to_keep),
-        ),
+    trainer = config.trainer
+    scaling = ScalingConfig(
+        num_workers=trainer.num_workers,
+        use_gpu=trainer.use_gpu,
+        resources_per_worker={"CPU": worker_request(config).cpus},
     )
-    result = trainer.fit()
+    run = RunConfig(
+        name="train",
+        storage_path=storage,
+        failure_config=FailureConfig(max_failures=trainer.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=trainer.num_to_keep),
+    )
+    for relaunch in range(trainer.max_relaunches + 1):
+        try:  # the same RunConfig name and storage: a relaunched trainer restores the run's latest checkpoint
+            result = TorchTrainer(
+                train_loop_per_worker, train_loop_config=to_dict(config), scaling_config=scaling, run_config=run
+            ).fit()
+            break
+        except (ControllerError, ray.exceptions.RayActorError) as err:  # the controller failed, or its actor died;
+            if relaunch == trainer.max_relaunches:  # failing workers are FailureConfig's to retry
+                raise
+            logger.warning(
+                "Ray Train's controller failed (%s); relaunching from the latest checkpoint (%d of %d)",
+                type(err).__name__,
+                relaunch + 1,
+                trainer.max_relaunches,
+            )
     if result.checkpoint is None:
         raise ConfigError(
             "trainer.checkpoint_every",
-            config.trainer.checkpoint_every,
+            trainer.checkpoint_every,
             f"a run that ends with a checkpoint; none reached {storage} (see the Ray logs there)",
         )
     with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:

@@ -72,3 +72,32 @@ def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
     assert [record["step"] for record in state.history] == list(range(1, 7))
     losses = [record["loss"] for record in state.history]
     assert losses == pytest.approx([record["loss"] for record in reference.state.history], rel=1e-4)
+
+
+def controller_pids() -> list[int]:
+    """Ray Train controllers of this test session's Ray instance."""
+    return [
+        process.pid
+        for process in psutil.process_iter(["cmdline"])
+        if (process.info["cmdline"] or [""])[0].startswith("ray::TrainController")
+        and any(parent.pid == os.getpid() for parent in process.parents())
+    ]
+
+
+@pytest.mark.slow
+def test_a_killed_controller_is_relaunched_from_the_latest_checkpoint(ray_local, tmp_path):
+    config = compose_config([*RUN, "trainer.max_relaunches=1"], run_dir=tmp_path / "controller")
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=launch_training(config)))
+    runner.start()
+    killed = None
+    while runner.is_alive() and killed is None:
+        if 4 in registered_steps(tmp_path / "controller" / "checkpoints"):
+            (killed,) = controller_pids()
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    runner.join(timeout=600)
+
+    assert killed is not None, "the run ended before the step-4 checkpoint was registered"
+    state = outcome["result"].state
+    assert state.step == 6 and state.resumed_at == [4]
