@@ -1,16 +1,15 @@
 """Evaluate the base generator, or trained weights given by `eval.model_dir=<run dir>/final_checkpoint/model`."""
 
-import hydra
 from omegaconf import DictConfig
 
-from rag_pet.cli import format_summary, run_job
+from rag_pet.cli import format_summary, hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.experiment import evaluate_model
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_job
 def main(cfg: DictConfig) -> None:
     print(format_summary(run_job(evaluate_model, cfg)))
 

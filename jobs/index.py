@@ -1,16 +1,15 @@
 """Build a sharded FAISS index version: `python -m jobs.index corpus=scifact index=ivf`."""
 
-import hydra
 from omegaconf import DictConfig
 
-from rag_pet.cli import run_job
+from rag_pet.cli import hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.experiment import build_index
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_job
 def main(cfg: DictConfig) -> None:
     built = run_job(build_index, cfg)
     print(

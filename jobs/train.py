@@ -1,16 +1,15 @@
 """Train (and evaluate before/after) one experiment: `python -m jobs.train experiment=quickstart`."""
 
-import hydra
 from omegaconf import DictConfig
 
-from rag_pet.cli import format_summary, run_job
+from rag_pet.cli import format_summary, hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.experiment import run_experiment
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_job
 def main(cfg: DictConfig) -> None:
     print(format_summary(run_job(run_experiment, cfg)))
 

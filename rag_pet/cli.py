@@ -1,21 +1,91 @@
-"""Glue for the thin `jobs/` entry points: validate the composed config, run, report user errors in one line."""
+"""Glue for the thin `jobs/` entry points: compose and validate the config, run, report user errors in one line."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
-from omegaconf import DictConfig
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, StringNode
+from omegaconf.errors import ValidationError
 
 from rag_pet.config import RagPetConfig, to_config
-from rag_pet.errors import RagPetError
+from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
 
 T = TypeVar("T")
 logger = logging.getLogger("rag_pet")
+
+CONFIG_NAME = "config"
+NODE_TYPES = {BooleanNode: "a boolean", IntegerNode: "an integer", FloatNode: "a float", StringNode: "a string"}
+CHOICE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP)
+
+
+def hydra_job(task_function: Callable[[DictConfig], None]) -> Callable[[], None]:
+    """`hydra.main` over `conf/config.yaml` beside `jobs/`; a bad override is one `error:` line and exit status 2."""
+    config_dir = Path(inspect.getfile(task_function)).resolve().parents[1] / "conf"
+    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=CONFIG_NAME)(task_function)
+
+    @functools.wraps(task_function)
+    def main() -> None:
+        args = get_args_parser().parse_args()
+        own_flags = args.help or args.hydra_help or args.shell_completion or args.experimental_rerun
+        if not (own_flags or args.config_path or args.config_dir):
+            error = config_error(config_dir, args.config_name or CONFIG_NAME, args.overrides, args.multirun)
+            if error is not None:
+                _exit_with(error)
+        hydra_main()
+
+    return main
+
+
+def config_error(config_dir: Path, config_name: str, overrides: list[str], multirun: bool) -> ConfigError | None:
+    """Compose as Hydra will; the `ConfigError` for a wrongly typed value or an unknown group option, else None."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        try:
+            for override_set in _sweep_jobs(overrides) if multirun else [overrides]:
+                compose(config_name=config_name, overrides=override_set)
+        except ConfigCompositionException as err:
+            return _as_config_error(err)
+        except (OverrideParseException, ValueError):
+            return None  # Hydra reports these itself, as it does every other composition error
+    return None
+
+
+def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The fixed overrides of a sweep alone, then with each value of each choice sweep (`-m model=a,b`) in turn."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [override.input_line for override in parsed if not override.is_sweep_override()]
+    sweeps = [override for override in parsed if override.value_type in CHOICE_SWEEPS]
+    choices = [f"{sweep.get_key_element()}={value}" for sweep in sweeps for value in sweep.sweep_string_iterator()]
+    return [fixed, *([*fixed, choice] for choice in choices)]
+
+
+def _as_config_error(err: ConfigCompositionException) -> ConfigError | None:
+    """The `ConfigError` for an unknown config group option or a value OmegaConf cannot convert, else None."""
+    if isinstance(err, MissingConfigException) and err.options and "/" in err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return ConfigError(group, option, f"one of {', '.join(err.options)}")
+    cause = err.__cause__
+    if isinstance(cause, ValidationError) and cause.full_key:
+        return ConfigError(cause.full_key, cause.value, _allowed(cause))
+    return None
+
+
+def _allowed(err: ValidationError) -> str:
+    """What the field accepts: its type, or else the first line of OmegaConf's message."""
+    return NODE_TYPES.get(type(err.child_node)) or str(err.msg).strip().splitlines()[0]
 
 
 def run_job(function: Callable[[RagPetConfig], T], cfg: DictConfig) -> T:
@@ -25,8 +95,13 @@ def run_job(function: Callable[[RagPetConfig], T], cfg: DictConfig) -> T:
     try:
         return function(to_config(cfg))
     except RagPetError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _exit_with(err)
+
+
+def _exit_with(err: RagPetError) -> NoReturn:
+    """Print the user error as one `error:` line on stderr and exit with status 2."""
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 def format_summary(summary: dict) -> str:

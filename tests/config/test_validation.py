@@ -54,11 +54,10 @@ def run_train_job(override: str, tmp_path) -> subprocess.CompletedProcess:
     )
 
 
-def test_wrong_type_is_reported_by_hydra_with_the_field(tmp_path):
+def test_wrong_type_is_one_line_naming_the_field(tmp_path):
     result = run_train_job("trainer.max_steps=many", tmp_path)
-    assert result.returncode != 0
-    assert "Error merging override trainer.max_steps=many" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert result.stderr == "error: config error: trainer.max_steps='many' is invalid; allowed: an integer\n"
 
 
 def test_jsonl_dataset_needs_a_path():

@@ -1,0 +1,62 @@
+"""Bad overrides reach the user as one `error: config error:` line with exit status 2; Hydra's own flags still work."""
+
+import subprocess
+import sys
+
+import pytest
+
+from rag_pet.cli import config_error
+from rag_pet.config import register_configs
+from tests.conftest import CONF_DIR
+
+REPO = CONF_DIR.parent
+EXPERIMENTS = ", ".join(sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml")))
+MODELS = ", ".join(sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml")))
+
+
+def run_job(job: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"jobs.{job}", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("job", "override", "expected"),
+    [
+        ("train", "trainer.lr=abc", "trainer.lr='abc' is invalid; allowed: a float"),
+        ("train", "model=nosuch", f"model='nosuch' is invalid; allowed: one of {MODELS}"),
+        ("evaluate", "experiment=nosuch", f"experiment='nosuch' is invalid; allowed: one of {EXPERIMENTS}"),
+    ],
+)
+def test_a_bad_override_is_one_line_and_exit_status_2(job, override, expected, tmp_path):
+    result = run_job(job, override, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: config error: {expected}"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_hydra_flags_still_work(tmp_path):
+    result = run_job("train", "--cfg", "job", "debug=tiny", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "experiment_name: default" in result.stdout
+    assert "max_steps: 4" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "value"),
+    [
+        (["model=tiny_t5,nosuch"], "model", "nosuch"),
+        (["debug=tiny", "trainer.max_steps=choice(2,1.5)"], "trainer.max_steps", 1.5),
+        (["trainer.lr=abc", "model=tiny_t5,smollm2"], "trainer.lr", "abc"),
+    ],
+)
+def test_each_value_of_a_sweep_is_checked(overrides, field, value):
+    register_configs()
+    error = config_error(CONF_DIR, "config", overrides, multirun=True)
+    assert (error.field, error.value) == (field, value)
+
+
+@pytest.mark.parametrize("overrides", [["model=a,b"], ["trainer.nosuch=1"], ["trainer.lr"], ["debug=tiny"]])
+def test_what_hydra_reports_itself_is_left_to_hydra(overrides):
+    register_configs()
+    assert config_error(CONF_DIR, "config", overrides, multirun=False) is None
