@@ -1,8 +1,10 @@
 """The HTTP front of the service: `/retrieve`, `/generate`, `/rag` (FastAPI, OpenAPI at `/docs`), composing the
 Retriever and Generator deployments through their handles.
 
-Requests beyond the configured limits get a 422 naming the limit and its setting; an unknown adapter a 404; with
-`serve.auth_token_env` set, every API route wants `Authorization: Bearer <token>` (401 otherwise).
+Requests beyond the configured limits get a 422 naming the limit and its setting, as do bodies that do not validate
+(lone surrogates included); a body that cannot be parsed (not UTF-8) gets a 400, an unknown adapter a 404; with
+`serve.auth_token_env` set, every API route wants `Authorization: Bearer <token>` (401 otherwise). Each route's OpenAPI
+entry lists these answers; the bearer scheme and the 401s appear only where auth is on.
 """
 
 import asyncio
@@ -11,10 +13,13 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ray
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -24,6 +29,7 @@ from rag_pet.inference.spec import BASE_ADAPTER, InferenceSpec
 from rag_pet.serving.deployments import AnswerItem
 from rag_pet.serving.schemas import (
     AdaptersResponse,
+    ErrorResponse,
     GenerateRequest,
     GenerateResponse,
     Hit,
@@ -47,6 +53,44 @@ bearer = HTTPBearer(auto_error=False)
 # the handle's router still considers live. Index shards below need no such layer: their actors restart and Ray
 # retries their searches itself (`max_task_retries=-1`).
 REPLICA_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+ERRORS = {
+    400: "the body cannot be parsed (it is not UTF-8, say)",
+    401: "missing or wrong bearer token",
+    404: "unknown adapter (see /adapters)",
+    422: "the body does not validate, or asks for more than a `serve.*` limit allows",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route that answers `codes` besides 200."""
+    return {code: {"model": ErrorResponse, "description": ERRORS[code]} for code in codes}
+
+
+def _encodable(value: Any) -> Any:
+    """`value` (JSON-like) with text UTF-8 cannot encode, such as an echoed lone surrogate, backslash-escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    return value
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, but one that can always be encoded: its default echoes the input and fails (500) on surrogates."""
+    return JSONResponse(status_code=422, content={"detail": _encodable(jsonable_encoder(error.errors()))})
+
+
+def _without_auth(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` (OpenAPI) without the bearer scheme, the routes' security requirements and their 401 answers."""
+    schema.get("components", {}).pop("securitySchemes", None)
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
+            operation["responses"].pop("401", None)
+    return schema
 
 
 def _hits(found: list[RetrievedPassage]) -> list[Hit]:
@@ -79,6 +123,12 @@ class RagIngress:
                     "where the replica runs: set it (or pass it in the deployment's runtime_env)"
                 )
         self.index: IndexInfo | None = None
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """The app Serve runs here (it calls this after `__init__`); with auth off, OpenAPI without bearer or 401s."""
+        if self.token is None:
+            self.app.openapi_schema = _without_auth(self.app.openapi())
+        return self.app
 
     def _authorize(self, credentials: HTTPAuthorizationCredentials | None) -> None:
         if self.token is None:
@@ -140,7 +190,7 @@ class RagIngress:
         handle = self.generator.options(multiplexed_model_id="" if adapter == BASE_ADAPTER else adapter)
         return await asyncio.gather(*[_retry_once(lambda i=i: handle.answer.remote(i)) for i in items])
 
-    @app.post("/retrieve", response_model=RetrieveResponse)
+    @app.post("/retrieve", response_model=RetrieveResponse, responses=_errors(400, 401, 422))
     async def retrieve(self, body: RetrieveRequest, credentials=Depends(bearer)) -> RetrieveResponse:  # noqa: B008
         """Top-k passages per question from the sharded index."""
         self._authorize(credentials)
@@ -152,7 +202,7 @@ class RagIngress:
             passages=[_hits(f) for f in found], index=await self._index_info(), latency_ms={"retrieve": elapsed}
         )
 
-    @app.post("/generate", response_model=GenerateResponse)
+    @app.post("/generate", response_model=GenerateResponse, responses=_errors(400, 401, 404, 422))
     async def generate(self, body: GenerateRequest, credentials=Depends(bearer)) -> GenerateResponse:  # noqa: B008
         """Closed-book answers from the base model or an adapter."""
         self._authorize(credentials)
@@ -163,7 +213,7 @@ class RagIngress:
         elapsed = (time.perf_counter() - start) * 1000
         return GenerateResponse(answers=answers, adapter=adapter, latency_ms={"generate": elapsed})
 
-    @app.post("/rag", response_model=RagResponse)
+    @app.post("/rag", response_model=RagResponse, responses=_errors(400, 401, 404, 422))
     async def rag(self, body: RagRequest, credentials=Depends(bearer)) -> RagResponse:  # noqa: B008
         """Retrieve k passages per question, answer from them (RAG decoding), return both and the time each took."""
         self._authorize(credentials)
@@ -187,7 +237,7 @@ class RagIngress:
             },
         )
 
-    @app.get("/adapters", response_model=AdaptersResponse)
+    @app.get("/adapters", response_model=AdaptersResponse, responses=_errors(401))
     async def adapters(self, credentials=Depends(bearer)) -> AdaptersResponse:  # noqa: B008
         """The adapter ids requests may name."""
         self._authorize(credentials)

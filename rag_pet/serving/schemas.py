@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+def _require_utf8(field: str, text: object) -> None:
+    """Reject a string UTF-8 cannot encode (a lone surrogate: valid JSON, not text), naming the field."""
+    if not isinstance(text, str):
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as bad:
+        surrogate = f"\\u{ord(text[bad.start]):04x}"
+        raise ValueError(
+            f"{field} contains a lone surrogate ({surrogate} at character {bad.start}): send valid Unicode text"
+        ) from None
 
 
 class QuestionsRequest(BaseModel):
@@ -12,6 +27,16 @@ class QuestionsRequest(BaseModel):
 
     question: str | None = Field(default=None, min_length=1, description="a single question")
     questions: list[str] | None = Field(default=None, min_length=1, description="several questions, answered in order")
+
+    @field_validator("question", "questions", mode="before")
+    @classmethod
+    def _utf8(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, list):
+            for number, text in enumerate(value):
+                _require_utf8(f"{info.field_name}[{number}]", text)
+        else:
+            _require_utf8(info.field_name, value)
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> QuestionsRequest:
@@ -40,6 +65,14 @@ class RagRequest(GenerateRequest):
     k: int | None = Field(default=None, gt=0, description="passages the answer reads (default: the served rag.k)")
     return_k: int | None = Field(
         default=None, gt=0, description="passages returned per question, the first k of them read (default: k)"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx answer."""
+
+    detail: str | list[dict[str, Any]] = Field(
+        description="what was wrong, naming the field or the `serve.*` limit; request validation gives a list of errors"
     )
 
 

@@ -60,6 +60,16 @@ def save_adapter(config: RagPetConfig, seed: int, directory) -> str:
     return str(directory)
 
 
+def documented(http: httpx.Client, method: str, route: str) -> set[int]:
+    """The status codes the service's OpenAPI document lists for `method` on `route`."""
+    return {int(code) for code in http.get("/openapi.json").json()["paths"][route][method]["responses"]}
+
+
+def post_raw(http: httpx.Client, route: str, body: str | bytes) -> httpx.Response:
+    """POST `body` as it is, labelled JSON (httpx's `json=` cannot send a lone surrogate or non-UTF-8 bytes)."""
+    return http.post(route, content=body, headers={"content-type": "application/json"})
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
@@ -110,6 +120,8 @@ def test_each_endpoint_answers(client):
     ("route", "body", "status", "message"),
     [
         ("/rag", "{not json", 422, "JSON decode error"),
+        ("/rag", b'{"question": "\xff"}', 400, "There was an error parsing the body"),
+        ("/retrieve", '{"question": "Who?", "k": "\\ud800"}', 422, '"loc":["body","k"]'),
         ("/rag", {"k": 2}, 422, "exactly one of `question`"),
         ("/rag", {"question": "x" * 201}, 422, "limit is 200 (serve.max_question_chars)"),
         ("/rag", {"question": "Who?", "k": 0}, 422, "greater than 0"),
@@ -120,13 +132,40 @@ def test_each_endpoint_answers(client):
     ],
 )
 def test_bad_requests_get_a_clear_4xx_and_the_service_keeps_serving(client, route, body, status, message):
-    if isinstance(body, str):
-        response = client.post(route, content=body, headers={"content-type": "application/json"})
-    else:
-        response = client.post(route, json=body)
-    assert response.status_code == status
+    response = post_raw(client, route, body) if isinstance(body, (str, bytes)) else client.post(route, json=body)
+    assert response.status_code == status and status in documented(client, "post", route)
     assert message in response.text
     assert client.post("/generate", json={"question": "Who won?"}).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/rag", "/generate", "/retrieve"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"question": "\\ud800"}', "question contains a lone surrogate (\\ud800 at character 0)"),
+        ('{"questions": ["Who won?", "a\\udfffb"]}', "questions[1] contains a lone surrogate (\\udfff at character 1)"),
+    ],
+)
+def test_a_lone_surrogate_gets_a_422_naming_the_field_and_the_service_keeps_serving(client, route, body, message):
+    response = post_raw(client, route, body)
+    assert response.status_code == 422 and 422 in documented(client, "post", route)
+    (error,) = response.json()["detail"]
+    assert message in error["msg"] and "send valid Unicode text" in error["msg"]
+    assert client.post(route, json={"question": "Who won?"}).status_code == 200
+
+
+def test_the_openapi_document_without_auth_has_no_bearer_scheme_and_lists_each_answer(client):
+    document = client.get("/openapi.json").json()
+    assert "securitySchemes" not in document.get("components", {})
+    operations = {(method, route): op for route, ops in document["paths"].items() for method, op in ops.items()}
+    assert not any("security" in op for op in operations.values())
+    assert {key: {int(code) for code in op["responses"]} for key, op in operations.items()} == {
+        ("post", "/retrieve"): {200, 400, 422},
+        ("post", "/generate"): {200, 400, 404, 422},
+        ("post", "/rag"): {200, 400, 404, 422},
+        ("get", "/adapters"): {200},
+        ("get", "/healthz"): {200},
+    }
 
 
 def test_two_adapters_give_different_answers_each_equal_to_offline_inference(setup, client):
@@ -185,6 +224,12 @@ def test_bearer_token_is_required_when_auth_is_on(setup, monkeypatch):
             assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
             right = http.post("/generate", json=body, headers={"Authorization": "Bearer s3cret"})
             assert right.status_code == 200 and len(right.json()["answers"]) == 1
+            assert http.get("/adapters").status_code == 401 and 401 in documented(http, "get", "/adapters")
+            assert {200, 401} <= documented(http, "post", "/generate")
+            document = http.get("/openapi.json").json()
+            assert document["components"]["securitySchemes"] == {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
+            assert document["paths"]["/generate"]["post"]["security"] == [{"HTTPBearer": []}]
+            assert "security" not in document["paths"]["/healthz"]["get"]
     finally:
         stop_service(service)
 
