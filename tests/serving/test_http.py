@@ -4,11 +4,20 @@
 from __future__ import annotations
 
 import socket
+from collections import Counter
 
 import httpx
 import pytest
+import schemathesis
 import torch
+from hypothesis import HealthCheck, given, settings
 from peft import LoraConfig, get_peft_model
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from rag_pet.config import RagPetConfig
 from rag_pet.data import load_qa_split
@@ -279,3 +288,26 @@ def test_a_trained_rag_run_is_served_from_its_run_directory(setup):
         assert [hit["id"] for hit in answered["results"][0]["passages"]] == expected  # the trained query tower
     finally:
         stop_service(service)
+
+
+FUZZ_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
+    """Schemathesis over the service's OpenAPI document (loopback, 30 examples an operation): no 5xx, and every
+    status, content type and body is what the document says."""
+    _, service, _ = setup
+    schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {operation.path for operation in operations} >= {"/retrieve", "/generate", "/rag", "/adapters", "/healthz"}
+    statuses: Counter = Counter()
+    for operation in operations:
+
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def answers_as_documented(case) -> None:
+            statuses[f"{case.path} {case.call_and_validate(checks=FUZZ_CHECKS).status_code}"] += 1
+
+        answers_as_documented()
+    print(f"\nschemathesis: {sum(statuses.values())} requests, by route and status: {dict(sorted(statuses.items()))}")
+    assert sum(statuses.values()) >= 5 * 10
