@@ -39,13 +39,16 @@ class Workload:
 
 @dataclass
 class Predictions:
-    """Answers ("" where a request failed), retrieved ids, and one latency per request (endpoint) or batch."""
+    """Answers ("" where a request failed), retrieved ids, and one latency per request (endpoint) or batch; for an
+    endpoint, each failed request (`failures`: question and status) and how many were sent twice (`retried`)."""
 
     answers: list[str]
     retrieved: list[list[str]]
     latencies_s: list[float] = field(default_factory=list)
     wall_seconds: float = 0.0
     errors: int = 0
+    failures: list[str] = field(default_factory=list)
+    retried: int = 0
 
 
 def predict_in_process(retrieve: Callable | None, answer: AnswerFn, work: Workload) -> Predictions:
@@ -146,14 +149,31 @@ class _Client:
     retrieved: list[list[str]]
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    failures: list[str] = field(default_factory=list)
+    retried: int = 0
+
+    async def _answer(self, client: httpx.AsyncClient, question: str) -> httpx.Response:
+        """One request, sent again once after a 5xx or a lost connection: Serve fails the requests a dying replica
+        held (the ingress's own, which nothing behind the proxy retries), and answering is idempotent."""
+        body = request_body(question, self.work)
+        try:
+            response = await client.post(self.route, json=body, headers=self.headers)
+            if response.status_code < 500:
+                return response
+        except httpx.TransportError:
+            pass
+        self.retried += 1
+        return await client.post(self.route, json=body, headers=self.headers)
 
     async def post(self, client: httpx.AsyncClient, position: int, question: str) -> None:
         began = time.perf_counter()
         try:
-            response = await client.post(self.route, json=request_body(question, self.work), headers=self.headers)
+            response = await self._answer(client, question)
             response.raise_for_status()
-        except httpx.HTTPError:
+        except httpx.HTTPError as err:
             self.errors += 1
+            status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else type(err).__name__
+            self.failures.append(f"question {position}: {status}")
             return
         self.latencies.append(time.perf_counter() - began)
         body = response.json()
@@ -193,7 +213,9 @@ def predict_from_endpoint(
     """One HTTP request per question to a running service, at most `concurrency` in flight."""
     client = _client(url, work, token)
     wall = asyncio.run(client.run(concurrency, timeout_s, deadline=None))
-    return Predictions(client.answers, client.retrieved, client.latencies, wall, client.errors)
+    return Predictions(
+        client.answers, client.retrieved, client.latencies, wall, client.errors, client.failures, client.retried
+    )
 
 
 def load_endpoint(
@@ -203,4 +225,6 @@ def load_endpoint(
     request (the answers hold the last answer to each question)."""
     client = _client(url, work, token)
     wall = asyncio.run(client.run(concurrency, timeout_s, deadline=time.perf_counter() + duration_s))
-    return Predictions(client.answers, client.retrieved, client.latencies, wall, client.errors)
+    return Predictions(
+        client.answers, client.retrieved, client.latencies, wall, client.errors, client.failures, client.retried
+    )
