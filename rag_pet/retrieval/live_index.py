@@ -124,18 +124,16 @@ class LiveIndex:
             logger.info("index %s: now searching v%d (was v%d)", self.name, ready, self.version)
             previous, self.version = self.version, ready
             for old in [v for v in self.open if v not in (previous, ready)]:  # nobody searches those any more
-                retired = self.open.pop(old)
-                if self.rank == 0:
-                    retired.close()
+                self.open.pop(old).close()  # stopped by the worker that started them; left to others' users
         return self.version
 
     def close(self) -> None:
-        """Stop an unfinished re-index and, on rank 0, every shard actor this run opened."""
+        """Stop an unfinished re-index and the shard actors this worker started (not those a service or another
+        run started, which may still be searching them)."""
         if self.pending is not None:
             ray.cancel(self.pending, force=True)
-        if self.rank == 0:
-            for index in self.open.values():
-                index.close()
+        for index in self.open.values():
+            index.close()
 
 
 @torch.no_grad()

@@ -134,6 +134,7 @@ class ShardedIndex:
         directory, self.manifest = read_manifest(self.root, name, version)
         self.doc_ids: list[str] = json.loads((directory / IDS).read_text())
         self.keep_max = higher_is_better(self.manifest.metric)
+        self.started_shards = not shards_running(name, self.manifest.version)
         shard_actor = ray.remote(IndexShard)
         self.shards = [
             shard_actor.options(
@@ -212,6 +213,12 @@ class ShardedIndex:
             raise
 
     def close(self) -> None:
-        """Stop the shard actors (they are otherwise shared until the driver that made them exits)."""
+        """Stop the shard actors if this front end started them; shards it attached to stay up for the process
+        that started them (a Serve replica, another run), which may still be searching them."""
+        if self.started_shards:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the shard actors, whoever started them."""
         for shard in self.shards:
             ray.kill(shard, no_restart=True)

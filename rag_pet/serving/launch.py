@@ -106,7 +106,7 @@ def stop_service(service: RunningService) -> None:
     already up when it started (another service's, a training run's) are left alone."""
     serve.delete(service.spec.config.serve.app_name)
     if service.owns_index:
-        open_index(service.spec.config.index_source, service.spec.index_version, detached=True).close()
+        open_index(service.spec.config.index_source, service.spec.index_version, detached=True).stop()
 
 
 def serve_until_stopped(spec: InferenceSpec) -> dict:

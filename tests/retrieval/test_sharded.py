@@ -6,7 +6,7 @@ import pytest
 import ray
 
 from rag_pet.retrieval.build import index_external_vectors
-from rag_pet.retrieval.sharded import SearchError, ShardedIndex
+from rag_pet.retrieval.sharded import SearchError, ShardedIndex, shards_running
 from rag_pet.retrieval.store import IndexStoreError
 
 
@@ -96,7 +96,10 @@ def test_a_second_front_end_attaches_to_the_same_named_shards(ray_local, tmp_pat
     first = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
     second = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
     assert [s["pid"] for s in first.health()] == [s["pid"] for s in second.health()]
+    second.close()  # it only attached: the shards stay up for the first front end
+    assert first.search(random_unit_vectors(1, 8, seed=6), 3).rows.shape == (1, 3)
     first.close()
+    assert not shards_running(manifest.name, manifest.version)
 
 
 def test_ties_pick_the_same_documents_for_every_shard_count(ray_local, tmp_path):

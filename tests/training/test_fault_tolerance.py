@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rag_pet.training.launcher import launch_training
+from rag_pet.training.launcher import TrainingResult, launch_training
 from tests.conftest import compose_config
 
 # full fine-tuning of a 4-layer model: ~0.7 s a step on 2 cores, so the kill lands before the run ends
@@ -30,6 +30,9 @@ RUN = (
 )
 
 
+WORKER = "ray::RayTrainWorker"
+
+
 def registered_steps(storage: Path) -> set[int]:
     """Steps of the checkpoints Ray Train's controller has committed (what a restarted worker group resumes from)."""
     try:
@@ -39,34 +42,42 @@ def registered_steps(storage: Path) -> set[int]:
     return {result["metrics"]["step"] for result in snapshot["checkpoint_results"]}
 
 
-def train_worker_pids() -> list[int]:
-    """Ray Train workers of this test session's Ray instance (its raylet is our child), not of other jobs."""
+def session_processes(command: str) -> list[int]:
+    """Processes of this test session's Ray instance (its raylet is our child) whose command starts with `command`;
+    other jobs' Ray instances are left alone."""
     return [
         process.pid
         for process in psutil.process_iter(["cmdline"])
-        if (process.info["cmdline"] or [""])[0].startswith("ray::RayTrainWorker")
+        if (process.info["cmdline"] or [""])[0].startswith(command)
         and any(parent.pid == os.getpid() for parent in process.parents())
     ]
 
 
-def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
-    reference = launch_training(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
-
-    config = compose_config(list(RUN), run_dir=tmp_path / "killed")
+def train_with_kills(config, command: str, after_steps: list[int]) -> tuple[TrainingResult, list[int]]:
+    """`launch_training(config)` while the session's one `command` process is SIGKILLed each time the next step of
+    `after_steps` has a registered checkpoint; the result and the killed pids."""
+    storage = Path(config.run_dir) / "checkpoints"
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=launch_training(config)))
     runner.start()
-    killed = None
-    while runner.is_alive() and killed is None:
-        if 4 in registered_steps(tmp_path / "killed" / "checkpoints"):
-            (killed,) = train_worker_pids()
-            os.kill(killed, signal.SIGKILL)
+    killed: list[int] = []
+    while runner.is_alive() and len(killed) < len(after_steps):
+        pids = [pid for pid in session_processes(command) if pid not in killed]
+        if after_steps[len(killed)] in registered_steps(storage) and len(pids) == 1:
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
         time.sleep(0.02)
-    runner.join(timeout=600)
+    runner.join(timeout=900)
+    assert len(killed) == len(after_steps), f"the run ended before a kill after each of steps {after_steps}"
+    return outcome["result"], killed
 
-    assert killed is not None, "the run ended before the step-4 checkpoint was registered"
+
+def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
+    reference = launch_training(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
+    result, (killed,) = train_with_kills(compose_config(list(RUN), run_dir=tmp_path / "killed"), WORKER, [4])
+
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
-    state = outcome["result"].state
+    state = result.state
     assert state.step == 6
     assert state.resumed_at == [4]  # a new worker process restored the step-4 checkpoint and trained 5 and 6
     assert [record["step"] for record in state.history] == list(range(1, 7))
@@ -74,30 +85,8 @@ def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
     assert losses == pytest.approx([record["loss"] for record in reference.state.history], rel=1e-4)
 
 
-def controller_pids() -> list[int]:
-    """Ray Train controllers of this test session's Ray instance."""
-    return [
-        process.pid
-        for process in psutil.process_iter(["cmdline"])
-        if (process.info["cmdline"] or [""])[0].startswith("ray::TrainController")
-        and any(parent.pid == os.getpid() for parent in process.parents())
-    ]
-
-
 @pytest.mark.slow
 def test_a_killed_controller_is_relaunched_from_the_latest_checkpoint(ray_local, tmp_path):
     config = compose_config([*RUN, "trainer.max_relaunches=1"], run_dir=tmp_path / "controller")
-    outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(result=launch_training(config)))
-    runner.start()
-    killed = None
-    while runner.is_alive() and killed is None:
-        if 4 in registered_steps(tmp_path / "controller" / "checkpoints"):
-            (killed,) = controller_pids()
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.02)
-    runner.join(timeout=600)
-
-    assert killed is not None, "the run ended before the step-4 checkpoint was registered"
-    state = outcome["result"].state
-    assert state.step == 6 and state.resumed_at == [4]
+    result, _ = train_with_kills(config, "ray::TrainController", [4])
+    assert result.state.step == 6 and result.state.resumed_at == [4]
