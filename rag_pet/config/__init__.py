@@ -1,7 +1,7 @@
 """Typed configuration: schemas, Hydra registration and validation."""
 
-from rag_pet.config.index_source import IndexSource, index_name, index_root
 from rag_pet.config.load import register_configs, to_config, to_dict
+from rag_pet.config.retrieval import IndexSource, index_name, index_root
 from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
     CorpusConfig,

@@ -8,7 +8,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag_pet.config.index_source import IndexSource
+from rag_pet.config import IndexSource
 from rag_pet.data import passage_text
 from rag_pet.errors import ConfigError
 from rag_pet.models.rag import build_trained_encoder

@@ -18,7 +18,7 @@ import numpy as np
 import ray
 import torch
 
-from rag_pet.config.index_source import IndexSource
+from rag_pet.config import IndexSource
 from rag_pet.models.encoder import BiEncoder
 from rag_pet.models.rag import build_trained_encoder, save_trained_towers
 from rag_pet.retrieval.build import build_index_version

@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import torch
 from transformers import PretrainedConfig
 
-from rag_pet.config import DataConfig, ModelConfig, PeftConfig, RagConfig, RetrieverConfig, TrainerConfig
-from rag_pet.config.index_source import IndexSource
+from rag_pet.config import DataConfig, IndexSource, ModelConfig, PeftConfig, RagConfig, RetrieverConfig, TrainerConfig
 from rag_pet.data.prompts import passage_prompt_text
 from rag_pet.data.types import Passage, QAExample
 from rag_pet.errors import ConfigError
