@@ -83,7 +83,6 @@ class LiveIndex:
         """Attach to `version`; `broadcast` sends rank 0's integer to every worker (the train context's);
         `wait_for_builds` makes rank 0 wait for a running re-index at each `sync` (reproducible runs)."""
         self.source, self.rank, self.broadcast, self.wait_for_builds = source, rank, broadcast, wait_for_builds
-        self.root, self.name = source.root, source.name
         self.open: dict[int, ShardedIndex] = {}
         self.version = version
         self.pending: ray.ObjectRef | None = None
@@ -104,11 +103,11 @@ class LiveIndex:
         """On rank 0, unless one is running: snapshot the document tower and index the corpus with it in a task."""
         if self.rank != 0 or self.pending is not None:
             return
-        snapshot = self.root / self.name / SNAPSHOTS / f"step_{step:08d}"
+        snapshot = self.source.root / self.source.name / SNAPSHOTS / f"step_{step:08d}"
         shutil.rmtree(snapshot, ignore_errors=True)
         save_trained_towers(retriever, snapshot, only="doc")
         self.pending = _build_from_snapshot.remote(self.source, str(snapshot))
-        logger.info("re-indexing %s with the document tower of step %d", self.name, step)
+        logger.info("re-indexing %s with the document tower of step %d", self.source.name, step)
 
     def sync(self) -> int:
         """Collective: every worker moves to the version rank 0 has finished building (if any); the current one.
@@ -121,7 +120,7 @@ class LiveIndex:
         ready = self.broadcast(ready)
         if ready != self.version:
             self._attach(ready)
-            logger.info("index %s: now searching v%d (was v%d)", self.name, ready, self.version)
+            logger.info("index %s: now searching v%d (was v%d)", self.source.name, ready, self.version)
             previous, self.version = self.version, ready
             for old in [v for v in self.open if v not in (previous, ready)]:  # nobody searches those any more
                 self.open.pop(old).close()  # stopped by the worker that started them; left to others' users

@@ -12,6 +12,8 @@ import json
 import numbers
 import os
 import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,38 +181,34 @@ class ShardedIndex:
         doc_ids = [[self.doc_ids[row] if row >= 0 else "" for row in query_rows] for query_rows in rows]
         return SearchResult(scores, rows, doc_ids, vectors)
 
-    def _explain_lost_shard(self) -> None:
-        """After a shard actor could not answer: the store's own error when its files changed under it (a restarted
-        actor cannot reload a corrupt shard, which Ray reports only as a dead actor)."""
-        read_manifest(self.root, self.manifest.name, self.manifest.version)
+    @contextmanager
+    def _lost_shards_explained(self) -> Iterator[None]:
+        """When a shard actor cannot answer: the store's own error if its files changed under it (a restarted actor
+        cannot reload a corrupt shard, which Ray reports only as a dead actor); else Ray's error."""
+        try:
+            yield
+        except ray.exceptions.RayActorError:
+            read_manifest(self.root, self.manifest.name, self.manifest.version)
+            raise
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         """Top-k for a batch of query vectors, merged exactly across shards."""
         queries, k = self._checked(queries, k)
-        try:
+        with self._lost_shards_explained():
             results = ray.get([shard.search.remote(queries, k, self.keep_max) for shard in self.shards])
-        except ray.exceptions.RayActorError:
-            self._explain_lost_shard()
-            raise
         return self._merged(results, k)
 
     async def search_async(self, queries: np.ndarray, k: int) -> SearchResult:
         """`search` for an event loop (a Serve replica): awaits the shards instead of blocking on them."""
         queries, k = self._checked(queries, k)
-        try:
+        with self._lost_shards_explained():
             results = await asyncio.gather(*[shard.search.remote(queries, k, self.keep_max) for shard in self.shards])
-        except ray.exceptions.RayActorError:
-            self._explain_lost_shard()
-            raise
         return self._merged(results, k)
 
     def health(self) -> list[dict]:
         """Per-shard stats; raises if a shard cannot answer (the store's error if its files are corrupt)."""
-        try:
+        with self._lost_shards_explained():
             return ray.get([shard.stats.remote() for shard in self.shards])
-        except ray.exceptions.RayActorError:
-            self._explain_lost_shard()
-            raise
 
     def close(self) -> None:
         """Stop the shard actors if this front end started them; shards it attached to stay up for the process

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_pet.config import RagPetConfig, to_config, to_dict
+from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.devices import resolve_device
 from rag_pet.errors import ConfigError
 from rag_pet.models import adapt_model
@@ -24,7 +24,7 @@ from rag_pet.training.export import export_deepspeed_checkpoint
 from rag_pet.training.rag_task import check_rag_setup
 from rag_pet.training.resources import WorkerRequest, wait_for_resources
 from rag_pet.training.retriever_task import relevance_pairs
-from rag_pet.training.tasks import build_objective_model, run_train_loop
+from rag_pet.training.tasks import build_objective_model, run_train_loop, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
 FINAL_CHECKPOINT = "final_checkpoint"
@@ -42,14 +42,6 @@ class TrainingResult:
     def model_dir(self) -> Path:
         """The adapter (PEFT) or full model saved with `save_pretrained`."""
         return self.checkpoint_dir / MODEL_DIR
-
-
-def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point: rebuild the typed config from plain data and run the loop."""
-    from rag_pet.training.ray_context import RayTrainContext
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_train_loop(to_config(config), RayTrainContext())
 
 
 def storage_location(config: RagPetConfig) -> str:

@@ -5,10 +5,12 @@ The one training module that reads the whole `RagPetConfig`; the tasks, engines 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import RagPetConfig, to_config
 from rag_pet.training.closed_book import ClosedBookTask, build_adapted_generator
 from rag_pet.training.context import TrainContext
 from rag_pet.training.deepspeed_engine import DeepSpeedEngine, partitioned_construction
@@ -76,3 +78,12 @@ def run_train_loop(config: RagPetConfig, ctx: TrainContext) -> dict:
             return train(task, build_engine(task, config, ctx), config.trainer, ctx)
         finally:
             task.close()
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry point: rebuild the typed config from plain data and run the loop. It lives here, not in the
+    launcher, so a worker imports only what its objective needs."""
+    from rag_pet.training.ray_context import RayTrainContext
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_train_loop(to_config(config), RayTrainContext())
