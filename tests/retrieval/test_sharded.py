@@ -1,5 +1,8 @@
 """ShardedIndex over Ray actors against one in-process exact faiss search on the same vectors."""
 
+import os
+import time
+
 import faiss
 import numpy as np
 import pytest
@@ -13,6 +16,18 @@ from rag_pet.retrieval.store import IndexStoreError
 def random_unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def wait_until_exited(pid: int, deadline_s: float = 120.0) -> None:
+    """Block until a local process has exited (a killed actor's old worker)."""
+    stop = time.monotonic() + deadline_s
+    while time.monotonic() < stop:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs {deadline_s:.0f} s after ray.kill")
 
 
 def write_flat(root, name, vectors, num_shards, metric="ip"):
@@ -129,9 +144,11 @@ def test_a_shard_corrupted_under_a_running_actor_is_reported_by_the_store_after_
     index = ShardedIndex(tmp_path, manifest.name, shard_cpus=0.1)
     queries = random_unit_vectors(2, 8, seed=10)
     index.search(queries, 3)
+    old_pid = ray.get(index.shards[0].stats.remote())["pid"]
     shard_file = directory / "shard_000" / "index.faiss"
     shard_file.write_bytes(shard_file.read_bytes()[:100])  # truncated while the actor runs
     ray.kill(index.shards[0], no_restart=False)  # its restart reloads the damaged file
+    wait_until_exited(old_pid)  # ray.kill returns before the process dies; a search could still reach it
     with pytest.raises(IndexStoreError, match=r"shard_000/index.faiss is missing or corrupt \(sha256 differs"):
         index.search(queries, 3)
     index.close()
