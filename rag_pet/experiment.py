@@ -171,6 +171,7 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "peak_memory_bytes": state.peak_memory_bytes,
                 "train_memory_bytes": state.train_memory_bytes,
                 "mfu": state.mfu,
+                "precision": state.precision,
                 "model_dir": str(result.model_dir),
             }
             if "index_version" in state.task_fields:

@@ -18,7 +18,8 @@ TINY_ARCHS = ("llama", "t5")
 DTYPES = ("float32", "bfloat16", "float16")
 PEFT_METHODS = ("lora", "dora", "adalora", "ia3", "loha", "lokr", "prefix", "prompt", "ptuning", "full", "frozen")
 PEFT_METHODS_TRAINABLE = tuple(m for m in PEFT_METHODS if m != "frozen")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ATTENTION_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
 ZERO_STAGES = (0, 1, 2, 3)
 EVAL_TASKS = ("qa", "retrieval")
 RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
@@ -78,6 +79,7 @@ class ModelConfig:
     num_heads: int = 4
     init_seed: int = 0
     dtype: str = "float32"
+    attn_implementation: str = "auto"
 
     def __post_init__(self) -> None:
         one_of("model.source", self.source, MODEL_SOURCES)
@@ -90,6 +92,7 @@ class ModelConfig:
             if self.hidden_size % self.num_heads:
                 raise ConfigError("model.hidden_size", self.hidden_size, "a multiple of model.num_heads")
         one_of("model.dtype", self.dtype, DTYPES)
+        one_of("model.attn_implementation", self.attn_implementation, ATTENTION_IMPLEMENTATIONS)
 
 
 @dataclass
@@ -120,7 +123,7 @@ class TrainerConfig:
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     max_steps: int = 100
     batch_size: int = 8
     lr: float = 2e-4

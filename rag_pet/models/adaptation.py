@@ -100,6 +100,13 @@ def adapt_model(model: PreTrainedModel, config: PeftConfig, is_seq2seq: bool, to
         ) from None
 
 
+def prepends_virtual_tokens(model: nn.Module) -> bool:
+    """Whether a peft prompt-learning method (prompt, prefix, p-tuning) wraps `model`: peft then prepends virtual
+    tokens or a prefix, extends the labels by them, and drops `position_ids`."""
+    model = unwrap(model)
+    return isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning
+
+
 def after_optimizer_step(model: nn.Module, step: int) -> None:
     """Per-step bookkeeping some methods need: AdaLoRA re-allocates ranks from the fresh gradients."""
     base = getattr(unwrap(model), "base_model", None)

@@ -21,6 +21,7 @@ from transformers import AutoModel
 from transformers.utils import ModelOutput
 
 from rag_pet.config import RagConfig, RetrieverConfig
+from rag_pet.data.prompts import last_positions
 from rag_pet.models.encoder import BiEncoder, build_encoder
 
 QUERY_ENCODER_DIR = "query_encoder"
@@ -46,7 +47,7 @@ def answer_token_logprobs(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             position_ids=batch.get("position_ids"),
-            logits_to_keep=labels.shape[1] + 1,
+            logits_to_keep=last_positions(batch["input_ids"].shape[1], labels.shape[1] + 1).to(labels.device),
         ).logits[:, :-1]
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)

@@ -33,6 +33,7 @@ class TrainState:
     peak_memory_bytes: int = 0
     train_memory_bytes: int = 0
     mfu: float | None = None
+    precision: str = ""
     history: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
     task_fields: dict = field(default_factory=dict)

@@ -21,6 +21,7 @@ from rag_pet.errors import ConfigError
 from rag_pet.models.adaptation import after_optimizer_step
 from rag_pet.training.checkpoint import load_weights, save_model_files
 from rag_pet.training.context import TrainContext
+from rag_pet.training.precision import resolve_precision
 
 OPTIMIZER_FILE = "optimizer.pt"
 
@@ -64,8 +65,9 @@ class TorchEngine:
         self.model = ctx.prepare_model(model)
         self.optimizer = torch.optim.AdamW(groups, lr=trainer.lr, weight_decay=trainer.weight_decay)
         self.scheduler = linear_schedule(trainer)(self.optimizer)
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(trainer.precision)
-        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=trainer.precision == "fp16")
+        precision = resolve_precision(trainer.precision, ctx.device)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision == "fp16")
 
     def _autocast(self):
         if self.autocast_dtype is None:

@@ -37,6 +37,7 @@ def train(task: TrainTask, engine: TrainEngine, trainer: TrainerConfig, ctx: Tra
     trainable, total = count_parameters(task.model)
     state = _resume(task, engine, ctx)
     state.trainable_params, state.total_params = trainable, total
+    state.precision = trainer.precision
     peak_flops = device_peak_flops(ctx.device)
     engine.model.train()
     micro_batches = task.micro_batches(state.step * trainer.grad_accum_steps)

@@ -6,6 +6,7 @@ The one training module that reads the whole `RagPetConfig`; the tasks, engines 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from rag_pet.training.context import TrainContext
 from rag_pet.training.deepspeed_engine import DeepSpeedEngine, partitioned_construction
 from rag_pet.training.engine import TorchEngine, TrainEngine
 from rag_pet.training.loop import train
+from rag_pet.training.precision import resolve_precision
 from rag_pet.training.task import TrainTask
 
 # The RAG and retriever task modules are imported when their objective runs: they bring Ray, FAISS and bm25s, and
@@ -70,6 +72,8 @@ def build_objective_model(config: RagPetConfig) -> nn.Module:
 def run_train_loop(config: RagPetConfig, ctx: TrainContext) -> dict:
     """Train `config.objective` for `trainer.max_steps` optimizer steps, resuming from the latest checkpoint; runs
     standalone with a `LocalContext` or inside a Ray Train worker."""
+    trainer = replace(config.trainer, precision=resolve_precision(config.trainer.precision, ctx.device))
+    config = replace(config, trainer=trainer)
     tiny = config.model.source == "tiny"
     with partitioned_construction(config.trainer, config.deepspeed, ctx, seeded_from_config=tiny):
         torch.manual_seed(config.seed)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
         ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
         ("data.seen_holdout=1.5", "data.seen_holdout", "a fraction in [0, 1)"),
         ("model.dtype=float16", "model.dtype", "float32 or bfloat16 on CPU"),
-        ("trainer.precision=fp8", "trainer.precision", "one of fp32, bf16, fp16"),
+        ("trainer.precision=fp8", "trainer.precision", "one of auto, fp32, bf16, fp16"),
         ("trainer.precision=fp16", "trainer.precision", "fp32 or bf16 on CPU"),
         ("deepspeed.zero_stage=5", "deepspeed.zero_stage", "one of 0, 1, 2, 3"),
         (
