@@ -14,9 +14,12 @@ python benchmarks/efficiency.py [--quick] [--workloads lora_step ...] [--json ou
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +29,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def on_gpu() -> bool:
@@ -237,7 +241,7 @@ def training_result(model, shapes: list[list[tuple[int, int]]], seconds: float, 
     }
 
 
-def rag_pet_loop(overrides: list[str], steps: int, warmup: int) -> dict:
+def rag_pet_loop(overrides: list[str], steps: int, warmup: int, passes: int = 2) -> dict:
     """rag_pet's own training step (task batches, engine step) in this process, as a standalone run takes it."""
     from rag_pet.training.context import LocalContext
     from rag_pet.training.tasks import build_engine, build_task
@@ -251,7 +255,7 @@ def rag_pet_loop(overrides: list[str], steps: int, warmup: int) -> dict:
     stream = task.micro_batches(0)
     batches = [next(stream) for _ in range(steps)]
     counter = itertools.count()
-    seconds = timed_steps(lambda batch: engine.train_step([batch], next(counter)), batches, warmup)
+    seconds = timed_steps(lambda batch: engine.train_step([batch], next(counter)), batches, warmup, passes)
     shapes = [batch_shapes(batch) for batch in batches[warmup:]]
     trainable = sum(p.numel() for p in task.model.parameters() if p.requires_grad)
     full = config.peft.method == "full"
@@ -265,3 +269,232 @@ def batch_shapes(batch: dict) -> list[tuple[int, int]]:
     """(real tokens, answer tokens) per generator row of a collated batch."""
     answers = (batch["labels"] != -100).sum(1).tolist()
     return list(zip(batch["attention_mask"].sum(1).tolist(), answers, strict=True))
+
+
+def answering_inputs(overrides: list[str], questions: int, k: int):
+    """An `Answerer` for the configured generator, the evaluation's questions, and k passages each (the gold
+    paragraph first, then the corpus's next ones): fixed context, so every run reads the same prompts."""
+    from rag_pet.data import load_qa_split
+    from rag_pet.data.prompts import PromptEncoder
+    from rag_pet.data.squad import squad_corpus
+    from rag_pet.inference.answering import Answerer, RetrievedPassage
+    from rag_pet.models import build_generator
+
+    config = compose(overrides)
+    generator = build_generator(config.model)
+    encoder = PromptEncoder.from_config(generator.tokenizer, config.data, False, config.rag.passage_max_tokens)
+    answerer = Answerer(generator, encoder, config.rag, device())
+    examples = load_qa_split(config.data, config.data.eval_split, questions)
+    corpus = squad_corpus()
+    position = {passage.id: number for number, passage in enumerate(corpus)}
+    passages = None
+    if k:
+        passages = []
+        for example in examples:
+            first = position[example.gold_passage_id]
+            found = [corpus[(first + j) % len(corpus)] for j in range(k)]
+            passages.append([RetrievedPassage(p.id, p.title, p.text, 1.0 - 0.1 * j) for j, p in enumerate(found)])
+    return config, answerer, examples, passages
+
+
+def answering(overrides: list[str], questions: int, k: int) -> dict:
+    """Seconds per question of `Answerer.answer` in evaluation-sized batches, and the answers."""
+    config, answerer, examples, passages = answering_inputs(overrides, questions, k)
+    size = config.eval.batch_size
+    texts = [example.question for example in examples]
+    answerer.answer(texts[:size], passages[:size] if passages else None, config.eval.max_new_tokens)  # warm-up
+    answers, start = [], time.perf_counter()
+    for first in range(0, len(texts), size):
+        batch_passages = passages[first : first + size] if passages else None
+        answers += answerer.answer(texts[first : first + size], batch_passages, config.eval.max_new_tokens)
+    seconds = (time.perf_counter() - start) / len(texts)
+    return {"s_per_question": seconds, "answers": answers, "peak_memory_bytes": peak_memory_bytes()}
+
+
+def rag_training(overrides: list[str], steps: int, warmup: int) -> dict:
+    """A RAG training step (k=2 passages of 160 tokens, batch 4) over a 200-paragraph SQuAD index built here."""
+    from rag_pet.retrieval.live_index import ensure_index
+    from rag_pet.runtime import ensure_ray
+
+    storage = tempfile.mkdtemp(prefix="rag_pet_efficiency_index_")
+    common = ["rag.k=2", "rag.passage_max_tokens=160", "trainer.batch_size=4", "corpus.max_passages=200"]
+    overrides = [*overrides, *common, f"index.storage_path={storage}", "index.encode_cpus=1"]
+    ensure_ray(include_dashboard=False, log_to_driver=False)
+    ensure_index(compose(overrides).index_source)
+    return rag_pet_loop(overrides, steps, warmup, passes=1)
+
+
+def encoding(passages: int) -> dict:
+    """MiniLM document encoding of SciFact abstracts through rag_pet's encoder (the single-process path Ray Data's
+    actors run), batch 64, longest first."""
+    from rag_pet.config import RetrieverConfig
+    from rag_pet.data import load_scifact, passage_text
+    from rag_pet.models.encoder import build_encoder
+
+    texts = [passage_text(p) for p in load_scifact().corpus[:passages]]
+    encoder = build_encoder(RetrieverConfig(source="minilm")).to(device()).eval()
+    texts.sort(key=len, reverse=True)
+    batches = [texts[start : start + 64] for start in range(0, len(texts), 64)]
+    with torch.inference_mode():
+        encoder.encode_documents(batches[-1][:8])
+        synchronize()
+        start = time.perf_counter()
+        for batch in batches:
+            encoder.encode_documents(batch)
+        synchronize()
+        seconds = time.perf_counter() - start
+    config = encoder.doc_tower.config
+    tokens = sum(int(encoder.tokenize(b, encoder.config.doc_max_length)["attention_mask"].sum()) for b in batches)
+    padded = sum(encoder.tokenize(b, encoder.config.doc_max_length)["input_ids"].numel() for b in batches)
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * config.intermediate_size)
+    width = padded / len(texts)
+    flops = tokens * per_token + len(texts) * layers * 4 * width * width * hidden
+    return {
+        "passages_per_s": len(texts) / seconds,
+        "flops_per_s": flops / seconds,
+        "precision": "fp32",
+        "peak_memory_bytes": peak_memory_bytes(),
+    }
+
+
+def job_tokens_per_s(overrides: list[str]) -> float:
+    """Mean tokens/s of a `jobs.train` run's logged windows after the first (model loading and warm-up)."""
+    from train_job import run_job
+
+    storage = tempfile.mkdtemp(prefix="rag_pet_efficiency_job_")
+    run_job([*overrides, f"trainer.storage_path={storage}", "eval.after_training=false", "tracking=disabled"])
+    state = json.loads(max(Path(storage).rglob("train_state.json")).read_text())
+    windows = state["history"][1:]
+    return sum(window["tokens_per_s"] for window in windows) / len(windows)
+
+
+def ray_train(precision: str, steps: int) -> dict:
+    """`jobs.train` LoRA under one Ray Train worker and standalone (`trainer.launcher=local`), same steps."""
+    common = [*LORA, f"trainer.precision={precision}", f"trainer.max_steps={steps}", "trainer.log_every=2"]
+    common.append(f"trainer.checkpoint_every={steps}")
+    return {
+        "tokens_per_s": job_tokens_per_s([*common, "trainer.launcher=ray"]),
+        "standalone_tokens_per_s": job_tokens_per_s([*common, "trainer.launcher=local"]),
+        "precision": precision,
+    }
+
+
+WORKLOADS = {
+    "peak": lambda quick: measure_peak(),
+    "lora_plain_fp32": lambda quick: plain_loop("lora", "fp32", 6 if quick else 10, 2),
+    "lora_fp32": lambda quick: rag_pet_loop(LORA + ["trainer.precision=fp32"], 6 if quick else 10, 2),
+    "lora_plain_bf16": lambda quick: plain_loop("lora", "bf16", 6 if quick else 10, 2),
+    "lora_bf16": lambda quick: rag_pet_loop(LORA + ["trainer.precision=bf16"], 6 if quick else 10, 2),
+    "lora_ray_fp32": lambda quick: ray_train("fp32", 8 if quick else 12),
+    "full_plain_fp32": lambda quick: plain_loop("full", "fp32", 4, 1),
+    "full_fp32": lambda quick: rag_pet_loop(FULL + ["trainer.precision=fp32"], 4, 1),
+    "hybrid_fp32": lambda quick: rag_training(["experiment=hybrid_rag_lora", "trainer.precision=fp32"], 3, 1),
+    "joint_fp32": lambda quick: rag_training(["experiment=joint_rag", "trainer.precision=fp32"], 3, 1),
+    "answer_closed_book": lambda quick: answering(["experiment=quickstart"], 40 if quick else 100, 0),
+    "answer_rag_k2": lambda quick: answering(RAG_ANSWERS + ["rag.decoding=token_greedy"], 24 if quick else 100, 2),
+    "answer_rag_sequence": lambda quick: answering(RAG_ANSWERS + ["rag.decoding=sequence_fast"], 16, 2),
+    "encode_minilm": lambda quick: encoding(128 if quick else 256),
+}
+LORA = ["experiment=closed_book_lora"]
+FULL = ["experiment=closed_book_full"]
+RAG_ANSWERS = ["experiment=rag_frozen", "rag.passage_max_tokens=160"]
+NEEDS_RAY = {"lora_ray_fp32", "hybrid_fp32", "joint_fp32"}
+
+
+def run_workload(name: str, quick: bool) -> dict:
+    """One workload in a fresh process (its own peak memory); its result dict."""
+    command = [sys.executable, __file__, "--run", name, *(["--quick"] if quick else [])]
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode or not lines:
+        raise RuntimeError(f"workload {name} failed:\n{completed.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def fraction(result: dict | None, peaks: dict) -> str:
+    if not result or "flops_per_s" not in result:
+        return "-"
+    peak = peaks.get(result["precision"])
+    return f"{result['flops_per_s'] / peak:.0%}" if peak else "-"
+
+
+def cell(result: dict | None, key: str, digits: int = 1) -> str:
+    return f"{result[key]:.{digits}f}" if result and key in result else "-"
+
+
+def ratio(a: dict | None, b: dict | None, key: str, higher_is_better: bool = True) -> str:
+    if not a or not b or key not in a or key not in b:
+        return "-"
+    value = a[key] / b[key] if higher_is_better else b[key] / a[key]
+    return f"{value:.2f}x"
+
+
+ROWS = [
+    # (label, workload, baseline workload (plain loop), unit key, higher is better)
+    ("LoRA step, fp32 (tokens/s)", "lora_fp32", "lora_plain_fp32", "tokens_per_s", True),
+    ("LoRA step, bf16 autocast (tokens/s)", "lora_bf16", "lora_plain_bf16", "tokens_per_s", True),
+    ("LoRA, 1 Ray Train worker, fp32 (tokens/s)", "lora_ray_fp32", "lora_plain_fp32", "tokens_per_s", True),
+    ("full fine-tuning step, fp32 (tokens/s)", "full_fp32", "full_plain_fp32", "tokens_per_s", True),
+    ("hybrid RAG + LoRA step, fp32 (s/step)", "hybrid_fp32", None, "s_per_step", False),
+    ("joint RAG step, fp32 (s/step)", "joint_fp32", None, "s_per_step", False),
+    ("closed-book answers (s/question)", "answer_closed_book", None, "s_per_question", False),
+    ("RAG-Token answers, k=2 (s/question)", "answer_rag_k2", None, "s_per_question", False),
+    ("RAG-Sequence answers, k=2 (s/question)", "answer_rag_sequence", None, "s_per_question", False),
+    ("MiniLM encoding (passages/s)", "encode_minilm", None, "passages_per_s", True),
+]
+
+
+def table(results: dict, before: dict) -> str:
+    peaks = results["peak"]["peak_flops"]
+    lines = [
+        f"Device: {results['peak']['device']}; matmul peak measured in this run: "
+        + ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s" for name, value in peaks.items()),
+        "| workload | plain loop | rag_pet before | rag_pet after | after vs before | after vs plain | "
+        "% of peak (after) | peak memory (after) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, name, baseline, key, higher in ROWS:
+        after, earlier, plain = results.get(name), before.get(name), results.get(baseline) if baseline else None
+        digits = 3 if key == "s_per_question" else 1
+        memory = f"{after['peak_memory_bytes'] / 2**30:.2f} GiB" if after and "peak_memory_bytes" in after else "-"
+        note = ""
+        if after and earlier and "answers" in after:
+            differ = sum(a != b for a, b in zip(after["answers"], earlier["answers"], strict=True))
+            note = " (same answers)" if not differ else f" ({differ} answers differ)"
+        lines.append(
+            f"| {label} | {cell(plain, key, digits)} | {cell(earlier, key, digits)} | {cell(after, key, digits)}{note}"
+            f" | {ratio(after, earlier, key, higher)} | {ratio(after, plain, key, higher)} | {fraction(after, peaks)}"
+            f" | {memory} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), help="a subset of " + ", ".join(WORKLOADS))
+    parser.add_argument("--quick", action="store_true", help="fewer steps and questions (a smoke run)")
+    parser.add_argument("--json", type=Path, help="write every result here (feed it to a later --before)")
+    parser.add_argument("--before", type=Path, help="the --json of an earlier run: its figures fill 'before'")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print("RESULT " + json.dumps(WORKLOADS[args.run](args.quick)), flush=True)
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:  # the GPU machine runs without Ray: the Ray-free workloads only
+        args.workloads = [name for name in args.workloads if name not in NEEDS_RAY]
+    names = ["peak", *[name for name in args.workloads if name != "peak"]]
+    results = {name: run_workload(name, args.quick) for name in names}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    before = json.loads(args.before.read_text()) if args.before else {}
+    print(table(results, before))
+
+
+if __name__ == "__main__":
+    main()
