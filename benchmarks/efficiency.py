@@ -283,7 +283,7 @@ def answering_inputs(overrides: list[str], questions: int, k: int):
     config = compose(overrides)
     generator = build_generator(config.model)
     encoder = PromptEncoder.from_config(generator.tokenizer, config.data, False, config.rag.passage_max_tokens)
-    answerer = Answerer(generator, encoder, config.rag, device())
+    answerer = Answerer(generator, encoder, config.rag, device(), config.eval.precision)
     examples = load_qa_split(config.data, config.data.eval_split, questions)
     corpus = squad_corpus()
     position = {passage.id: number for number, passage in enumerate(corpus)}
@@ -391,14 +391,18 @@ WORKLOADS = {
     "full_fp32": lambda quick: rag_pet_loop(FULL + ["trainer.precision=fp32"], 4, 1),
     "hybrid_fp32": lambda quick: rag_training(["experiment=hybrid_rag_lora", "trainer.precision=fp32"], 3, 1),
     "joint_fp32": lambda quick: rag_training(["experiment=joint_rag", "trainer.precision=fp32"], 3, 1),
-    "answer_closed_book": lambda quick: answering(["experiment=quickstart"], 40 if quick else 100, 0),
-    "answer_rag_k2": lambda quick: answering(RAG_ANSWERS + ["rag.decoding=token_greedy"], 24 if quick else 100, 2),
-    "answer_rag_sequence": lambda quick: answering(RAG_ANSWERS + ["rag.decoding=sequence_fast"], 16, 2),
+    "answer_closed_book": lambda quick: answering(CLOSED_BOOK + FP32, 40 if quick else 100, 0),
+    "answer_closed_book_auto": lambda quick: answering(CLOSED_BOOK, 40 if quick else 100, 0),
+    "answer_rag_k2": lambda quick: answering(RAG_ANSWERS + FP32, 24 if quick else 100, 2),
+    "answer_rag_k2_auto": lambda quick: answering(RAG_ANSWERS, 24 if quick else 100, 2),
+    "answer_rag_sequence": lambda quick: answering(RAG_ANSWERS + FP32 + ["rag.decoding=sequence_fast"], 16, 2),
     "encode_minilm": lambda quick: encoding(128 if quick else 256),
 }
 LORA = ["experiment=closed_book_lora"]
 FULL = ["experiment=closed_book_full"]
-RAG_ANSWERS = ["experiment=rag_frozen", "rag.passage_max_tokens=160"]
+RAG_ANSWERS = ["experiment=rag_frozen", "rag.passage_max_tokens=160", "rag.decoding=token_greedy"]
+CLOSED_BOOK = ["experiment=quickstart"]
+FP32 = ["eval.precision=fp32"]
 NEEDS_RAY = {"lora_ray_fp32", "hybrid_fp32", "joint_fp32"}
 
 
@@ -434,17 +438,56 @@ def ratio(a: dict | None, b: dict | None, key: str, higher_is_better: bool = Tru
 
 
 ROWS = [
-    # (label, workload, baseline workload (plain loop), unit key, higher is better)
-    ("LoRA step, fp32 (tokens/s)", "lora_fp32", "lora_plain_fp32", "tokens_per_s", True),
-    ("LoRA step, bf16 autocast (tokens/s)", "lora_bf16", "lora_plain_bf16", "tokens_per_s", True),
-    ("LoRA, 1 Ray Train worker, fp32 (tokens/s)", "lora_ray_fp32", "lora_plain_fp32", "tokens_per_s", True),
-    ("full fine-tuning step, fp32 (tokens/s)", "full_fp32", "full_plain_fp32", "tokens_per_s", True),
-    ("hybrid RAG + LoRA step, fp32 (s/step)", "hybrid_fp32", None, "s_per_step", False),
-    ("joint RAG step, fp32 (s/step)", "joint_fp32", None, "s_per_step", False),
-    ("closed-book answers (s/question)", "answer_closed_book", None, "s_per_question", False),
-    ("RAG-Token answers, k=2 (s/question)", "answer_rag_k2", None, "s_per_question", False),
-    ("RAG-Sequence answers, k=2 (s/question)", "answer_rag_sequence", None, "s_per_question", False),
-    ("MiniLM encoding (passages/s)", "encode_minilm", None, "passages_per_s", True),
+    # (label, workload, its plain-loop baseline, the workload of the "before" run it is compared with, key, higher
+    # is better); rows at the default precision compare with the fp32 default the code had before
+    ("LoRA step, fp32 (tokens/s)", "lora_fp32", "lora_plain_fp32", "lora_fp32", "tokens_per_s", True),
+    ("LoRA step, bf16 autocast (tokens/s)", "lora_bf16", "lora_plain_bf16", "lora_bf16", "tokens_per_s", True),
+    ("LoRA step, default precision (tokens/s)", "lora_bf16", "lora_plain_bf16", "lora_fp32", "tokens_per_s", True),
+    (
+        "LoRA, 1 Ray Train worker, fp32 (tokens/s)",
+        "lora_ray_fp32",
+        "lora_plain_fp32",
+        "lora_ray_fp32",
+        "tokens_per_s",
+        True,
+    ),
+    ("full fine-tuning step, fp32 (tokens/s)", "full_fp32", "full_plain_fp32", "full_fp32", "tokens_per_s", True),
+    ("hybrid RAG + LoRA step, fp32 (s/step)", "hybrid_fp32", None, "hybrid_fp32", "s_per_step", False),
+    ("joint RAG step, fp32 (s/step)", "joint_fp32", None, "joint_fp32", "s_per_step", False),
+    (
+        "closed-book answers, fp32 (s/question)",
+        "answer_closed_book",
+        None,
+        "answer_closed_book",
+        "s_per_question",
+        False,
+    ),
+    (
+        "closed-book answers, default precision (s/question)",
+        "answer_closed_book_auto",
+        None,
+        "answer_closed_book",
+        "s_per_question",
+        False,
+    ),
+    ("RAG-Token answers, k=2, fp32 (s/question)", "answer_rag_k2", None, "answer_rag_k2", "s_per_question", False),
+    (
+        "RAG-Token answers, k=2, default precision (s/question)",
+        "answer_rag_k2_auto",
+        None,
+        "answer_rag_k2",
+        "s_per_question",
+        False,
+    ),
+    (
+        "RAG-Sequence answers, k=2, fp32 (s/question)",
+        "answer_rag_sequence",
+        None,
+        "answer_rag_sequence",
+        "s_per_question",
+        False,
+    ),
+    ("MiniLM encoding, fp32 (passages/s)", "encode_minilm", None, "encode_minilm", "passages_per_s", True),
 ]
 
 
@@ -457,8 +500,9 @@ def table(results: dict, before: dict) -> str:
         "% of peak (after) | peak memory (after) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for label, name, baseline, key, higher in ROWS:
-        after, earlier, plain = results.get(name), before.get(name), results.get(baseline) if baseline else None
+    for label, name, baseline, before_name, key, higher in ROWS:
+        after, earlier = results.get(name), before.get(before_name)
+        plain = results.get(baseline) if baseline else None
         digits = 3 if key == "s_per_question" else 1
         memory = f"{after['peak_memory_bytes'] / 2**30:.2f} GiB" if after and "peak_memory_bytes" in after else "-"
         note = ""

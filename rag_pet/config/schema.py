@@ -19,6 +19,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 PEFT_METHODS = ("lora", "dora", "adalora", "ia3", "loha", "lokr", "prefix", "prompt", "ptuning", "full", "frozen")
 PEFT_METHODS_TRAINABLE = tuple(m for m in PEFT_METHODS if m != "frozen")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+EVAL_PRECISIONS = ("auto", "fp32", "bf16")
 ATTENTION_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
 ZERO_STAGES = (0, 1, 2, 3)
 EVAL_TASKS = ("qa", "retrieval")
@@ -204,8 +205,9 @@ class EvalConfig:
     model_dir: str | None = None
     before_training: bool = False
     after_training: bool = True
-    batch_size: int = 16
+    batch_size: int = 64
     max_new_tokens: int = 16
+    precision: str = "auto"
 
     retrieval_methods: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
     retrieval_k: int = 100
@@ -223,6 +225,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         one_of("eval.task", self.task, EVAL_TASKS)
         one_of("eval.runner", self.runner, EVAL_RUNNERS)
+        one_of("eval.precision", self.precision, EVAL_PRECISIONS)
         if self.runner == "endpoint" and not self.endpoint_url:
             raise ConfigError(
                 "eval.endpoint_url", None, "the URL of a running service (what `python -m jobs.serve` printed)"

@@ -85,6 +85,6 @@ def evaluate_qa(
 ) -> dict[str, float]:
     """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
     prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
-    answerer = Answerer(generator, prompts, None, device)
+    answerer = Answerer(generator, prompts, None, device, settings.precision)
     predictions = predict_in_process(None, answerer.answer, workload(settings, examples, k=None))
     return score_and_write(examples, predictions, out_dir)

@@ -40,7 +40,7 @@ def evaluate_rag_pipeline(
     try:
         retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(source.corpus)})
         prompts = rag_prompt_encoder(data, rag, generator.tokenizer, generator.is_seq2seq)
-        answerer = Answerer(generator, prompts, rag, device)
+        answerer = Answerer(generator, prompts, rag, device, settings.precision)
         predictions = predict_in_process(retriever.retrieve, answerer.answer, workload(settings, examples, rag.k))
         return score_and_write(examples, predictions, out_dir)
     finally:

@@ -13,6 +13,7 @@ import torch
 from rag_pet.config import RagConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import Passage, QAExample
+from rag_pet.devices import autocast, resolve_precision
 from rag_pet.inference.generation import generate_answers
 from rag_pet.inference.rag_decoding import rag_generate
 from rag_pet.models import Generator
@@ -70,9 +71,18 @@ class PassageRetriever:
 class Answerer:
     """Greedy (or `rag.decoding`) answers of one generator, closed-book or over retrieved passages."""
 
-    def __init__(self, generator: Generator, prompts: PromptEncoder, rag: RagConfig | None, device: torch.device):
-        """`rag`: the RAG decoding settings (None: closed-book answers only)."""
+    def __init__(
+        self,
+        generator: Generator,
+        prompts: PromptEncoder,
+        rag: RagConfig | None,
+        device: torch.device,
+        precision: str = "fp32",
+    ):
+        """`rag`: the RAG decoding settings (None: closed-book answers only); `precision`: `eval.precision`, generation
+        runs under its autocast (weights stay as loaded, so adapters of any method load and switch unchanged)."""
         self.generator, self.prompts, self.rag, self.device = generator, prompts, rag, device
+        self.precision = resolve_precision(precision, device)
         generator.model.to(device).eval()
 
     def answer(
@@ -92,7 +102,8 @@ class Answerer:
         for count in sorted({len(found) for found in passages}):
             group = [i for i, found in enumerate(passages) if len(found) == count]
             examples = [QAExample(str(i), questions[i], ("",)) for i in group]
-            found = self._answer_group(examples, [passages[i] for i in group], max_new_tokens, model)
+            with autocast(self.device, self.precision):
+                found = self._answer_group(examples, [passages[i] for i in group], max_new_tokens, model)
             for i, answer in zip(group, found, strict=True):
                 answers[i] = answer
         return answers

@@ -35,7 +35,7 @@ class AdaptedAnswerer:
         config = spec.config
         generator = build_generator(config.model, weights=Path(spec.full_weights) if spec.full_weights else None)
         prompts = rag_prompt_encoder(config.data, config.rag, generator.tokenizer, generator.is_seq2seq)
-        self.answerer = Answerer(generator, prompts, config.rag, device)
+        self.answerer = Answerer(generator, prompts, config.rag, device, config.eval.precision)
         self.switch = AdapterSwitch(generator.model)
         self.spec = spec
 

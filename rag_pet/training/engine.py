@@ -17,11 +17,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import get_linear_schedule_with_warmup
 
 from rag_pet.config import TrainerConfig
+from rag_pet.devices import autocast, resolve_precision
 from rag_pet.errors import ConfigError
 from rag_pet.models.adaptation import after_optimizer_step
 from rag_pet.training.checkpoint import load_weights, save_model_files
 from rag_pet.training.context import TrainContext
-from rag_pet.training.precision import resolve_precision
 
 OPTIMIZER_FILE = "optimizer.pt"
 
@@ -65,14 +65,8 @@ class TorchEngine:
         self.model = ctx.prepare_model(model)
         self.optimizer = torch.optim.AdamW(groups, lr=trainer.lr, weight_decay=trainer.weight_decay)
         self.scheduler = linear_schedule(trainer)(self.optimizer)
-        precision = resolve_precision(trainer.precision, ctx.device)
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision == "fp16")
-
-    def _autocast(self):
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+        self.precision = resolve_precision(trainer.precision, ctx.device)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.precision == "fp16")
 
     def train_step(self, micro_batches: list[dict[str, torch.Tensor]], step: int) -> float:
         total = 0.0
@@ -80,7 +74,7 @@ class TorchEngine:
             last = index == len(micro_batches) - 1
             sync = nullcontext() if last or not hasattr(self.model, "no_sync") else self.model.no_sync()
             with sync:
-                with self._autocast():
+                with autocast(self.device, self.precision):
                     loss = self.model(**batch).loss / len(micro_batches)
                 self.scaler.scale(loss).backward()
             total += loss.item()

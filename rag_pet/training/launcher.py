@@ -53,14 +53,14 @@ def storage_location(config: RagPetConfig) -> str:
 def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[float], reserved: float = 0.0) -> float:
     """The CPU reservation of a worker: as configured, or (None) an equal share of the cluster, at most one node.
 
-    `reserved` CPUs are left for actors the workers need (index shards, a re-indexing encoder); a share may then
-    fall below one CPU, since otherwise those actors could never be placed and the workers would wait forever."""
+    `reserved` CPUs are left for actors the workers need (index shards, a re-indexing encoder) and the workers share
+    the rest, fractions included (the worker computes on the CPUs it holds rounded up); a share may fall below one
+    CPU, since otherwise those actors could never be placed and the workers would wait forever."""
     if requested is not None:
         return requested
     if not reserved:
         return float(max(1, min(int(sum(node_cpus) // num_workers), int(max(node_cpus, default=1)))))
-    free = sum(node_cpus) - reserved
-    share = float(int(free // num_workers)) if free >= num_workers else max(free / num_workers, 0.1)
+    share = max((sum(node_cpus) - reserved) / num_workers, 0.1)
     return min(share, max(node_cpus, default=1))
 
 

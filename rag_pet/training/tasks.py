@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from rag_pet.config import RagPetConfig, to_config
+from rag_pet.devices import resolve_precision
 from rag_pet.training.closed_book import ClosedBookTask, build_adapted_generator
 from rag_pet.training.context import TrainContext
 from rag_pet.training.deepspeed_engine import DeepSpeedEngine, partitioned_construction
 from rag_pet.training.engine import TorchEngine, TrainEngine
 from rag_pet.training.loop import train
-from rag_pet.training.precision import resolve_precision
 from rag_pet.training.task import TrainTask
 
 # The RAG and retriever task modules are imported when their objective runs: they bring Ray, FAISS and bm25s, and

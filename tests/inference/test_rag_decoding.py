@@ -69,3 +69,18 @@ def test_teacher_forced_likelihood_matches_the_models_own_loss(tiny):
         labels = [-100] * len(prompt) + answer
         loss = generator.model(input_ids=torch.tensor([prompt + answer]), labels=torch.tensor([labels])).loss
     assert loglik.item() == pytest.approx(-loss.item() * len(answer), rel=1e-4)
+
+
+@pytest.mark.parametrize("decoding", STRATEGIES)
+def test_questions_decoded_as_one_batch_get_the_answers_they_get_one_at_a_time(tiny, decoding):
+    generator, prompts = tiny
+    examples = [*EXAMPLES, QAExample("q3", "Which of the two is older, and by how many years?", ("x",))]
+    passages = [*PASSAGES, Passage("c", "", "A short one.")]
+    rows = [[prompts.prompt_ids(e, passages[(i + j) % 3]) for j in range(2)] for i, e in enumerate(examples)]
+    prior = torch.log_softmax(torch.tensor([[0.2, 0.1], [1.0, -1.0], [0.0, 0.3]]), dim=-1)
+    args = (generator.model, generator.tokenizer)
+    one_at_a_time = [
+        rag_generate(*args, rows[b], prior[b : b + 1], generator.is_seq2seq, decoding, 6, 2)[0] for b in range(3)
+    ]
+    batched = rag_generate(*args, [row for pair in rows for row in pair], prior, generator.is_seq2seq, decoding, 6, 2)
+    assert batched == one_at_a_time

@@ -22,7 +22,7 @@ def test_cpus_per_worker(requested, workers, nodes, expected):
 
 @pytest.mark.parametrize(
     ("workers", "reserved", "expected"),
-    [(1, 0.5, 1.0), (1, 1.5, 0.5), (2, 0.5, 0.75)],  # RAG shards (and a re-index encoder) must still fit 2 CPUs
+    [(1, 0.5, 1.5), (1, 1.5, 0.5), (2, 0.5, 0.75)],  # RAG shards (and a re-index encoder) must still fit 2 CPUs
 )
 def test_cpus_per_worker_leaves_room_for_the_runs_own_actors(workers, reserved, expected):
     share = cpus_per_worker(None, workers, [2.0], reserved)
@@ -61,3 +61,12 @@ def test_a_method_peft_lacks_for_the_architecture_fails_before_ray_starts(tiny_c
     message = str(caught.value)
     assert message.startswith("config error: peft.method='ia3' is invalid; allowed: a method peft supports for codegen")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("assigned", "threads"), [(1.0, 1), (1.5, 2), (0.25, 1), (2.0, 2)])
+def test_a_worker_computes_on_the_cpus_it_holds_rounded_up(assigned, threads, monkeypatch):
+    from rag_pet.training import ray_context
+
+    monkeypatch.setattr(ray_context.os, "cpu_count", lambda: 2)
+    assert ray_context.worker_threads(assigned) == threads
+    assert ray_context.worker_threads(64.0) == 2  # never more than the machine has

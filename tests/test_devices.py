@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rag_pet.training import precision
-from rag_pet.training.precision import has_native_bf16, resolve_precision
+from rag_pet import devices
+from rag_pet.devices import has_native_bf16, resolve_precision
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -21,6 +21,6 @@ def test_auto_asks_cuda_whether_the_gpu_supports_bf16(monkeypatch, native):
 
 
 def test_an_explicit_precision_is_kept_whatever_the_device(monkeypatch):
-    monkeypatch.setattr(precision, "has_native_bf16", lambda device: True)
+    monkeypatch.setattr(devices, "has_native_bf16", lambda device: True)
     for requested in ("fp32", "bf16", "fp16"):
         assert resolve_precision(requested, torch.device("cpu")) == requested
