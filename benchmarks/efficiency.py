@@ -370,7 +370,8 @@ def job_tokens_per_s(overrides: list[str]) -> float:
 
 
 def ray_train(precision: str, steps: int) -> dict:
-    """`jobs.train` LoRA under one Ray Train worker and standalone (`trainer.launcher=local`), same steps."""
+    """`jobs.train` LoRA under one Ray Train worker and standalone (`trainer.launcher=local`), same steps; the table
+    reports the Ray job's share of the standalone job's rate applied to the standalone loop's."""
     common = [*LORA, f"trainer.precision={precision}", f"trainer.max_steps={steps}", "trainer.log_every=2"]
     common.append(f"trainer.checkpoint_every={steps}")
     return {
@@ -406,16 +407,17 @@ FP32 = ["eval.precision=fp32"]
 NEEDS_RAY = {"lora_ray_fp32", "hybrid_fp32", "joint_fp32"}
 
 
-def run_workload(name: str, quick: bool) -> dict:
-    """One workload in a fresh process (its own peak memory); its result dict."""
-    command = [sys.executable, __file__, "--run", name, *(["--quick"] if quick else [])]
+def run_workload(name: str, quick: bool, tree: Path = REPO) -> dict:
+    """One workload in a fresh process (its own peak memory) on the code of `tree`; its result dict."""
+    script = tree / "benchmarks" / Path(__file__).name
+    command = [sys.executable, str(script), "--run", name, *(["--quick"] if quick else [])]
     start = time.perf_counter()
-    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    completed = subprocess.run(command, cwd=tree, capture_output=True, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode or not lines:
         raise RuntimeError(f"workload {name} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(lines[-1][len("RESULT ") :])
-    print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    print(f"  {name} ({tree.name}): {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return result
 
 
@@ -503,6 +505,10 @@ def table(results: dict, before: dict) -> str:
     for label, name, baseline, before_name, key, higher in ROWS:
         after, earlier = results.get(name), before.get(before_name)
         plain = results.get(baseline) if baseline else None
+        if after and plain and "standalone_tokens_per_s" in after and "lora_fp32" in results:
+            # a job's logged windows against the standalone job's: scale the standalone loop's per-step figure
+            share = after["tokens_per_s"] / after["standalone_tokens_per_s"]
+            after = {**after, "tokens_per_s": results["lora_fp32"]["tokens_per_s"] * share}
         digits = 3 if key == "s_per_question" else 1
         memory = f"{after['peak_memory_bytes'] / 2**30:.2f} GiB" if after and "peak_memory_bytes" in after else "-"
         note = ""
@@ -521,8 +527,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), help="a subset of " + ", ".join(WORKLOADS))
     parser.add_argument("--quick", action="store_true", help="fewer steps and questions (a smoke run)")
-    parser.add_argument("--json", type=Path, help="write every result here (feed it to a later --before)")
-    parser.add_argument("--before", type=Path, help="the --json of an earlier run: its figures fill 'before'")
+    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="a checkout of the code to compare with (git worktree add DIR REV; this script copied into its"
+        " benchmarks/): each of its workloads runs right before the same one here, so both see the same machine",
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -533,10 +544,14 @@ def main() -> None:
     except ImportError:  # the GPU machine runs without Ray: the Ray-free workloads only
         args.workloads = [name for name in args.workloads if name not in NEEDS_RAY]
     names = ["peak", *[name for name in args.workloads if name != "peak"]]
-    results = {name: run_workload(name, args.quick) for name in names}
+    compared = {before_name for _, _, _, before_name, _, _ in ROWS}
+    results, before = {}, {}
+    for name in names:
+        if args.before_tree and name in compared:
+            before[name] = run_workload(name, args.quick, args.before_tree.resolve())
+        results[name] = run_workload(name, args.quick)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    before = json.loads(args.before.read_text()) if args.before else {}
+        args.json.write_text(json.dumps({"after": results, "before": before}, indent=1))
     print(table(results, before))
 
 
