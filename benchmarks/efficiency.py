@@ -9,7 +9,8 @@ body at every real token (forward, activation gradient, and weight gradient wher
 the vocabulary head only where a loss is taken or a token is decoded. Computing the head at prompt positions is
 waste, not work, so it lowers the fraction rather than raising it.
 
-python benchmarks/efficiency.py [--quick] [--workloads lora_step ...] [--json out.json] [--before before.json]
+python benchmarks/efficiency.py [--quick] [--workloads lora_fp32 ...] [--json out.json] [--before-tree DIR]
+                              [--profile WORKLOAD]
 """
 
 from __future__ import annotations
@@ -51,19 +52,12 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def native_bf16() -> bool:
-    """Whether bf16 matmuls run natively here (CUDA compute capability 8+, or a CPU with avx512_bf16 / AMX)."""
-    if on_gpu():
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # The limit: dense matmul FLOP/s at the model's shapes
 
 
 def model_linear_shapes(config, tokens: int) -> list[tuple[int, int, int]]:
-    """(M, K, N) of the decoder's linear layers and head for a batch of `tokens` tokens."""
+    """(M, K, N) of the decoder body's linear layers for a batch of `tokens` tokens."""
     hidden, inter = config.hidden_size, config.intermediate_size
     kv = hidden // config.num_attention_heads * config.num_key_value_heads
     return [(tokens, hidden, hidden), (tokens, hidden, kv), (tokens, hidden, inter), (tokens, inter, hidden)]
@@ -90,10 +84,11 @@ def measure_peak() -> dict:
     """The machine's matmul peak per dtype: the best FLOP/s over the model's own matmul shapes at 2 batch sizes."""
     from transformers import AutoConfig
 
+    from rag_pet.devices import has_native_bf16
     from rag_pet.models.pretrained import smollm2_dir
 
     config = AutoConfig.from_pretrained(smollm2_dir())
-    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if native_bf16() else {})}
+    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if has_native_bf16(device()) else {})}
     peaks = {}
     for name, dtype in dtypes.items():
         shapes = model_linear_shapes(config, 256) + model_linear_shapes(config, 1024)
@@ -540,8 +535,16 @@ def main() -> None:
         help="a checkout of the code to compare with (git worktree add DIR REV; this script copied into its"
         " benchmarks/): each of its workloads runs right before the same one here, so both see the same machine",
     )
+    parser.add_argument(
+        "--profile", metavar="WORKLOAD", help="run one workload under torch.profiler and print where its time goes"
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.profile:
+        with torch.profiler.profile() as profiler:
+            WORKLOADS[args.profile](True)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+        return
     if args.run:
         print("RESULT " + json.dumps(WORKLOADS[args.run](args.quick)), flush=True)
         return
