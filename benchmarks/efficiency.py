@@ -502,6 +502,7 @@ def table(results: dict, before: dict) -> str:
     lines = [
         f"Device: {results['peak']['device']}; matmul peak measured in this run: "
         + ", ".join(f"{name} {value / 1e9:.0f} GFLOP/s" for name, value in peaks.items()),
+        "",
         "| workload | plain loop | rag_pet before | rag_pet after | after vs before | after vs plain | "
         "% of peak (after) | peak memory (after) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
