@@ -56,11 +56,17 @@ def peak_memory_bytes() -> int:
 # The limit: dense matmul FLOP/s at the model's shapes
 
 
-def model_linear_shapes(config, tokens: int) -> list[tuple[int, int, int]]:
-    """(M, K, N) of the decoder body's linear layers for a batch of `tokens` tokens."""
+def layer_linears(config) -> list[tuple[int, int]]:
+    """(in, out) of every linear layer of one Llama-style decoder layer: q, k, v, o, gate, up, down."""
     hidden, inter = config.hidden_size, config.intermediate_size
     kv = hidden // config.num_attention_heads * config.num_key_value_heads
-    return [(tokens, hidden, hidden), (tokens, hidden, kv), (tokens, hidden, inter), (tokens, inter, hidden)]
+    attention = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden)]
+    return [*attention, (hidden, inter), (hidden, inter), (inter, hidden)]
+
+
+def model_linear_shapes(config, tokens: int) -> list[tuple[int, int, int]]:
+    """(M, K, N) of the distinct linear shapes of the decoder body for a batch of `tokens` tokens."""
+    return [(tokens, k, n) for k, n in sorted(set(layer_linears(config)))]
 
 
 def matmul_flops_per_second(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
@@ -109,10 +115,9 @@ def device_name() -> str:
 def decoder_dims(model) -> tuple[int, int, int]:
     """(linear weights of the decoder body, head weights, layers x hidden) of a Llama-style causal LM."""
     config = model.config
-    hidden, inter = config.hidden_size, config.intermediate_size
-    kv = hidden // config.num_attention_heads * config.num_key_value_heads
-    per_layer = hidden * (2 * hidden + 2 * kv) + 3 * hidden * inter
-    return per_layer * config.num_hidden_layers, config.vocab_size * hidden, config.num_hidden_layers * hidden
+    per_layer = sum(k * n for k, n in layer_linears(config))
+    layers, hidden = config.num_hidden_layers, config.hidden_size
+    return per_layer * layers, config.vocab_size * hidden, layers * hidden
 
 
 def train_step_flops(model, batch_tokens: list[tuple[int, int]], trainable: int, full: bool) -> float:
@@ -339,12 +344,10 @@ def encoding(passages: int) -> dict:
         synchronize()
         seconds = time.perf_counter() - start
     config = encoder.doc_tower.config
-    tokens = sum(int(encoder.tokenize(b, encoder.config.doc_max_length)["attention_mask"].sum()) for b in batches)
-    padded = sum(encoder.tokenize(b, encoder.config.doc_max_length)["input_ids"].numel() for b in batches)
+    lengths = torch.cat([encoder.tokenize(b, encoder.config.doc_max_length)["attention_mask"].sum(1) for b in batches])
     hidden, layers = config.hidden_size, config.num_hidden_layers
     per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * config.intermediate_size)
-    width = padded / len(texts)
-    flops = tokens * per_token + len(texts) * layers * 4 * width * width * hidden
+    flops = float(lengths.sum()) * per_token + float((lengths.double() ** 2).sum()) * layers * 4 * hidden
     return {
         "passages_per_s": len(texts) / seconds,
         "flops_per_s": flops / seconds,
