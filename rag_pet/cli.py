@@ -20,11 +20,12 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, StringNode
 from omegaconf.errors import ValidationError
 
-from rag_pet.config import RagPetConfig, to_config
+from rag_pet.config import RagPetConfig, to_structured
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
 
 T = TypeVar("T")
+C = TypeVar("C")
 logger = logging.getLogger("rag_pet")
 
 CONFIG_NAME = "config"
@@ -32,17 +33,27 @@ NODE_TYPES = {BooleanNode: "a boolean", IntegerNode: "an integer", FloatNode: "a
 CHOICE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP)
 
 
-def hydra_job(task_function: Callable[[DictConfig], None]) -> Callable[[], None]:
-    """`hydra.main` over `conf/config.yaml` beside `jobs/`; a bad override is one `error:` line and exit status 2."""
-    config_dir = Path(inspect.getfile(task_function)).resolve().parents[1] / "conf"
-    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=CONFIG_NAME)(task_function)
+def job_config_dir(task_function: Callable) -> Path:
+    """`conf/` beside the `jobs/` folder that holds the job."""
+    return Path(inspect.getfile(task_function)).resolve().parents[1] / "conf"
+
+
+def hydra_job(
+    task_function: Callable[[DictConfig], None] | None = None, *, config_name: str = CONFIG_NAME
+) -> Callable[[], None]:
+    """`hydra.main` over `conf/<config_name>.yaml` beside `jobs/`; a bad override is one `error:` line and exit
+    status 2. Used bare (`@hydra_job`) or with another primary config (`@hydra_job(config_name="compare")`)."""
+    if task_function is None:
+        return functools.partial(hydra_job, config_name=config_name)
+    config_dir = job_config_dir(task_function)
+    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=config_name)(task_function)
 
     @functools.wraps(task_function)
     def main() -> None:
         args = get_args_parser().parse_args()
         own_flags = args.help or args.hydra_help or args.shell_completion or args.experimental_rerun
         if not (own_flags or args.config_path or args.config_dir):
-            error = config_error(config_dir, args.config_name or CONFIG_NAME, args.overrides, args.multirun)
+            error = config_error(config_dir, args.config_name or config_name, args.overrides, args.multirun)
             if error is not None:
                 _exit_with(error)
         hydra_main()
@@ -57,7 +68,7 @@ def config_error(config_dir: Path, config_name: str, overrides: list[str], multi
             for override_set in _sweep_jobs(overrides) if multirun else [overrides]:
                 compose(config_name=config_name, overrides=override_set)
         except ConfigCompositionException as err:
-            return _as_config_error(err)
+            return as_config_error(err)
         except (OverrideParseException, ValueError):
             return None  # Hydra reports these itself, as it does every other composition error
     return None
@@ -72,7 +83,7 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return [fixed, *([*fixed, choice] for choice in choices)]
 
 
-def _as_config_error(err: ConfigCompositionException) -> ConfigError | None:
+def as_config_error(err: ConfigCompositionException) -> ConfigError | None:
     """The `ConfigError` for an unknown config group option or a value OmegaConf cannot convert, else None."""
     if isinstance(err, MissingConfigException) and err.options and "/" in err.missing_cfg_file:
         group, _, option = err.missing_cfg_file.rpartition("/")
@@ -88,12 +99,13 @@ def _allowed(err: ValidationError) -> str:
     return NODE_TYPES.get(type(err.child_node)) or str(err.msg).strip().splitlines()[0]
 
 
-def run_job(function: Callable[[RagPetConfig], T], cfg: DictConfig) -> T:
-    """Validate `cfg` and call `function`; a `RagPetError` exits with status 2 and its one-line message."""
+def run_job(function: Callable[[C], T], cfg: DictConfig, schema: type[C] = RagPetConfig) -> T:
+    """Validate `cfg` as `schema` and call `function`; a `RagPetError` exits with status 2 and its one-line
+    message."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return function(to_config(cfg))
+        return function(to_structured(cfg, schema))
     except RagPetError as err:
         _exit_with(err)
 

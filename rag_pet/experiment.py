@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_dict
@@ -81,6 +81,33 @@ def _evaluate(
     return metrics
 
 
+SPLIT_METRICS = ("exact_match", "f1", "retrieval_recall@1", "retrieval_recall@5")
+
+
+def _evaluate_splits(
+    config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample], model_dir: Path | None = None
+) -> dict:
+    """`_evaluate` on `data.eval_split`, then on each of `eval.extra_splits` (metrics suffixed `@<split>`), and the
+    generator's loss on the general-text sample when `eval.forgetting_texts` asks for it."""
+    metrics = _evaluate(config, generator, label, examples, model_dir)
+    quiet = replace(config.eval, latency_questions=0)
+    for split in config.eval.extra_splits:
+        split_config = replace(config, data=replace(config.data, eval_split=split), eval=quiet)
+        split_examples = load_qa_split(config.data, split, config.data.max_eval_examples)
+        found = _evaluate(split_config, generator, f"{label}@{split}", split_examples, model_dir)
+        metrics.update({f"{key}@{split}": found[key] for key in SPLIT_METRICS if key in found})
+    if config.eval.forgetting_texts:
+        metrics["general_text_loss"] = _general_text_loss(config, generator)
+    return metrics
+
+
+def _general_text_loss(config: RagPetConfig, generator: Generator) -> float:
+    from rag_pet.evaluation.forgetting import general_text_loss, general_texts
+
+    device = resolve_device(config.trainer.use_gpu)
+    return general_text_loss(generator, general_texts(config.eval.forgetting_texts), device, config.eval.precision)
+
+
 def _eval_split(config: RagPetConfig) -> str:
     """The split results are reported on: BEIR qrels split for BEIR retrieval, else the QA split."""
     if config.eval.task == "retrieval" and config.corpus.name != "squad":
@@ -145,14 +172,14 @@ def run_experiment(config: RagPetConfig) -> dict:
                 rows.extend(_evaluate_retriever(config, None, label))
             else:
                 base = build_generator(config.model)
-                rows.append(
-                    {
-                        "method": label,
-                        **_evaluate(config, base, label, examples),
-                        "trainable_params": 0,
-                        "train_seconds": 0.0,
-                    }
-                )
+                row = {"method": label, **_evaluate_splits(config, base, label, examples)}
+                if "general_text_loss" in row:
+                    row["forgetting"] = 0.0
+                rows.append({**row, "trainable_params": 0, "train_seconds": 0.0})
+        base_loss = None
+        if _trains(config) and config.eval.forgetting_texts and config.objective != "retriever":
+            base = base or build_generator(config.model)
+            base_loss = _general_text_loss(config, base)
         if _trains(config):
             result = launch_training(config)
             log_history(tracker, result.state.history, "train")
@@ -180,7 +207,9 @@ def run_experiment(config: RagPetConfig) -> dict:
                 row.update(_evaluate_retriever(config, result.model_dir, label)[0])
             elif config.eval.after_training:
                 generator = load_trained_generator(config, result.model_dir, base)
-                row.update(_evaluate(config, generator, label, examples, result.model_dir))
+                row.update(_evaluate_splits(config, generator, label, examples, result.model_dir))
+                if base_loss is not None:
+                    row.update(general_text_loss_before=base_loss, forgetting=row["general_text_loss"] - base_loss)
             rows.append(row)
     return summary
 
@@ -223,7 +252,7 @@ def evaluate_model(config: RagPetConfig) -> dict:
                 generator = load_trained_generator(config, model_dir)
             else:
                 generator = build_generator(config.model)
-            rows.append({"method": method, **_evaluate(config, generator, method, examples, model_dir)})
+            rows.append({"method": method, **_evaluate_splits(config, generator, method, examples, model_dir)})
     return summary
 
 

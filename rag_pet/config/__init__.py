@@ -1,6 +1,6 @@
 """Typed configuration: schemas, Hydra registration and validation."""
 
-from rag_pet.config.load import register_configs, to_config, to_dict
+from rag_pet.config.load import register_configs, to_config, to_dict, to_structured
 from rag_pet.config.retrieval import IndexSource, index_name, index_root
 from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
@@ -41,4 +41,5 @@ __all__ = [
     "register_configs",
     "to_config",
     "to_dict",
+    "to_structured",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +13,7 @@ from rag_pet.config.schema import RagPetConfig
 from rag_pet.errors import ConfigError, RagPetError
 
 SCHEMA_NAME = "rag_pet_schema"
+T = TypeVar("T")
 
 
 def register_configs() -> None:
@@ -21,10 +22,15 @@ def register_configs() -> None:
 
 
 def to_config(cfg: DictConfig | dict[str, Any]) -> RagPetConfig:
-    """Resolve and validate a composed config; raise `ConfigError` naming the bad field."""
+    """Resolve and validate a composed experiment config; raise `ConfigError` naming the bad field."""
+    return to_structured(cfg, RagPetConfig)
+
+
+def to_structured(cfg: DictConfig | dict[str, Any], schema: type[T]) -> T:
+    """Resolve a composed config and build the `schema` dataclass, validated; a `ConfigError` names the bad field."""
     try:
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-        merged = OmegaConf.merge(OmegaConf.structured(RagPetConfig), container)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), container)
         return OmegaConf.to_object(merged)
     except RagPetError:
         raise

@@ -4,7 +4,7 @@ family (`IndexSource`) the first three describe."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag_pet.config.checks import one_of, positive
@@ -48,11 +48,13 @@ class RetrieverConfig:
 @dataclass
 class CorpusConfig:
     """The passages that are indexed, retrieved and learnt from: bundled SQuAD paragraphs or SciFact abstracts, or a
-    local BEIR folder (the first `max_passages` when set)."""
+    local BEIR folder (the first `max_passages` when set), without the passages whose title is in
+    `exclude_titles` (articles held back until they "arrive", as a study's freshness test does)."""
 
     name: str = "squad"
     path: str | None = None
     max_passages: int | None = None
+    exclude_titles: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         one_of("corpus.name", self.name, CORPORA)

@@ -11,7 +11,8 @@ from rag_pet.config.serve import ServeConfig
 from rag_pet.errors import ConfigError
 
 DATASETS = ("squad", "nq_open", "jsonl")
-SPLITS = ("train", "validation_seen", "validation", "test")
+SPLITS = ("train", "validation_seen", "validation", "test", "test_train")
+TRAIN_ON = ("questions", "passages")
 TEMPLATES = ("closed_book",)
 MODEL_SOURCES = ("tiny", "smollm2", "path")
 TINY_ARCHS = ("llama", "t5")
@@ -32,7 +33,14 @@ EVAL_RUNNERS = ("in_process", "ray_data", "endpoint")
 
 @dataclass
 class DataConfig:
-    """Which QA task to train and evaluate on, how it is split, and how prompts are built."""
+    """Which QA task to train and evaluate on, how it is split, and how prompts are built.
+
+    SQuAD splits by article: `train`, `validation` and `test` articles, with `seen_holdout` of the train articles'
+    questions held out as `validation_seen`; `test_train_fraction` of the test articles' questions move to
+    `test_train` (question-answer pairs about new articles to train on, the rest of `test` to evaluate). With
+    `train_on=passages` training reads the paragraphs of the `train_split` articles as plain text (language
+    modelling, each cut to `max_text_tokens`) instead of question-answer pairs.
+    """
 
     name: str = "squad"
     path: str | None = None
@@ -40,14 +48,17 @@ class DataConfig:
     validation_articles: int = 5
     test_articles: int = 5
     seen_holdout: float = 0.1
+    test_train_fraction: float = 0.0
     train_split: str = "train"
     eval_split: str = "validation"
+    train_on: str = "questions"
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     template: str = "closed_book"
     chat_template: bool = False
     max_prompt_tokens: int = 64
     max_answer_tokens: int = 16
+    max_text_tokens: int = 256
 
     def __post_init__(self) -> None:
         one_of("data.name", self.name, DATASETS)
@@ -60,12 +71,18 @@ class DataConfig:
         positive("data.test_articles", self.test_articles)
         if not 0.0 <= self.seen_holdout < 1.0:
             raise ConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
+        if not 0.0 <= self.test_train_fraction < 1.0:
+            raise ConfigError("data.test_train_fraction", self.test_train_fraction, "a fraction in [0, 1)")
+        one_of("data.train_on", self.train_on, TRAIN_ON)
+        if self.train_on == "passages" and self.name != "squad":
+            raise ConfigError("data.train_on", "passages", "questions unless data.name=squad (articles by split)")
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None:
                 positive(f"data.{name}", value)
         positive("data.max_prompt_tokens", self.max_prompt_tokens)
         positive("data.max_answer_tokens", self.max_answer_tokens)
+        positive("data.max_text_tokens", self.max_text_tokens)
 
 
 @dataclass
@@ -118,7 +135,10 @@ class PeftConfig:
 
 @dataclass
 class TrainerConfig:
-    """Optimisation and distribution: workers, device, steps, checkpoints and failure handling."""
+    """Optimisation and distribution: workers, device, steps, checkpoints and failure handling.
+
+    `init_from` starts closed-book training from the weights an earlier run trained (its `final_checkpoint/model`:
+    an adapter of the same peft method, or a fully fine-tuned model) instead of the pretrained model."""
 
     launcher: str = "ray"
     num_workers: int = 1
@@ -139,6 +159,7 @@ class TrainerConfig:
     max_relaunches: int = 1
     storage_path: str | None = None
     resource_wait_s: float = 0.0
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         one_of("trainer.launcher", self.launcher, LAUNCHERS)
@@ -199,7 +220,13 @@ class DeepSpeedConfig:
 
 @dataclass
 class EvalConfig:
-    """Generation-based evaluation before and after training, or of saved weights (`model_dir`)."""
+    """Generation-based evaluation before and after training, or of saved weights (`model_dir`).
+
+    Besides `data.eval_split`, QA evaluation can score `extra_splits` (the same `data.max_eval_examples` of each;
+    their metrics carry an `@<split>` suffix), time `latency_questions` questions one at a time (p50/p95 at batch 1),
+    and measure forgetting: the generator's loss on `forgetting_texts` general-text passages (SciFact abstracts)
+    after training minus before.
+    """
 
     task: str = "qa"
     model_dir: str | None = None
@@ -208,6 +235,9 @@ class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 16
     precision: str = "auto"
+    extra_splits: list[str] = field(default_factory=list)
+    latency_questions: int = 0
+    forgetting_texts: int = 0
 
     retrieval_methods: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
     retrieval_k: int = 100
@@ -234,6 +264,10 @@ class EvalConfig:
             positive(f"eval.{name}", getattr(self, name))
         positive("eval.gpus_per_predictor", self.gpus_per_predictor, allow_zero=True)
         positive("eval.batch_size", self.batch_size)
+        for split in self.extra_splits:
+            one_of("eval.extra_splits", split, SPLITS)
+        positive("eval.latency_questions", self.latency_questions, allow_zero=True)
+        positive("eval.forgetting_texts", self.forgetting_texts, allow_zero=True)
         positive("eval.max_new_tokens", self.max_new_tokens)
         positive("eval.retrieval_k", self.retrieval_k)
         for method in self.retrieval_methods:
@@ -242,11 +276,13 @@ class EvalConfig:
 
 @dataclass
 class TrackingConfig:
-    """W&B tracking: offline by default, online when the user has a key."""
+    """W&B tracking: offline by default, online when the user has a key; `group` gathers related runs (a study's
+    cells)."""
 
     mode: str = "offline"
     project: str = "rag_pet"
     entity: str | None = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -288,6 +324,12 @@ class RagPetConfig:
             )
         if self.trainer.precision == "fp16" and not self.trainer.use_gpu:
             raise ConfigError("trainer.precision", "fp16", "fp32 or bf16 on CPU (set trainer.use_gpu=true for fp16)")
+        if self.trainer.init_from and (self.objective != "closed_book" or self.peft.method == "frozen"):
+            raise ConfigError(
+                "trainer.init_from",
+                self.trainer.init_from,
+                "null unless closed-book training (objective=closed_book) of a PET method or full fine-tuning",
+            )
         if self.deepspeed.enabled and self.peft.method == "adalora":
             raise ConfigError(
                 "peft.method",

@@ -111,6 +111,14 @@ class PromptEncoder:
         ids = self.tokenizer(("" if self.chat else " ") + answer.strip(), add_special_tokens=False).input_ids
         return ids[: self.max_answer_tokens] + [self.tokenizer.eos_token_id]
 
+    def text_features(self, text: str, max_tokens: int) -> dict[str, list[int]]:
+        """Language modelling on plain text (its first `max_tokens` tokens): every token is a target. An
+        encoder-decoder reconstructs the text from itself."""
+        ids = self._tokens(text)[:max_tokens]
+        if self.is_seq2seq:
+            return {"input_ids": ids, "labels": ids + [self.tokenizer.eos_token_id]}
+        return {"input_ids": self._bos + ids, "labels": self._bos + ids}
+
     def training_features(self, example: QAExample) -> dict[str, list[int]]:
         """input_ids and labels with the prompt masked out of the loss (the first answer is the target)."""
         prompt, answer = self.prompt_ids(example), self.answer_ids(example.answers[0])

@@ -57,17 +57,28 @@ def _article_examples(article: dict) -> list[QAExample]:
     ]
 
 
+SPLIT_ARTICLES = {
+    "train": "train",
+    "validation_seen": "train",
+    "validation": "validation",
+    "test": "test",
+    "test_train": "test",
+}
+
+
 def split_squad(
     seed: int = 13,
     validation_articles: int = 5,
     test_articles: int = 5,
     seen_holdout: float = 0.1,
     path: Path = SQUAD_DEV,
+    test_train_fraction: float = 0.0,
 ) -> SquadSplit:
     """Split by article into train / validation / test, holding out `seen_holdout` of train questions.
 
     `validation_seen` asks about train articles (knowledge seen in training); `validation` and `test`
-    ask about articles no training question came from.
+    ask about articles no training question came from. `test_train` takes the first `test_train_fraction` of the
+    test questions (to train on knowledge that arrives late), and `test` keeps the rest.
     """
     articles = sorted(load_squad_articles(path), key=lambda article: article["title"])
     if validation_articles + test_articles >= len(articles):
@@ -90,5 +101,19 @@ def split_squad(
     examples["validation_seen"], examples["train"] = train[:held_out], train[held_out:]
     for name in ("validation", "test"):
         random.Random(seed + 2).shuffle(examples[name])
+    moved = int(round(len(examples["test"]) * test_train_fraction))
+    examples["test_train"], examples["test"] = examples["test"][:moved], examples["test"][moved:]
     titles = {name: sorted(article["title"] for article in group) for name, group in groups.items()}
     return SquadSplit(examples=examples, articles=titles)
+
+
+def split_passages(split: SquadSplit, name: str, path: Path = SQUAD_DEV) -> list[Passage]:
+    """The paragraphs of the articles behind split `name` (`test_train` and `test`: the test articles), in file
+    order."""
+    titles = set(split.articles[SPLIT_ARTICLES[name]])
+    return [
+        Passage(passage_id(article["title"], index), article["title"].replace("_", " "), paragraph["context"])
+        for article in load_squad_articles(path)
+        if article["title"] in titles
+        for index, paragraph in enumerate(article["paragraphs"])
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import QAExample
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_metrics import best_over_answers, exact_match, f1, qa_scores
-from rag_pet.evaluation.runners import Predictions, Workload, predict_in_process
+from rag_pet.evaluation.runners import AnswerFn, Predictions, Workload, predict_in_process
 from rag_pet.inference.answering import Answerer
 from rag_pet.models import Generator
 from rag_pet.storage import write_json_atomic, write_text_atomic
@@ -75,6 +77,35 @@ def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir
     return metrics
 
 
+def batch1_latency(
+    retrieve: Callable | None, answer: AnswerFn, settings: EvalConfig, examples: list[QAExample], k: int | None
+) -> dict[str, float]:
+    """p50/p95 milliseconds per question answered alone (retrieval included), over the first
+    `settings.latency_questions` questions; empty when that is 0."""
+    if not settings.latency_questions:
+        return {}
+    work = replace(workload(settings, examples[: settings.latency_questions], k), batch_size=1)
+    timed = predict_in_process(retrieve, answer, work)
+    summary = latency_summary(timed.latencies_s, len(work.questions), timed.wall_seconds)
+    return {f"batch1_latency_p{p}_ms": summary[f"latency_p{p}_ms"] for p in (50, 95)}
+
+
+def answer_score_and_write(
+    retrieve: Callable | None,
+    answer: AnswerFn,
+    settings: EvalConfig,
+    examples: list[QAExample],
+    k: int | None,
+    out_dir: Path,
+) -> dict[str, float]:
+    """Answer the examples in batches, score them, time answers at batch 1 if asked; write all into `out_dir`."""
+    predictions = predict_in_process(retrieve, answer, workload(settings, examples, k))
+    metrics = score_predictions(examples, predictions)
+    metrics.update(batch1_latency(retrieve, answer, settings, examples, k))
+    write_predictions(out_dir, examples, predictions, metrics)
+    return metrics
+
+
 def evaluate_qa(
     generator: Generator,
     data: DataConfig,
@@ -86,5 +117,4 @@ def evaluate_qa(
     """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
     prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
     answerer = Answerer(generator, prompts, None, device, settings.precision)
-    predictions = predict_in_process(None, answerer.answer, workload(settings, examples, k=None))
-    return score_and_write(examples, predictions, out_dir)
+    return answer_score_and_write(None, answerer.answer, settings, examples, None, out_dir)

@@ -9,8 +9,7 @@ import torch
 
 from rag_pet.config import DataConfig, EvalConfig, IndexSource, RagConfig
 from rag_pet.data.types import QAExample
-from rag_pet.evaluation.qa_eval import score_and_write, workload
-from rag_pet.evaluation.runners import predict_in_process
+from rag_pet.evaluation.qa_eval import answer_score_and_write
 from rag_pet.inference.answering import Answerer, PassageRetriever
 from rag_pet.models import Generator
 from rag_pet.models.rag import build_trained_encoder
@@ -41,7 +40,6 @@ def evaluate_rag_pipeline(
         retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(source.corpus)})
         prompts = rag_prompt_encoder(data, rag, generator.tokenizer, generator.is_seq2seq)
         answerer = Answerer(generator, prompts, rag, device, settings.precision)
-        predictions = predict_in_process(retriever.retrieve, answerer.answer, workload(settings, examples, rag.k))
-        return score_and_write(examples, predictions, out_dir)
+        return answer_score_and_write(retriever.retrieve, answerer.answer, settings, examples, rag.k, out_dir)
     finally:
         index.close()

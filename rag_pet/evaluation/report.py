@@ -23,7 +23,11 @@ RETRIEVAL_COLUMNS = (
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of result rows, QA or retrieval columns by what the rows hold ('-' if missing)."""
-    columns = RETRIEVAL_COLUMNS if rows and "ndcg@10" in rows[0] else QA_COLUMNS
+    return format_columns(rows, RETRIEVAL_COLUMNS if rows and "ndcg@10" in rows[0] else QA_COLUMNS)
+
+
+def format_columns(rows: list[dict], columns: tuple) -> str:
+    """A fixed-width text table of `columns` ((title, key, format) each) of the rows ('-' where a key is missing)."""
     cells = [[title for title, _, _ in columns]]
     for row in rows:
         cells.append([fmt.format(row[key]) if row.get(key) is not None else "-" for _, key, fmt in columns])

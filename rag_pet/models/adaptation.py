@@ -169,6 +169,21 @@ def load_full_model_state(model: nn.Module, directory: Path) -> None:
         )
 
 
+def continue_adapter(base: PreTrainedModel, directory: Path, config: PeftConfig, is_seq2seq: bool) -> PeftModel:
+    """A saved adapter attached to `base` to train further; it must be an adapter of the configured method."""
+    saved_file = Path(directory) / "adapter_config.json"
+    if not saved_file.is_file():
+        raise ConfigError(
+            "trainer.init_from", str(directory), "the model directory of a PET run (<run_dir>/final_checkpoint/model)"
+        )
+    saved = PeftConfigBase.from_pretrained(str(directory)).peft_type
+    expected = build_peft_config(config, is_seq2seq, 1).peft_type
+    if saved != expected:
+        allowed = f"an adapter of {expected.value} (it holds {saved.value})"
+        raise ConfigError("trainer.init_from", str(directory), allowed)
+    return PeftModel.from_pretrained(base, directory, is_trainable=True)
+
+
 def attach_adapter(base: PreTrainedModel, directory: Path) -> PeftModel:
     """A base model with a saved adapter attached, for inference."""
     return PeftModel.from_pretrained(base, directory, is_trainable=False)

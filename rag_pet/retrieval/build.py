@@ -8,8 +8,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag_pet.config import IndexSource
-from rag_pet.data import passage_text
+from rag_pet.config import CorpusConfig, IndexSource
+from rag_pet.data import Passage, passage_text
 from rag_pet.errors import ConfigError
 from rag_pet.models.rag import build_trained_encoder
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
@@ -20,22 +20,70 @@ from rag_pet.retrieval.store import IndexStoreError, Manifest, write_version
 logger = logging.getLogger(__name__)
 
 
-def build_index_version(source: IndexSource, trained_dir: Path | None = None) -> tuple[Path, Manifest]:
+def build_index_version(
+    source: IndexSource, trained_dir: Path | None = None, base_corpus: CorpusConfig | None = None
+) -> tuple[Path, Manifest]:
     """Encode, index and shard the configured corpus; return the new version's directory and manifest.
 
-    `trained_dir` (towers saved by a training run) replaces the configured encoder's weights."""
+    `trained_dir` (towers saved by a training run) replaces the configured encoder's weights. With `base_corpus`
+    (a corpus this one grew from, e.g. before new articles arrived) only the passages it lacks are encoded: the
+    others' vectors are the base corpus's, cached by content (encoder weights and corpus hash) when it was indexed.
+    """
     corpus, index, retriever = source.corpus, source.index, source.retriever
     passages = load_corpus(corpus)
     if index.num_shards > len(passages):
         raise ConfigError("index.num_shards", index.num_shards, f"at most the number of passages ({len(passages)})")
     encoder = build_trained_encoder(retriever, trained_dir)
-    corpus_hash, weights_hash = corpus_sha256(passages), encoder.doc_weights_hash()
-    root, name = source.root, source.name
-    encoded_dir = root / name / "embeddings" / f"{weights_hash[:16]}-{corpus_hash[:16]}"
+    weights_hash = encoder.doc_weights_hash()
+    vectors_by_id: dict[str, np.ndarray] = {}
+    for group in _encoding_groups(passages, base_corpus):
+        ids, vectors = _encoded(source, group, weights_hash, trained_dir)
+        vectors_by_id.update(zip(ids, vectors, strict=True))
+    manifest = Manifest(
+        name=source.name,
+        version=0,
+        encoder=encoder.name,
+        encoder_weights_sha256=weights_hash,
+        corpus=corpus.name,
+        corpus_sha256=corpus_sha256(passages),
+        factory=index.factory,
+        metric=index.metric,
+        dim=0,
+        num_vectors=0,
+        num_shards=0,
+        shard_bounds=[],
+    )
+    ids = [p.id for p in passages]
+    vectors = np.stack([vectors_by_id[i] for i in ids])
+    return index_vectors(source.root, manifest, ids, vectors, index.num_shards, index.train_sample)
+
+
+def _encoding_groups(passages: list[Passage], base_corpus: CorpusConfig | None) -> list[list[Passage]]:
+    """The passage lists to encode (each cached on its own): the base corpus and what it lacks, when every base
+    passage is in this corpus unchanged; else the whole corpus."""
+    if base_corpus is None:
+        return [passages]
+    base = load_corpus(base_corpus)
+    present = set(passages)
+    if not all(p in present for p in base):
+        logger.info("the base corpus is not part of this one: encoding all %d passages", len(passages))
+        return [passages]
+    known = set(base)
+    added = [p for p in passages if p not in known]
+    logger.info("encoding the %d passages the base corpus lacks (%d re-used)", len(added), len(base))
+    return [base, added] if added else [base]
+
+
+def _encoded(
+    source: IndexSource, passages: list[Passage], weights_hash: str, trained_dir: Path | None
+) -> tuple[list[str], np.ndarray]:
+    """Ids and vectors of `passages`, encoded with Ray Data into (or read from) their content-addressed cache."""
+    index = source.index
+    encoded_dir = source.root / source.name / "embeddings" / f"{weights_hash[:16]}-{corpus_sha256(passages)[:16]}"
     encode_corpus(
         [p.id for p in passages],
         [passage_text(p) for p in passages],
-        retriever,
+        source.retriever,
         encoded_dir,
         part_size=index.part_size,
         batch_size=index.encode_batch_size,
@@ -49,21 +97,7 @@ def build_index_version(source: IndexSource, trained_dir: Path | None = None) ->
         raise IndexStoreError(
             f"index error: encoded parts in {encoded_dir} do not match the corpus; delete that directory and rebuild"
         )
-    manifest = Manifest(
-        name=name,
-        version=0,
-        encoder=encoder.name,
-        encoder_weights_sha256=weights_hash,
-        corpus=corpus.name,
-        corpus_sha256=corpus_hash,
-        factory=index.factory,
-        metric=index.metric,
-        dim=0,
-        num_vectors=0,
-        num_shards=0,
-        shard_bounds=[],
-    )
-    return index_vectors(root, manifest, ids, vectors, index.num_shards, index.train_sample)
+    return ids, vectors
 
 
 def index_vectors(

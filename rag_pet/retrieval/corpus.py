@@ -10,13 +10,16 @@ from rag_pet.errors import DataFormatError
 
 
 def load_corpus(config: CorpusConfig) -> list[Passage]:
-    """Passages of the configured corpus (the first `max_passages` when set)."""
+    """Passages of the configured corpus, without `exclude_titles` (the first `max_passages` of the rest when set)."""
     if config.name == "squad":
         passages = squad_corpus()
     elif config.name == "scifact":
         passages = load_scifact().corpus
     else:
         passages = load_beir(config.path).corpus
+    if config.exclude_titles:
+        excluded = set(config.exclude_titles)
+        passages = [p for p in passages if p.title not in excluded]
     passages = passages[: config.max_passages] if config.max_passages else passages
     if not passages:
         raise DataFormatError(str(config.path or config.name), None, "the corpus has no passages")

@@ -16,6 +16,7 @@ def start_run(settings: TrackingConfig, run_dir: Path, name: str, config: dict[s
     return wandb.init(
         project=settings.project,
         entity=settings.entity,
+        group=settings.group,
         name=name,
         job_type=job_type,
         tags=list(settings.tags),

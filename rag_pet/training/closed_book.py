@@ -3,22 +3,50 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from torch import nn
 
 from rag_pet.config import DataConfig, ModelConfig, PeftConfig, TrainerConfig
+from rag_pet.data.datasets import load_split_passages
 from rag_pet.data.prompts import PromptEncoder, collate_loss_positions, collate_training
+from rag_pet.errors import ConfigError
 from rag_pet.models import Generator, adapt_model, build_generator
-from rag_pet.models.adaptation import prepends_virtual_tokens
-from rag_pet.training.batching import distributed_loader, load_training_examples
+from rag_pet.models.adaptation import continue_adapter, prepends_virtual_tokens
+from rag_pet.training.batching import check_fills_batches, distributed_loader, load_training_examples
 from rag_pet.training.context import TrainContext
 from rag_pet.training.task import LoaderTask
 
 
-def build_adapted_generator(model: ModelConfig, peft: PeftConfig, max_steps: int) -> tuple[nn.Module, Generator]:
-    """The generator wrapped for `peft.method` (the module that trains), and the generator with its tokenizer."""
+def build_adapted_generator(
+    model: ModelConfig, peft: PeftConfig, max_steps: int, init_from: str | None = None
+) -> tuple[nn.Module, Generator]:
+    """The generator wrapped for `peft.method` (the module that trains), and the generator with its tokenizer;
+    from the weights in `init_from` (an earlier run's adapter or fully fine-tuned model) when given."""
+    if init_from and peft.method == "full":
+        directory = Path(init_from).expanduser()
+        if not (directory / "config.json").is_file():
+            raise ConfigError(
+                "trainer.init_from", init_from, "the model directory of a full fine-tuning run (it has config.json)"
+            )
+        generator = build_generator(model, weights=directory)
+        return adapt_model(generator.model, peft, generator.is_seq2seq, max_steps), generator
     generator = build_generator(model)
+    if init_from:
+        adapted = continue_adapter(generator.model, Path(init_from).expanduser(), peft, generator.is_seq2seq)
+        return adapted, generator
     return adapt_model(generator.model, peft, generator.is_seq2seq, max_steps), generator
+
+
+def training_features(encoder: PromptEncoder, data: DataConfig, batch_size: int, world_size: int) -> list[dict]:
+    """Prompt-masked (question, answer) features, or (`data.train_on=passages`) the train split's paragraphs as
+    language-modelling text."""
+    if data.train_on == "passages":
+        passages = load_split_passages(data, data.train_split, data.max_train_examples)
+        check_fills_batches(len(passages), batch_size, world_size)
+        return [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
+    examples = load_training_examples(data, batch_size, world_size)
+    return [encoder.training_features(e) for e in examples]
 
 
 class ClosedBookTask(LoaderTask):
@@ -36,11 +64,12 @@ class ClosedBookTask(LoaderTask):
         seed: int,
         ctx: TrainContext,
     ):
-        adapted, generator = build_adapted_generator(model, peft, trainer.max_steps)
+        adapted, generator = build_adapted_generator(model, peft, trainer.max_steps, trainer.init_from)
         encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
-        examples = load_training_examples(data, trainer.batch_size, ctx.world_size)
-        features = [encoder.training_features(e) for e in examples]
-        head_at_loss_only = not generator.is_seq2seq and not prepends_virtual_tokens(adapted)
+        features = training_features(encoder, data, trainer.batch_size, ctx.world_size)
+        head_at_loss_only = (
+            not generator.is_seq2seq and not prepends_virtual_tokens(adapted) and data.train_on == "questions"
+        )
         collate = partial(
             collate_loss_positions if head_at_loss_only else collate_training,
             pad_token_id=generator.tokenizer.pad_token_id,

@@ -66,7 +66,7 @@ def build_objective_model(config: RagPetConfig) -> nn.Module:
         from rag_pet.training.retriever_task import build_dual_encoder
 
         return build_dual_encoder(config.retriever, config.rag.temperature)
-    return build_adapted_generator(config.model, config.peft, config.trainer.max_steps)[0]
+    return build_adapted_generator(config.model, config.peft, config.trainer.max_steps, config.trainer.init_from)[0]
 
 
 def run_train_loop(config: RagPetConfig, ctx: TrainContext) -> dict:

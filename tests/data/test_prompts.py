@@ -60,3 +60,15 @@ def test_chat_template_wraps_the_prompt_in_the_instruct_models_user_turn():
 def test_chat_template_is_refused_for_a_tokenizer_without_one():
     with pytest.raises(ConfigError, match="data.chat_template"):
         PromptEncoder(build_tokenizer(ModelConfig(source="tiny")), "closed_book", False, 64, 8, chat=True)
+
+
+@pytest.mark.parametrize("is_seq2seq", [False, True])
+def test_text_features_make_every_token_a_target_up_to_the_limit(is_seq2seq):
+    enc = encoder(is_seq2seq=is_seq2seq)
+    text = "The Seine flows through Paris and into the English Channel at Le Havre."
+    features = enc.text_features(text, max_tokens=6)
+    body = enc.tokenizer(text, add_special_tokens=False).input_ids[:6]
+    if is_seq2seq:
+        assert features == {"input_ids": body, "labels": body + [enc.tokenizer.eos_token_id]}
+    else:
+        assert features["input_ids"] == features["labels"] and features["input_ids"][-6:] == body

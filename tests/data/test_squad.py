@@ -3,7 +3,7 @@ from rag_pet.data import load_qa_split, split_squad, squad_corpus
 
 # Documented in README.md ("Data"): seed 13, 5 test and 5 validation articles, 10 % of train questions held out.
 EXPECTED_ARTICLES = {"train": 38, "validation": 5, "test": 5}
-EXPECTED_QUESTIONS = {"train": 7727, "validation_seen": 858, "validation": 1070, "test": 915}
+EXPECTED_QUESTIONS = {"train": 7727, "validation_seen": 858, "validation": 1070, "test": 915, "test_train": 0}
 
 
 def test_split_counts_are_the_documented_ones():
@@ -46,3 +46,22 @@ def test_load_qa_split_limits_and_nq_open():
     assert len(load_qa_split(DataConfig(), "validation", limit=5)) == 5
     nq = load_qa_split(DataConfig(name="nq_open"), "validation")
     assert len(nq) == 1800 and nq[0].answers
+
+
+def test_test_train_takes_a_fraction_of_the_test_questions_and_test_keeps_the_rest():
+    whole = split_squad().examples["test"]
+    split = split_squad(test_train_fraction=0.5)
+    assert len(split.examples["test_train"]) == round(len(whole) * 0.5)
+    assert split.examples["test_train"] + split.examples["test"] == whole
+    assert split_squad().examples["test_train"] == []
+
+
+def test_split_passages_are_the_paragraphs_of_the_splits_articles():
+    from rag_pet.data.squad import split_passages
+
+    split = split_squad()
+    titles = {title.replace("_", " ") for title in split.articles["test"]}
+    passages = split_passages(split, "test_train")
+    assert passages == split_passages(split, "test")
+    assert {p.title for p in passages} == titles
+    assert {p.id for p in passages} >= {ex.gold_passage_id for ex in split.examples["test"]}

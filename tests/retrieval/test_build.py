@@ -100,3 +100,26 @@ def test_bad_builds_fail_before_work_and_name_the_problem(tmp_path):
         squad_8 = CorpusConfig(name="squad", max_passages=8)
         build_index_version(IndexSource(squad_8, IndexConfig(num_shards=9, storage_path=str(tmp_path)), TINY))
     assert index_name(CorpusConfig(), IndexConfig(factory="IVF256,PQ32")) == "squad_IVF256_PQ32"
+
+
+def test_a_grown_corpus_encodes_only_its_new_passages_and_indexes_the_same_vectors(ray_local, tmp_path):
+    first = load_corpus(SQUAD_96)[0].title  # the corpus opens with this article: it "arrives" late
+    base = CorpusConfig(name="squad", max_passages=96, exclude_titles=[first])
+    added = [p for p in load_corpus(CorpusConfig(name="squad")) if p.title == first]
+    grown = CorpusConfig(name="squad", max_passages=96 + len(added))
+    index = squad_index(tmp_path, 1)
+    _, base_manifest = build_index_version(IndexSource(base, index, TINY))
+
+    grown_dir, manifest = build_index_version(IndexSource(grown, index, TINY), base_corpus=base)
+    passages = load_corpus(grown)
+    assert manifest.version == base_manifest.version + 1 and manifest.num_vectors == len(passages)
+    assert manifest.corpus_sha256 == corpus_sha256(passages)
+    caches = {d.name.split("-")[1] for d in (tmp_path / manifest.name / "embeddings").iterdir()}
+    assert caches == {corpus_sha256(load_corpus(base))[:16], corpus_sha256(added)[:16]}  # nothing else encoded
+
+    reference_dir, _ = build_index_version(IndexSource(grown, squad_index(tmp_path / "full", 1), TINY))
+    grown_index = faiss.read_index(str(next(grown_dir.rglob("*.faiss"))))
+    reference = faiss.read_index(str(next(reference_dir.rglob("*.faiss"))))
+    np.testing.assert_allclose(
+        grown_index.reconstruct_n(0, grown_index.ntotal), reference.reconstruct_n(0, reference.ntotal), atol=1e-5
+    )

@@ -68,3 +68,37 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config
     resumed, _ = run_local(tiny_config(*overrides), tmp_path / "resumed")
     assert [r["step"] for r in resumed["history"]] == list(range(1, 7))
     assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_training_can_start_from_the_weights_an_earlier_run_trained(tiny_config, tmp_path, method):
+    from rag_pet.experiment import load_trained_generator
+    from rag_pet.training.closed_book import build_adapted_generator
+    from rag_pet.training.launcher import launch_training
+
+    first = tiny_config(*MEMORISE, f"peft={method}", "trainer.max_steps=3", "trainer.launcher=local")
+    model_dir = launch_training(first).model_dir
+    trained = load_trained_generator(first, model_dir).model.eval()
+
+    second = tiny_config(*MEMORISE, f"peft={method}", f"trainer.init_from={model_dir}")
+    adapted, _ = build_adapted_generator(second.model, second.peft, 4, second.trainer.init_from)
+    assert any(p.requires_grad for p in adapted.parameters())
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(adapted.eval()(input_ids=tokens).logits, trained(input_ids=tokens).logits)
+
+
+def test_init_from_refuses_an_adapter_of_another_method_and_a_missing_directory(tiny_config, tmp_path):
+    from rag_pet.errors import ConfigError
+    from rag_pet.training.closed_book import build_adapted_generator
+    from rag_pet.training.launcher import launch_training
+
+    lora_dir = launch_training(tiny_config(*MEMORISE, "trainer.max_steps=1", "trainer.launcher=local")).model_dir
+    ia3 = tiny_config("peft=ia3", f"trainer.init_from={lora_dir}")
+    with pytest.raises(ConfigError, match="trainer.init_from=.*an adapter of IA3 \\(it holds LORA\\)"):
+        build_adapted_generator(ia3.model, ia3.peft, 1, ia3.trainer.init_from)
+    missing = tiny_config(f"trainer.init_from={tmp_path / 'nothing'}")
+    with pytest.raises(ConfigError, match="trainer.init_from=.*final_checkpoint/model"):
+        build_adapted_generator(missing.model, missing.peft, 1, missing.trainer.init_from)
+    with pytest.raises(ConfigError, match="trainer.init_from.*closed-book"):
+        tiny_config("objective=rag", "retriever=tiny", f"trainer.init_from={lora_dir}")

@@ -1,0 +1,25 @@
+"""Compare adaptation methods under one budget: `python -m jobs.compare [study=smoke] [study.seeds=[0,1]]`."""
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rag_pet.cli import hydra_job, run_job
+from rag_pet.config import register_configs
+from rag_pet.study import CompareConfig, register_study_configs
+from rag_pet.study.report import format_study_summary
+from rag_pet.study.runner import run_study
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+register_configs()
+register_study_configs()
+
+
+@hydra_job(config_name="compare")
+def main(cfg: DictConfig) -> None:
+    summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
+    print(format_study_summary(summary))
+
+
+if __name__ == "__main__":
+    main()

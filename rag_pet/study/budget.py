@@ -1,0 +1,89 @@
+"""A study budget as each method's optimizer steps: examples seen, steps, or training FLOPs.
+
+A FLOPs budget needs each method's FLOPs per step before it trains: the trainer's own count (`training_flops`:
+4 FLOPs per parameter and token, plus 2 per trainable parameter and token) over the tokens its batches will hold,
+estimated from the training questions' prompts (with each question's gold passage in every one of a RAG method's
+`rag.k` rows). The trainer's accounted FLOPs after training are what the report shows.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from rag_pet.config import RagPetConfig
+from rag_pet.errors import ConfigError
+from rag_pet.study.spec import BudgetConfig
+
+
+def examples_per_step(config: RagPetConfig) -> int:
+    """Training questions one optimizer step consumes, over all workers."""
+    trainer = config.trainer
+    return trainer.batch_size * trainer.grad_accum_steps * trainer.num_workers
+
+
+def steps_for_budget(budget: BudgetConfig, config: RagPetConfig, where: str = "study.budget.amount") -> int:
+    """Optimizer steps of this cell under the budget; refuses a budget below one step."""
+    if budget.unit == "steps":
+        return int(budget.amount)
+    if budget.unit == "examples":
+        per_step = examples_per_step(config)
+        if budget.amount < per_step:
+            raise ConfigError(where, budget.amount, f"at least {per_step} examples (one optimizer step of this run)")
+        return int(budget.amount // per_step)
+    per_step = estimated_step_flops(config)
+    if budget.amount < per_step:
+        raise ConfigError(where, budget.amount, f"at least {per_step:.3g} FLOPs (one optimizer step of this run)")
+    return int(budget.amount // per_step)
+
+
+def estimated_step_flops(config: RagPetConfig) -> float:
+    """Training FLOPs of one optimizer step: the trainer's formula over the estimated tokens of a step."""
+    from rag_pet.models.generator import build_skeleton
+    from rag_pet.training.accounting import training_flops
+
+    skeleton, is_seq2seq = build_skeleton(config.model)
+    total, trainable = parameter_counts(config, skeleton, is_seq2seq)
+    tokens = estimated_example_tokens(config, is_seq2seq) * examples_per_step(config)
+    return training_flops(total, trainable, round(tokens))
+
+
+def parameter_counts(config: RagPetConfig, skeleton, is_seq2seq: bool) -> tuple[int, int]:
+    """(total, trainable) parameters of the generator `skeleton` (on the meta device) once adapted."""
+    from rag_pet.models.adaptation import adapt_model, count_parameters
+
+    total = sum(p.numel() for p in skeleton.parameters())
+    if config.peft.method == "full":
+        return total, total
+    if config.peft.method == "frozen":
+        return total, 0
+    trainable, _ = count_parameters(adapt_model(skeleton, config.peft, is_seq2seq))
+    return total, trainable
+
+
+def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool, sample: int = 200) -> float:
+    """Mean generator tokens of one training question: its prompt and answer, times `rag.k` rows with a passage
+    (the question's gold passage standing in for what will be retrieved) for a RAG method."""
+    from rag_pet.data import load_qa_split
+    from rag_pet.data.prompts import PromptEncoder
+    from rag_pet.models.generator import build_tokenizer
+    from rag_pet.models.rag_inputs import rag_prompt_encoder
+
+    tokenizer = build_tokenizer(config.model)
+    limit = min(sample, config.data.max_train_examples or sample)
+    examples = load_qa_split(config.data, config.data.train_split, limit)
+    if config.objective != "rag":
+        prompts = PromptEncoder.from_config(tokenizer, config.data, is_seq2seq)
+        return statistics.fmean(len(prompts.training_features(e)["input_ids"]) for e in examples)
+    from rag_pet.retrieval.corpus import load_corpus
+
+    passages = {p.id: p for p in load_corpus(config.corpus)}
+    prompts = rag_prompt_encoder(config.data, config.rag, tokenizer, is_seq2seq)
+    fallback = config.rag.passage_max_tokens + prompts.rag_overhead_tokens()
+
+    def row_tokens(example) -> int:
+        passage = passages.get(example.gold_passage_id or "")
+        if passage is None:
+            return fallback
+        return len(prompts.prompt_ids(example, passage)) + len(prompts.answer_ids(example.answers[0]))
+
+    return config.rag.k * statistics.fmean(row_tokens(e) for e in examples)

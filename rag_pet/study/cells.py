@@ -1,0 +1,261 @@
+"""A study's cells: one ordinary train (or evaluate) run per method and seed, as the overrides that re-run it alone.
+
+Every cell's config is composed and validated here, before Ray starts, so a study with a bad override, an unknown
+method or an impossible budget fails at once, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, OverrideParseException
+
+from rag_pet.config import RagPetConfig, TrackingConfig, register_configs, to_config
+from rag_pet.errors import ConfigError
+from rag_pet.study.budget import steps_for_budget
+from rag_pet.study.methods import Method, resolve_method
+from rag_pet.study.spec import BudgetConfig, StudyConfig
+
+EVAL_SPLIT = "validation"
+SEEN_SPLIT = "validation_seen"
+TRAIN_SAMPLE_SPLIT = "train"
+NEW_SPLIT, NEW_TRAIN_SPLIT = "test", "test_train"
+
+
+MAIN, FRESH_INDEX = "main", "fresh_index"
+FRESH_TRAINING = {"text": "fresh_text", "qa": "fresh_qa"}
+MODEL_DIR = Path("final_checkpoint") / "model"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the study: `method` at `seed`, the overrides that make it, and its validated config.
+
+    A `main` cell trains (or only evaluates) the method; a freshness cell starts from its main cell (`after`):
+    `fresh_text`/`fresh_qa` train on, `fresh_index` evaluates a RAG method over the index with the new articles."""
+
+    id: str
+    method: Method
+    seed: int
+    kind: str
+    overrides: tuple[str, ...]
+    config: RagPetConfig
+    after: str | None = None
+
+    @property
+    def job(self) -> str:
+        """`jobs.train` trains (and evaluates a method that does not train); `jobs.evaluate` scores saved weights."""
+        return "evaluate" if self.kind == FRESH_INDEX else "train"
+
+    @property
+    def command(self) -> str:
+        """The shell command that runs this cell alone."""
+        return shlex.join(["python", "-m", f"jobs.{self.job}", *self.overrides])
+
+
+def cell_id(method: str, seed: int, trains: bool) -> str:
+    """`lora-seed0`, `rag_lora-seed1`; a method that does not train is one cell, named by the method alone."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", method)
+    return f"{name}-seed{seed}" if trains else name
+
+
+def compose_cell_config(config_dir: Path, overrides: list[str]) -> RagPetConfig:
+    """`conf/config.yaml` with `overrides`, validated; a composition error names the override to fix."""
+    from rag_pet.cli import as_config_error
+
+    register_configs()
+    try:
+        if GlobalHydra.instance().is_initialized():
+            cfg = compose(config_name="config", overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=overrides)
+    except ConfigCompositionException as err:
+        raise as_config_error(err) or _override_error(err, overrides) from None
+    except OverrideParseException as err:
+        message = str(err).splitlines()[0]
+        raise ConfigError("study.overrides", _unparsable(overrides), f"a Hydra override ({message})") from None
+    return to_config(cfg)
+
+
+def _unparsable(overrides: list[str]) -> str | list[str]:
+    """The first override Hydra cannot parse on its own (else all of them)."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            return override
+    return overrides
+
+
+def _override_error(err: Exception, overrides: list[str]) -> ConfigError:
+    """The error naming the override Hydra could not apply (the first one its message names, else all of them)."""
+    message = str(err).strip().splitlines()[0]
+    named = re.search(r"override '([^']+)'", message)
+    culprit = next((o for o in overrides if named and o.lstrip("+~").startswith(named.group(1))), None)
+    return ConfigError("study.overrides", culprit or overrides, f"an override of a key the config has ({message})")
+
+
+def plan_cells(
+    study: StudyConfig,
+    study_dir: Path,
+    config_dir: Path,
+    tracking: TrackingConfig,
+    cpus_per_cell: float | None = None,
+) -> list[Cell]:
+    """Every cell of the study, each config composed and validated: per method (in order) and seed, the main cell
+    and then its freshness cells.
+
+    With `cpus_per_cell` (cells running side by side) each cell's workers share that many CPUs, unless the study's
+    overrides set `trainer.cpus_per_worker` themselves."""
+    planner = _Planner(study, study_dir, config_dir, tracking, cpus_per_cell)
+    cells = []
+    for name in study.methods:
+        method = resolve_method(name)
+        for seed in study.seeds if method.trains else study.seeds[:1]:
+            main = planner.main_cell(method, seed)
+            cells.append(main)
+            if study.freshness.enabled:
+                cells.extend(planner.freshness_cells(main))
+    return cells
+
+
+@dataclass
+class _Planner:
+    study: StudyConfig
+    study_dir: Path
+    config_dir: Path
+    tracking: TrackingConfig
+    cpus_per_cell: float | None
+
+    def _common(self, method: Method, identifier: str, seed: int) -> list[str]:
+        study, tracking = self.study, self.tracking
+        common = [
+            f"experiment_name={study.name}.{identifier}",
+            f"run_dir={self.run_dir(identifier)}",
+            f"seed={seed}",
+            f"data.max_eval_examples={study.questions}",
+            f"tracking.mode={tracking.mode}",
+            f"tracking.project={tracking.project}",
+            f"tracking.group={tracking.group or study.name}",
+            f"tracking.tags=[{study.name},{method.name}]",
+        ]
+        if study.freshness.enabled:
+            common.append(f"data.test_train_fraction={study.freshness.qa_fraction}")
+        return common
+
+    def run_dir(self, identifier: str) -> Path:
+        return self.study_dir / "cells" / identifier
+
+    def _compose(self, method: Method, fixed: list[str], budget: BudgetConfig | None, where: str):
+        """The cell's overrides in order (method, study-fixed, user, budget) and its validated config."""
+        study = self.study
+        overrides = [*method.overrides, *fixed, *study.overrides, *study.method_overrides.get(method.name, [])]
+        config = compose_cell_config(self.config_dir, overrides)
+        if self.cpus_per_cell and not any(o.startswith("trainer.cpus_per_worker=") for o in overrides):
+            overrides.append(f"trainer.cpus_per_worker={self.cpus_per_cell / config.trainer.num_workers:g}")
+        if budget is not None:
+            overrides += _budget_overrides(budget, study.warmup_fraction, config, where)
+        return overrides, compose_cell_config(self.config_dir, overrides)
+
+    def main_cell(self, method: Method, seed: int) -> Cell:
+        identifier = cell_id(method.name, seed, method.trains)
+        study = self.study
+        splits = [SEEN_SPLIT, TRAIN_SAMPLE_SPLIT] + ([NEW_SPLIT] if study.freshness.enabled else [])
+        fixed = [
+            *self._common(method, identifier, seed),
+            f"data.max_train_examples={study.train_examples}",
+            f"data.eval_split={EVAL_SPLIT}",
+            f"eval.extra_splits=[{','.join(splits)}]",
+            f"eval.latency_questions={study.latency_questions}",
+            f"eval.forgetting_texts={study.forgetting_texts}",
+            f"eval.before_training={'false' if method.trains else 'true'}",
+        ]
+        if study.freshness.enabled and method.retrieves:
+            fixed.append(f"corpus.exclude_titles={_hydra_list(self._new_titles(method))}")
+        budget = study.budget if method.trains else None
+        overrides, config = self._compose(method, fixed, budget, "study.budget.amount")
+        if study.freshness.enabled and config.data.name != "squad":
+            raise ConfigError("study.freshness.enabled", True, "false unless data.name=squad (articles arrive late)")
+        if method.trains and config.data.max_train_examples < config.trainer.batch_size * config.trainer.num_workers:
+            raise ConfigError(
+                "study.train_examples",
+                study.train_examples,
+                f"at least one batch of every worker ({config.trainer.batch_size} x {config.trainer.num_workers})"
+                f" for {method.name}",
+            )
+        return Cell(identifier, method, seed, MAIN, tuple(overrides), config)
+
+    def _new_titles(self, method: Method) -> list[str]:
+        """Passage titles of the articles that arrive late (the test articles of the configured split)."""
+        from rag_pet.data.datasets import squad_split
+
+        probe = compose_cell_config(
+            self.config_dir, [*method.overrides, *self.study.overrides, f"run_dir={self.study_dir}"]
+        )
+        return [title.replace("_", " ") for title in squad_split(probe.data).articles["test"]]
+
+    def freshness_cells(self, main: Cell) -> list[Cell]:
+        """The cells that give `main`'s method the new articles: an evaluation over the grown index (RAG), or
+        further training on each variant (closed-book); none for a closed-book method that does not train."""
+        method, freshness = main.method, self.study.freshness
+        base = [
+            f"data.eval_split={NEW_SPLIT}",
+            "eval.extra_splits=[]",
+            "eval.latency_questions=0",
+            "eval.forgetting_texts=0",
+        ]
+        model_dir = self.run_dir(main.id) / MODEL_DIR
+        if method.retrieves:
+            identifier = f"{main.id}.{FRESH_INDEX}"
+            fixed = [*self._common(method, identifier, main.seed), *base]
+            if method.trains:
+                fixed.append(f"eval.model_dir={model_dir}")
+            overrides, config = self._compose(method, fixed, None, "")
+            return [Cell(identifier, method, main.seed, FRESH_INDEX, tuple(overrides), config, after=main.id)]
+        if not method.trains:
+            return []
+        cells = []
+        for variant in freshness.variants:
+            kind = FRESH_TRAINING[variant]
+            identifier = f"{main.id}.{kind}"
+            if variant == "text":
+                data = [f"data.train_split={NEW_SPLIT}", "data.train_on=passages"]
+                data.append(f"data.max_text_tokens={freshness.max_text_tokens}")
+            else:
+                data = [f"data.train_split={NEW_TRAIN_SPLIT}"]
+            fixed = [
+                *self._common(method, identifier, main.seed),
+                *base,
+                *data,
+                "eval.before_training=false",
+                f"trainer.init_from={model_dir}",
+            ]
+            overrides, config = self._compose(method, fixed, freshness.budget, "study.freshness.budget.amount")
+            cells.append(Cell(identifier, method, main.seed, kind, tuple(overrides), config, after=main.id))
+        return cells
+
+
+def _hydra_list(values: list[str]) -> str:
+    """A Hydra list of quoted strings (titles hold spaces, commas and parentheses)."""
+    return "[" + ",".join(json.dumps(value) for value in values) + "]"
+
+
+def _budget_overrides(budget: BudgetConfig, warmup_fraction: float, config: RagPetConfig, where: str) -> list[str]:
+    """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell."""
+    steps = steps_for_budget(budget, config, where)
+    return [
+        f"trainer.max_steps={steps}",
+        f"trainer.warmup_steps={math.floor(steps * warmup_fraction)}",
+        f"trainer.checkpoint_every={max(1, math.ceil(steps / 2))}",
+        f"trainer.log_every={max(1, min(config.trainer.log_every, steps))}",
+    ]

@@ -1,0 +1,99 @@
+"""A study's plots: accuracy against training cost (Pareto front marked) and against answer latency."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: studies run on machines without a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rag_pet.storage import write_bytes_atomic  # noqa: E402
+
+ACCURACY_KEY, ACCURACY_LABEL = "f1", "F1 on unseen-article questions"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: none costs less (x) and scores at least as high (y), or costs
+    as little and scores higher. Sorted by cost."""
+    front = [
+        i
+        for i, (cost, score) in enumerate(points)
+        if not any((c <= cost and s >= score) and (c < cost or s > score) for j, (c, s) in enumerate(points) if j != i)
+    ]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _scatter(summaries: list[dict], x_key: str, x_label: str, title: str, front: bool, symlog: bool) -> bytes:
+    usable = [s for s in summaries if s.get(ACCURACY_KEY) is not None and s.get(x_key) is not None]
+    figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    points = [(s[x_key], s[ACCURACY_KEY]) for s in usable]
+    for summary, (x, y) in zip(usable, points, strict=True):
+        axes.errorbar(x, y, yerr=summary.get(f"{ACCURACY_KEY}_std") or None, fmt="o", capsize=3)
+        axes.annotate(summary["method"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if front and points:
+        ordered = [points[i] for i in pareto_front(points)]
+        axes.plot([x for x, _ in ordered], [y for _, y in ordered], "--", color="grey", label="Pareto front")
+        axes.legend(loc="lower right", fontsize=8)
+    if symlog:
+        axes.set_xscale("symlog", linthresh=_linear_threshold([x for x, _ in points]))
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = _png(figure)
+    plt.close(figure)
+    return buffer
+
+
+def _linear_threshold(values: list[float]) -> float:
+    """Where a symlog axis turns logarithmic: the smallest positive value (zero-cost methods sit at 0)."""
+    positive = [v for v in values if v > 0]
+    return min(positive) if positive else 1.0
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _freshness_bars(fresh: list[dict]) -> bytes:
+    """F1 on the late articles' questions before and after, one pair of bars per method and way of taking them in."""
+    figure, axes = plt.subplots(figsize=(max(6.4, 1.1 * len(fresh)), 4.4), dpi=120)
+    positions = range(len(fresh))
+    width = 0.38
+    axes.bar([p - width / 2 for p in positions], [r["f1_before"] or 0.0 for r in fresh], width, label="before")
+    axes.bar([p + width / 2 for p in positions], [r["f1_after"] or 0.0 for r in fresh], width, label="after")
+    labels = [f"{r['method']}\n{r['kind'].replace('fresh_', '')}" for r in fresh]
+    axes.set_xticks(list(positions), labels, fontsize=8)
+    axes.set_ylabel("F1 on the new articles' questions")
+    axes.set_title("Knowledge freshness: before and after the new articles arrive")
+    axes.legend(fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    buffer = _png(figure)
+    plt.close(figure)
+    return buffer
+
+
+def write_plots(summaries: list[dict], fresh: list[dict], study_dir: Path) -> list[Path]:
+    """accuracy_vs_cost.png (training FLOPs, Pareto front), accuracy_vs_latency.png and (with a freshness test)
+    freshness.png; the files written."""
+    plots = {
+        "accuracy_vs_cost.png": _scatter(
+            summaries, "train_flops", "training FLOPs (0: nothing trained)", "Accuracy vs training cost", True, True
+        ),
+        "accuracy_vs_latency.png": _scatter(
+            summaries, "batch1_latency_p50_ms", "answer latency p50 at batch 1 (ms)", "Accuracy vs latency", True, False
+        ),
+    }
+    if fresh:
+        plots["freshness.png"] = _freshness_bars(fresh)
+    written = []
+    for name, data in plots.items():
+        written.append(write_bytes_atomic(study_dir / name, data))
+    return written

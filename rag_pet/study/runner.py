@@ -1,0 +1,189 @@
+"""Run a study: validate every cell, build each shared index once, run the cells on Ray (several at once when the
+cluster has room), skip cells that finished before, keep going past a cell that fails, then write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ray
+
+from rag_pet.config import to_dict
+from rag_pet.errors import RagPetError
+from rag_pet.run_lock import run_directory_lock
+from rag_pet.storage import write_json_atomic
+from rag_pet.study.cells import FRESH_INDEX, MAIN, Cell, plan_cells
+from rag_pet.study.environment import environment
+from rag_pet.study.report import write_report
+from rag_pet.study.shared import build_shared_indexes, index_key
+from rag_pet.study.spec import CompareConfig, StudyConfig
+
+logger = logging.getLogger(__name__)
+CELLS_DIR = "cells"
+
+
+def run_study(compare: CompareConfig, config_dir: Path) -> dict:
+    """Run (or resume) the study in `compare.study_dir`; the report's summary (rows, paths, failed cells)."""
+    study = compare.study
+    study_dir = Path(compare.study_dir).expanduser().resolve()
+    cells = plan_cells(study, study_dir, config_dir, compare.tracking)  # validates everything before Ray starts
+    from rag_pet.runtime import ensure_ray
+
+    with run_directory_lock(study_dir):
+        ensure_ray()
+        parallel = parallel_cells(study)
+        if parallel > 1:
+            cells = plan_cells(study, study_dir, config_dir, compare.tracking, study.cpus_per_cell)
+        write_json_atomic(
+            study_dir / "study.json",
+            {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},
+        )
+        shared = build_shared_indexes(
+            [c.config for c in cells if c.method.retrieves and c.kind == MAIN],
+            [c.config for c in cells if c.kind == FRESH_INDEX],
+            study_dir,
+        )
+        records = run_cells(cells, study_dir, parallel)
+        return write_report(study, study_dir, records, shared, compare.tracking)
+
+
+def parallel_cells(study: StudyConfig) -> int:
+    """`study.parallel_cells`, or (0) as many cells as the cluster's CPUs hold at `study.cpus_per_cell` each."""
+    if study.parallel_cells:
+        return study.parallel_cells
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // study.cpus_per_cell))
+
+
+def cell_record_path(study_dir: Path, cell: Cell) -> Path:
+    return study_dir / CELLS_DIR / f"{cell.id}.json"
+
+
+def finished_record(study_dir: Path, cell: Cell) -> dict | None:
+    """The record of this cell when it finished before with the same overrides; a cell whose overrides changed
+    starts again from an empty run directory (its old checkpoints belong to another config)."""
+    path = cell_record_path(study_dir, cell)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("overrides") != list(cell.overrides):
+        shutil.rmtree(study_dir / CELLS_DIR / cell.id, ignore_errors=True)
+        return None
+    return record if record.get("status") == "done" else None
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _run_cell(cell: Cell, threads: int) -> dict:
+    """Ray task: the cell's ordinary run (what its `python -m jobs.train|evaluate <overrides>` runs). It reserves
+    no CPUs: its Train workers and index shards hold theirs, and it evaluates once they are done, on `threads`
+    threads."""
+    import torch
+
+    from rag_pet.experiment import evaluate_model, run_experiment
+
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(threads)
+    return evaluate_model(cell.config) if cell.job == "evaluate" else run_experiment(cell.config)
+
+
+def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
+    """Run every unfinished cell, `parallel` at a time; the record of every cell, in plan order."""
+    records = {cell.id: finished_record(study_dir, cell) for cell in cells}
+    skipped = [cell_id for cell_id, record in records.items() if record is not None]
+    if skipped:
+        logger.info("re-using %d finished cell(s): %s", len(skipped), ", ".join(skipped))
+    pending = [cell for cell in cells if records[cell.id] is None]
+    threads = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / parallel))
+    running: dict[ray.ObjectRef, tuple[Cell, float]] = {}
+    durations: list[float] = []
+    while pending or running:
+        for cell in _startable(pending, records, parallel - len(running)):
+            pending.remove(cell)
+            base = records.get(cell.after) if cell.after else None
+            if cell.after and (base is None or base["status"] != "done"):
+                records[cell.id] = _record(cell, 0.0, study_dir, error=f"its base cell {cell.after} failed")
+                continue
+            running[_run_cell.remote(cell, threads)] = (cell, time.monotonic())
+        if not running:
+            continue
+        _log_progress(cells, records, running, durations, pending, parallel)
+        ready, _ = ray.wait(list(running), num_returns=1)
+        cell, started = running.pop(ready[0])
+        durations.append(time.monotonic() - started)
+        records[cell.id] = _finish(cell, ready[0], durations[-1], study_dir)
+    _log_progress(cells, records, running, durations, pending, parallel)
+    return [records[cell.id] for cell in cells]
+
+
+def _startable(pending: list[Cell], records: dict[str, dict | None], free: int) -> list[Cell]:
+    """Up to `free` pending cells, in plan order, whose base cell (if any) has finished or failed."""
+    ready = [cell for cell in pending if cell.after is None or records.get(cell.after) is not None]
+    return ready[: max(free, 0)]
+
+
+def _finish(cell: Cell, ref: ray.ObjectRef, seconds: float, study_dir: Path) -> dict:
+    """The cell's record from its task: its metrics, or the error that stopped it."""
+    try:
+        summary = ray.get(ref)
+    except Exception as err:  # a failed cell is reported in the table; the others go on
+        return _record(cell, seconds, study_dir, error=_error_line(err))
+    return _record(cell, seconds, study_dir, metrics=summary["rows"][-1])
+
+
+def _record(cell: Cell, seconds: float, study_dir: Path, metrics: dict | None = None, error: str | None = None):
+    """Write the cell's record (what ran, on what, and its metrics or error) next to its run directory."""
+    record = {
+        "id": cell.id,
+        "method": cell.method.name,
+        "kind": cell.kind,
+        "seed": cell.seed if cell.method.trains else None,
+        "after": cell.after,
+        "index": index_key(cell.config.index_source) if cell.method.retrieves else None,
+        "command": cell.command,
+        "overrides": list(cell.overrides),
+        "wall_seconds": seconds,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "config": to_dict(cell.config),
+        "status": "failed" if error else "done",
+        "error": error,
+        "metrics": metrics or {},
+    }
+    if error:
+        logger.error("cell %s failed after %.0f s: %s", cell.id, seconds, error)
+    else:
+        logger.info("cell %s finished in %.0f s", cell.id, seconds)
+    write_json_atomic(cell_record_path(study_dir, cell), record)
+    return record
+
+
+def _error_line(err: Exception) -> str:
+    """The user error a cell raised (one line), else the last line of its traceback."""
+    cause = getattr(err, "cause", None)
+    if isinstance(cause, RagPetError):
+        return str(cause)
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(err).__name__
+
+
+def _log_progress(
+    cells: list[Cell],
+    records: dict[str, dict | None],
+    running: dict,
+    durations: list[float],
+    pending: list[Cell],
+    parallel: int,
+) -> None:
+    done = sum(record is not None for record in records.values())
+    line = f"study: {done}/{len(cells)} cells done"
+    if running:
+        line += "; running " + ", ".join(cell.id for cell, _ in running.values())
+    if durations and (pending or running):
+        left = sum(durations) / len(durations) * (len(pending) + len(running)) / parallel
+        line += f"; about {left / 60:.0f} min left"
+    logger.info(line)

@@ -1,0 +1,109 @@
+"""What a comparison study is (`conf/study/*.yaml`): the methods, the budget they share, the seeds, the questions,
+and the knowledge-freshness test; validated before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rag_pet.config import TrackingConfig
+from rag_pet.config.checks import one_of, positive
+from rag_pet.errors import ConfigError
+
+BUDGET_UNITS = ("examples", "steps", "flops")
+LATENCY_MODES = ("in_process", "endpoint")
+FRESHNESS_VARIANTS = ("text", "qa")
+
+
+@dataclass
+class BudgetConfig:
+    """How much every trained method may train: training `examples` seen, optimizer `steps`, or training `flops`
+    (converted to each method's steps from its own FLOPs per example, estimated before training)."""
+
+    unit: str = "examples"
+    amount: float = 400
+
+    def check(self, where: str) -> None:
+        one_of(f"{where}.unit", self.unit, BUDGET_UNITS)
+        positive(f"{where}.amount", self.amount)
+        if self.unit != "flops" and self.amount != int(self.amount):
+            raise ConfigError(f"{where}.amount", self.amount, f"a whole number of {self.unit}")
+
+
+@dataclass
+class FreshnessConfig:
+    """Knowledge that arrives after training: the `test` articles, whose paragraphs are not in the first index and
+    which no method trained on. RAG methods add their paragraphs to the index (a new index version, encoding only
+    them); closed-book methods go on training from their trained weights for `budget`, on the articles' text
+    (`text`: their paragraphs as language modelling, each cut to `max_text_tokens`) and, as a second variant, on
+    question-answer pairs about them (`qa`: `qa_fraction` of those articles' questions). Every method is scored on
+    the rest of the articles' questions before and after."""
+
+    enabled: bool = True
+    variants: list[str] = field(default_factory=lambda: ["text", "qa"])
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="steps", amount=20))
+    qa_fraction: float = 0.5
+    max_text_tokens: int = 256
+
+    def check(self) -> None:
+        for variant in self.variants:
+            one_of("study.freshness.variants", variant, FRESHNESS_VARIANTS)
+        self.budget.check("study.freshness.budget")
+        if not 0.0 < self.qa_fraction < 1.0:
+            raise ConfigError("study.freshness.qa_fraction", self.qa_fraction, "a fraction in (0, 1)")
+        positive("study.freshness.max_text_tokens", self.max_text_tokens)
+
+
+@dataclass
+class StudyConfig:
+    """A comparison study: every method in `methods` trained on the same `train_examples` SQuAD questions under the
+    same `budget`, once per seed in `seeds`, evaluated on the same `questions` per split, then (`freshness`) given
+    new articles to take in.
+
+    `overrides` apply to every cell (any experiment override: model, data, trainer, ...), `method_overrides` to
+    the cells of one method. `parallel_cells` 0 runs as many cells at once as the cluster holds at
+    `cpus_per_cell` CPUs each (one at a time on a small machine)."""
+
+    name: str = "default"
+    methods: list[str] = field(default_factory=lambda: ["zero_shot", "lora", "rag"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    train_examples: int = 400
+    questions: int = 50
+    warmup_fraction: float = 0.1
+    latency_questions: int = 20
+    latency: str = "in_process"
+    forgetting_texts: int = 32
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    overrides: list[str] = field(default_factory=list)
+    method_overrides: dict[str, list[str]] = field(default_factory=dict)
+    parallel_cells: int = 0
+    cpus_per_cell: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("study.methods", self.methods, "at least one method")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError("study.methods", self.methods, "each method once")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("study.seeds", self.seeds, "one or more different seeds")
+        self.budget.check("study.budget")
+        self.freshness.check()
+        for name in ("train_examples", "questions", "cpus_per_cell"):
+            positive(f"study.{name}", getattr(self, name))
+        for name in ("latency_questions", "forgetting_texts", "parallel_cells"):
+            positive(f"study.{name}", getattr(self, name), allow_zero=True)
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError("study.warmup_fraction", self.warmup_fraction, "a fraction in [0, 1)")
+        one_of("study.latency", self.latency, LATENCY_MODES)
+        unknown = sorted(set(self.method_overrides) - set(self.methods))
+        if unknown:
+            raise ConfigError("study.method_overrides", unknown[0], f"one of the study's methods: {self.methods}")
+
+
+@dataclass
+class CompareConfig:
+    """`python -m jobs.compare`: the study, where it writes (and resumes from), and the study's own W&B run."""
+
+    study: StudyConfig = field(default_factory=StudyConfig)
+    study_dir: str = "outputs/studies/default"
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -1,0 +1,199 @@
+"""The comparison study end to end on tiny models: cells on Ray, a failing cell reported, resume, validation."""
+
+import csv
+import json
+
+import pytest
+
+from rag_pet.config import TrackingConfig
+from rag_pet.errors import ConfigError
+from rag_pet.study import BudgetConfig, CompareConfig, StudyConfig
+from rag_pet.study.cells import plan_cells
+from rag_pet.study.runner import run_study
+from rag_pet.study.spec import FreshnessConfig
+from tests.conftest import CONF_DIR
+
+TINY = [
+    "debug=tiny",
+    "retriever=tiny",
+    "index.shard_cpus=0.1",
+    "index.encode_cpus=0.5",
+    "rag.k=2",
+    "rag.passage_max_tokens=24",
+    "trainer.cpus_per_worker=1",
+    "trainer.max_failures=0",
+    "eval.batch_size=4",
+    "data.chat_template=false",  # the tiny tokenizer has no chat template
+]
+
+
+def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
+    study = StudyConfig(
+        name="tiny",
+        methods=fields.pop("methods", ["zero_shot", "lora", "rag", "ia3"]),
+        seeds=fields.pop("seeds", [0, 1]),
+        budget=fields.pop("budget", BudgetConfig("steps", 2)),
+        train_examples=8,
+        questions=4,
+        latency_questions=2,
+        forgetting_texts=2,
+        freshness=fields.pop("freshness", FreshnessConfig(enabled=False)),
+        overrides=[*TINY, f"index.storage_path={tmp_path / 'indexes'}", *overrides],
+        **fields,
+    )
+    return CompareConfig(study=study, study_dir=str(tmp_path / "study"), tracking=TrackingConfig(mode="disabled"))
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path):
+    # ia3's cells read a data folder that does not exist: they fail at run time, the others must finish
+    compare = tiny_study(
+        tmp_path,
+        "corpus.max_passages=64",
+        method_overrides={"ia3": ["data=jsonl", f"data.path={tmp_path / 'missing'}"]},
+    )
+    summary = run_study(compare, CONF_DIR)
+    study_dir = tmp_path / "study"
+
+    assert summary["failed"] == ["ia3-seed0", "ia3-seed1"]
+    records = {p.stem: json.loads(p.read_text()) for p in (study_dir / "cells").glob("*.json")}
+    assert set(records) == {"zero_shot", "lora-seed0", "lora-seed1", "rag", "ia3-seed0", "ia3-seed1"}
+    assert "data.path" in records["ia3-seed0"]["error"]
+    lora = records["lora-seed0"]["metrics"]
+    assert lora["train_steps"] == 2 and lora["trainable_params"] > 0
+    for key in ("exact_match@validation_seen", "exact_match@train", "batch1_latency_p95_ms", "forgetting"):
+        assert key in lora, key
+    assert "retrieval_recall@5" in records["rag"]["metrics"]
+    assert records["zero_shot"]["metrics"]["forgetting"] == 0.0
+    assert records["lora-seed1"]["config"]["seed"] == 1
+
+    # the report's numbers are the cells' numbers
+    rows = {row["id"]: row for row in csv.DictReader((study_dir / "results.csv").open())}
+    for cell_id, record in records.items():
+        assert rows[cell_id]["status"] == record["status"]
+        if record["status"] == "done":
+            assert float(rows[cell_id]["f1"]) == record["metrics"]["f1"]
+    report = (study_dir / "report.md").read_text()
+    lora_f1 = [records[f"lora-seed{s}"]["metrics"]["f1"] for s in (0, 1)]
+    lora_line = next(line for line in report.splitlines() if line.startswith("| lora |"))
+    assert f"{sum(lora_f1) / 2:.3f}" in lora_line
+    assert "| ia3 | failed |" in report and records["ia3-seed0"]["error"] in report
+    zero_shot_line = next(line for line in report.splitlines() if line.startswith("| zero_shot |"))
+    assert f"{records['zero_shot']['metrics']['f1']:.3f}" in zero_shot_line
+    assert "python -m jobs.train experiment=closed_book_lora peft=lora" in report
+    for plot in ("accuracy_vs_cost.png", "accuracy_vs_latency.png"):
+        assert (study_dir / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a re-run re-uses every finished cell and tries the failed ones again
+    finished = {cell_id: r["finished_at"] for cell_id, r in records.items() if r["status"] == "done"}
+    mtimes = {cell_id: (study_dir / "cells" / f"{cell_id}.json").stat().st_mtime_ns for cell_id in finished}
+    again = run_study(compare, CONF_DIR)
+    assert again["failed"] == ["ia3-seed0", "ia3-seed1"]
+    for cell_id in finished:
+        assert (study_dir / "cells" / f"{cell_id}.json").stat().st_mtime_ns == mtimes[cell_id]
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_more_training(tmp_path):
+    freshness = FreshnessConfig(budget=BudgetConfig("steps", 2), max_text_tokens=32)
+    compare = tiny_study(tmp_path, methods=["zero_shot", "lora", "rag+lora"], seeds=[0], freshness=freshness)
+    summary = run_study(compare, CONF_DIR)
+    study_dir = tmp_path / "study"
+    assert summary["failed"] == []
+    records = {p.stem: json.loads(p.read_text()) for p in (study_dir / "cells").glob("*.json")}
+    assert set(records) == {
+        "zero_shot",
+        "lora-seed0",
+        "lora-seed0.fresh_text",
+        "lora-seed0.fresh_qa",
+        "rag_lora-seed0",
+        "rag_lora-seed0.fresh_index",
+    }
+    main, text = records["lora-seed0"], records["lora-seed0.fresh_text"]
+    assert text["config"]["trainer"]["init_from"] == str(
+        study_dir / "cells" / "lora-seed0" / "final_checkpoint" / "model"
+    )
+    assert text["config"]["data"]["train_on"] == "passages" and text["metrics"]["train_steps"] == 2
+    assert records["lora-seed0.fresh_qa"]["config"]["data"]["train_split"] == "test_train"
+    # before = the main cell on the late articles' questions; after = the freshness cell on the same questions
+    assert "exact_match@test" in main["metrics"]
+    assert text["config"]["data"]["eval_split"] == "test" and text["metrics"]["count"] == main["metrics"]["count"]
+
+    held_back = records["rag_lora-seed0"]["config"]["corpus"]["exclude_titles"]
+    assert len(held_back) == 5 and records["rag_lora-seed0.fresh_index"]["config"]["corpus"]["exclude_titles"] == []
+    grown = json.loads((study_dir / "shared.json").read_text())
+    (entry,) = grown.values()
+    assert entry["fresh"]["version"] == entry["version"] + 1
+    assert entry["fresh"]["num_vectors"] == entry["num_vectors"] + entry["fresh"]["passages_added"]
+    assert entry["fresh"]["passages_added"] > 0 and entry["fresh"]["encode_flops"] > 0
+
+    updates = {(row["method"], row["kind"]) for row in summary["freshness"]}
+    assert updates == {
+        ("zero_shot", "none"),
+        ("lora", "fresh_text"),
+        ("lora", "fresh_qa"),
+        ("rag+lora", "fresh_index"),
+    }
+    report = (study_dir / "report.md").read_text()
+    assert "## Knowledge freshness" in report and "new passages added to the index" in report
+    assert (study_dir / "freshness.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_unknown_method_fails_before_ray_starts_and_lists_the_methods(tmp_path, monkeypatch):
+    def no_ray():
+        raise AssertionError("Ray must not start for an invalid study")
+
+    monkeypatch.setattr("rag_pet.runtime.ensure_ray", no_ray)
+    with pytest.raises(ConfigError, match="study.methods='rag_lora'.*zero_shot, full, lora.*rag\\+lora.*joint_rag"):
+        run_study(tiny_study(tmp_path, methods=["lora", "rag_lora"]), CONF_DIR)
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        (BudgetConfig("examples", 3), "study.budget.amount=3 .*at least 4 examples"),
+        (BudgetConfig("flops", 1000.0), "study.budget.amount=1000.0 .*FLOPs"),
+    ],
+)
+def test_a_budget_below_one_step_fails_at_validation(tmp_path, budget, message):
+    compare = tiny_study(tmp_path, methods=["lora"], budget=budget)
+    with pytest.raises(ConfigError, match=message):
+        plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"budget": BudgetConfig("tokens", 5)}, "study.budget.unit"),
+        ({"budget": BudgetConfig("steps", 2.5)}, "study.budget.amount"),
+        ({"methods": []}, "study.methods"),
+        ({"seeds": [0, 0]}, "study.seeds"),
+        ({"method_overrides": {"full": ["trainer.lr=1e-5"]}}, "study.method_overrides"),
+    ],
+)
+def test_study_fields_are_checked(fields, field):
+    with pytest.raises(ConfigError, match=field.replace(".", "\\.")):
+        StudyConfig(**fields)
+
+
+def test_a_bad_override_names_itself(tmp_path):
+    compare = tiny_study(tmp_path, methods=["lora"])
+    compare.study.overrides.append("trainer.nope=1")
+    with pytest.raises(ConfigError, match="study.overrides='trainer.nope=1'"):
+        plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
+
+
+@pytest.mark.parametrize("name", sorted(path.stem for path in (CONF_DIR / "study").glob("*.yaml")))
+def test_every_shipped_study_composes_and_plans(name, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from rag_pet.config import to_structured
+    from rag_pet.study import register_study_configs
+
+    register_study_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compare", overrides=[f"study={name}", f"study_dir={tmp_path}"])
+    compare = to_structured(cfg, CompareConfig)
+    assert compare.study.name == name
+    cells = plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
+    assert {cell.method.name for cell in cells} == set(compare.study.methods)
