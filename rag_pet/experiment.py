@@ -87,8 +87,9 @@ SPLIT_METRICS = ("exact_match", "f1", "retrieval_recall@1", "retrieval_recall@5"
 def _evaluate_splits(
     config: RagPetConfig, generator: Generator, label: str, examples: list[QAExample], model_dir: Path | None = None
 ) -> dict:
-    """`_evaluate` on `data.eval_split`, then on each of `eval.extra_splits` (metrics suffixed `@<split>`), and the
-    generator's loss on the general-text sample when `eval.forgetting_texts` asks for it."""
+    """`_evaluate` on `data.eval_split`, then on each of `eval.extra_splits` (metrics suffixed `@<split>`), the
+    generator's loss on the general-text sample (`eval.forgetting_texts`) and the answer latency through a Serve
+    endpoint (`eval.latency_via=endpoint`) when asked for."""
     metrics = _evaluate(config, generator, label, examples, model_dir)
     quiet = replace(config.eval, latency_questions=0)
     for split in config.eval.extra_splits:
@@ -98,6 +99,10 @@ def _evaluate_splits(
         metrics.update({f"{key}@{split}": found[key] for key in SPLIT_METRICS if key in found})
     if config.eval.forgetting_texts:
         metrics["general_text_loss"] = _general_text_loss(config, generator)
+    if config.eval.latency_via == "endpoint" and config.eval.latency_questions:
+        from rag_pet.evaluation.endpoint_latency import endpoint_latency
+
+        metrics.update(endpoint_latency(config, model_dir, examples))
     return metrics
 
 

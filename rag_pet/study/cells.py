@@ -182,6 +182,8 @@ class _Planner:
         ]
         if study.freshness.enabled and method.retrieves:
             fixed.append(f"corpus.exclude_titles={_hydra_list(self._new_titles(method))}")
+        if study.latency == "endpoint":  # each cell's own Serve application, beside any other cell's
+            fixed += ["eval.latency_via=endpoint", f"serve.app_name={identifier}", f"serve.route_prefix=/{identifier}"]
         budget = study.budget if method.trains else None
         overrides, config = self._compose(method, fixed, budget, "study.budget.amount")
         if study.freshness.enabled and config.data.name != "squad":

@@ -38,6 +38,8 @@ COST_COLUMNS = (
     ("peak memory GiB", "peak_memory_gib", "{:.2f}"),
     ("latency p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
     ("latency p95 ms", "batch1_latency_p95_ms", "{:.0f}"),
+    ("endpoint p50 ms", "endpoint_latency_p50_ms", "{:.0f}"),
+    ("endpoint p95 ms", "endpoint_latency_p95_ms", "{:.0f}"),
 )
 
 
@@ -96,6 +98,13 @@ def _cell(summary: dict, key: str, fmt: str) -> str:
 
 
 def markdown_table(summaries: list[dict], columns: tuple) -> str:
+    """A markdown table of the summaries, without the columns no method has a value for."""
+
+    def filled(key: str) -> bool:
+        key = "retrieval_recall@1" if key == "retrieval_recall" else key
+        return any(summary.get(key) is not None for summary in summaries)
+
+    columns = tuple(column for column in columns if filled(column[1]))
     header = ["method", *(title for title, _, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for summary in summaries:
@@ -139,7 +148,8 @@ def report_markdown(
         "training question came from (`validation`), *seen* = held-out questions of the training articles "
         "(`validation_seen`), *train sample* = questions trained on (overfit gap = EM train sample − EM seen). "
         f"Forgetting: the generator's loss on {study.forgetting_texts} SciFact abstracts after training minus "
-        f"before. Latency: one question at a time, {study.latency_questions} questions.",
+        f"before. Latency: one question at a time, {study.latency_questions} questions, in the evaluating process"
+        + (" and through each model's Ray Serve endpoint over HTTP." if study.latency == "endpoint" else "."),
         "",
         "## Accuracy",
         "",

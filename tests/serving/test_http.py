@@ -311,3 +311,23 @@ def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
         answers_as_documented()
     print(f"\nschemathesis: {sum(statuses.values())} requests, by route and status: {dict(sorted(statuses.items()))}")
     assert sum(statuses.values()) >= 5 * 10
+
+
+def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup, tmp_path):
+    from ray import serve
+
+    from rag_pet.evaluation.endpoint_latency import endpoint_latency
+
+    config, _, root = setup
+    overrides = [
+        *tiny_rag(root),
+        f"serve.port={config.serve.port}",  # one Serve proxy per cluster: the one the module's service started
+        "serve.app_name=latency",
+        "serve.route_prefix=/latency",
+        "eval.latency_questions=3",
+    ]
+    timed = compose_config(overrides, run_dir=tmp_path / "run")
+    metrics = endpoint_latency(timed, None, load_qa_split(timed.data, "validation", 5))
+    assert metrics["endpoint_errors"] == 0
+    assert 0 < metrics["endpoint_latency_p50_ms"] <= metrics["endpoint_latency_p95_ms"]
+    assert "latency" not in serve.status().applications  # stopped after the measurement
