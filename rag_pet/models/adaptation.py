@@ -18,6 +18,8 @@ from peft import (
     PromptTuningConfig,
     TaskType,
     get_peft_model,
+    load_peft_weights,
+    set_peft_model_state_dict,
 )
 from peft import PeftConfig as PeftConfigBase
 from safetensors.torch import load_file
@@ -176,12 +178,17 @@ def continue_adapter(base: PreTrainedModel, directory: Path, config: PeftConfig,
         raise ConfigError(
             "trainer.init_from", str(directory), "the model directory of a PET run (<run_dir>/final_checkpoint/model)"
         )
-    saved = PeftConfigBase.from_pretrained(str(directory)).peft_type
+    saved = PeftConfigBase.from_pretrained(str(directory))
     expected = build_peft_config(config, is_seq2seq, 1).peft_type
-    if saved != expected:
-        allowed = f"an adapter of {expected.value} (it holds {saved.value})"
+    if saved.peft_type != expected:
+        allowed = f"an adapter of {expected.value} (it holds {saved.peft_type.value})"
         raise ConfigError("trainer.init_from", str(directory), allowed)
-    return PeftModel.from_pretrained(base, directory, is_trainable=True)
+    # a new adapter of the saved config with the saved weights: PeftModel.from_pretrained(is_trainable=True)
+    # refuses prompt-learning adapters (prompt, prefix, p-tuning)
+    saved.inference_mode = False
+    model = get_peft_model(base, saved)
+    set_peft_model_state_dict(model, load_peft_weights(str(directory), device="cpu"))
+    return model
 
 
 def attach_adapter(base: PreTrainedModel, directory: Path) -> PeftModel:

@@ -28,8 +28,7 @@ EVAL_SPLIT = "validation"
 SEEN_SPLIT = "validation_seen"
 TRAIN_SAMPLE_SPLIT = "train"
 NEW_SPLIT, NEW_TRAIN_SPLIT = "test", "test_train"
-
-
+CELLS_DIR = "cells"
 MAIN, FRESH_INDEX = "main", "fresh_index"
 FRESH_TRAINING = {"text": "fresh_text", "qa": "fresh_qa"}
 MODEL_DIR = Path("final_checkpoint") / "model"
@@ -154,7 +153,7 @@ class _Planner:
         return common
 
     def run_dir(self, identifier: str) -> Path:
-        return self.study_dir / "cells" / identifier
+        return self.study_dir / CELLS_DIR / identifier
 
     def _compose(self, method: Method, fixed: list[str], budget: BudgetConfig | None, where: str):
         """The cell's overrides in order (method, study-fixed, user, budget) and its validated config."""

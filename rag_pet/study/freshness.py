@@ -42,6 +42,8 @@ def freshness_rows(rows: list[dict], methods: list[str], shared: dict) -> list[d
                     key = next((r["index"] for r in mains if r.get("index")), None)
                     grown = shared.get(key, {}).get("fresh", {})
                     row.update(seconds=grown.get("build_seconds"), flops=grown.get("encode_flops"))
+                    if grown and grown.get("build_seconds") is None:
+                        row["seconds_note"] = "built before"
                 else:
                     row.update(seconds=_mean(done, "train_wall_seconds"), flops=_mean(done, "train_flops"))
             result.append(row)
@@ -59,7 +61,7 @@ def freshness_markdown(fresh: list[dict]) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in fresh:
-        seconds = f"{row['seconds']:.0f}" if row.get("seconds") is not None else "built before"
+        seconds = f"{row['seconds']:.0f}" if row.get("seconds") is not None else row.get("seconds_note", "-")
         flops = f"{row['flops']:.2e}" if row.get("flops") is not None else "-"
         lines.append(
             f"| {row['method']} | {row['update']} | {_pair(row['em_before'], row['f1_before'])} | "

@@ -18,14 +18,13 @@ from rag_pet.config import to_dict
 from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
-from rag_pet.study.cells import FRESH_INDEX, MAIN, Cell, plan_cells
+from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
 from rag_pet.study.environment import environment
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
 
 logger = logging.getLogger(__name__)
-CELLS_DIR = "cells"
 
 
 def run_study(compare: CompareConfig, config_dir: Path) -> dict:

@@ -51,6 +51,7 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
         tmp_path,
         "corpus.max_passages=64",
         method_overrides={"ia3": ["data=jsonl", f"data.path={tmp_path / 'missing'}"]},
+        parallel_cells=2,  # two cells at a time on the 4 logical CPUs of the test's Ray instance
     )
     summary = run_study(compare, CONF_DIR)
     study_dir = tmp_path / "study"

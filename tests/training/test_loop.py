@@ -70,7 +70,7 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config
     assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("method", ["lora", "prompt", "full"])
 def test_training_can_start_from_the_weights_an_earlier_run_trained(tiny_config, tmp_path, method):
     from rag_pet.experiment import load_trained_generator
     from rag_pet.training.closed_book import build_adapted_generator
