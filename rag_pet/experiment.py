@@ -100,9 +100,11 @@ def _evaluate_splits(
     if config.eval.forgetting_texts:
         metrics["general_text_loss"] = _general_text_loss(config, generator)
     if config.eval.latency_via == "endpoint" and config.eval.latency_questions:
-        from rag_pet.evaluation.endpoint_latency import endpoint_latency
+        from rag_pet.inference.spec import spec_for_model_dir
+        from rag_pet.serving.endpoint_latency import endpoint_latency
 
-        metrics.update(endpoint_latency(config, model_dir, examples))
+        k = config.rag.k if config.objective == "rag" else None
+        metrics.update(endpoint_latency(spec_for_model_dir(config, model_dir), config.eval, examples, k))
     return metrics
 
 

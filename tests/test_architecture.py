@@ -18,6 +18,10 @@ WIRING = {
     "rag_pet.training.launcher",
     "rag_pet.training.tasks",
     "rag_pet.inference.spec",
+    # a study composes whole experiment configs, one per cell
+    "rag_pet.study.cells",
+    "rag_pet.study.budget",
+    "rag_pet.study.shared",
 }
 # Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other.
 LAYERS = [
@@ -30,6 +34,7 @@ LAYERS = [
     {"evaluation", "tracking"},
     {"serving"},
     {"experiment", "cli"},
+    {"study"},
 ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import ray
 
+from rag_pet import runtime
 from rag_pet.config import to_dict
 from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
@@ -32,10 +33,8 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
     study = compare.study
     study_dir = Path(compare.study_dir).expanduser().resolve()
     cells = plan_cells(study, study_dir, config_dir, compare.tracking)  # validates everything before Ray starts
-    from rag_pet.runtime import ensure_ray
-
     with run_directory_lock(study_dir):
-        ensure_ray()
+        runtime.ensure_ray()
         parallel = parallel_cells(study)
         if parallel > 1:
             cells = plan_cells(study, study_dir, config_dir, compare.tracking, study.cpus_per_cell)

@@ -316,7 +316,8 @@ def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
 def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup, tmp_path):
     from ray import serve
 
-    from rag_pet.evaluation.endpoint_latency import endpoint_latency
+    from rag_pet.inference.spec import spec_for_model_dir
+    from rag_pet.serving.endpoint_latency import endpoint_latency
 
     config, _, root = setup
     overrides = [
@@ -327,7 +328,8 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
         "eval.latency_questions=3",
     ]
     timed = compose_config(overrides, run_dir=tmp_path / "run")
-    metrics = endpoint_latency(timed, None, load_qa_split(timed.data, "validation", 5))
+    examples = load_qa_split(timed.data, "validation", 5)
+    metrics = endpoint_latency(spec_for_model_dir(timed, None), timed.eval, examples, timed.rag.k)
     assert metrics["endpoint_errors"] == 0
     assert 0 < metrics["endpoint_latency_p50_ms"] <= metrics["endpoint_latency_p95_ms"]
     assert "latency" not in serve.status().applications  # stopped after the measurement

@@ -5,27 +5,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import EvalConfig
 from rag_pet.data import QAExample
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import predict_from_endpoint
+from rag_pet.inference.spec import InferenceSpec
+from rag_pet.serving.launch import start_service, stop_service
 
 
-def endpoint_latency(config: RagPetConfig, model_dir: Path | None, examples: list[QAExample]) -> dict[str, float]:
-    """p50/p95 milliseconds of the first `eval.latency_questions` questions, each sent alone to a service of the
-    configured (or, with `model_dir`, trained) model; requests that failed are counted in `endpoint_errors`."""
-    from rag_pet.inference.spec import spec_for_model_dir
-    from rag_pet.serving.launch import start_service, stop_service
-
-    settings = config.eval
-    service = start_service(spec_for_model_dir(config, model_dir))
+def endpoint_latency(
+    spec: InferenceSpec, settings: EvalConfig, examples: list[QAExample], k: int | None
+) -> dict[str, float]:
+    """p50/p95 milliseconds of the first `settings.latency_questions` questions, each sent alone (with `k` passages,
+    or closed-book) to a service of `spec`; requests that failed are counted in `endpoint_errors`."""
+    service = start_service(spec)
     try:
-        k = config.rag.k if config.objective == "rag" else None
         work = replace(workload(settings, examples[: settings.latency_questions], k), batch_size=1)
-        token_env = config.serve.auth_token_env
+        token_env = spec.config.serve.auth_token_env
         token = os.environ.get(token_env) if token_env else None
         timed = predict_from_endpoint(service.url, work, 1, token, settings.request_timeout_s)
     finally:
