@@ -18,7 +18,7 @@ import numpy as np
 import ray
 import torch
 
-from rag_pet.config import IndexSource
+from rag_pet.config import CorpusConfig, IndexSource
 from rag_pet.models.encoder import BiEncoder
 from rag_pet.models.rag import build_trained_encoder, save_trained_towers
 from rag_pet.retrieval.build import build_index_version
@@ -30,15 +30,16 @@ logger = logging.getLogger(__name__)
 SNAPSHOTS = "encoder_snapshots"
 
 
-def ensure_index(source: IndexSource, trained_dir: Path | None = None) -> int:
-    """The newest index version built from this corpus with this document encoder; built now if there is none."""
+def ensure_index(source: IndexSource, trained_dir: Path | None = None, base_corpus: CorpusConfig | None = None) -> int:
+    """The newest index version built from this corpus with this document encoder; built now if there is none
+    (encoding only the passages `base_corpus` lacks, when this corpus grew from it)."""
     encoder = build_trained_encoder(source.retriever, trained_dir)
     corpus_hash = corpus_sha256(load_corpus(source.corpus))
     version = newest_matching_version(source.root, source.name, corpus_hash, encoder.doc_weights_hash())
     if version is not None:
         return version
     logger.info("no %s index for this document encoder yet: building one", source.name)
-    _, manifest = build_index_version(source, trained_dir)
+    _, manifest = build_index_version(source, trained_dir, base_corpus)
     return manifest.version
 
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from rag_pet.config import IndexSource, RagPetConfig
-from rag_pet.retrieval.build import build_index_version
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import ensure_index
 from rag_pet.retrieval.store import version_dir, versions
@@ -72,21 +71,9 @@ def _timed(build, source: IndexSource, known: dict) -> dict:
 def _grow(base: IndexSource, grown: IndexSource, known: dict) -> dict:
     """The grown index's version (built from `base`'s cached vectors plus the new passages, unless one exists),
     with the passages it added and the FLOPs of encoding them."""
-    from rag_pet.retrieval.corpus import corpus_sha256
-    from rag_pet.retrieval.store import newest_matching_version
-
-    def build() -> int:
-        from rag_pet.models.rag import build_trained_encoder
-
-        weights = build_trained_encoder(grown.retriever).doc_weights_hash()
-        corpus_hash = corpus_sha256(load_corpus(grown.corpus))
-        version = newest_matching_version(grown.root, grown.name, corpus_hash, weights)
-        if version is not None:
-            return version
-        return build_index_version(grown, base_corpus=base.corpus)[1].version
-
-    entry = _timed(build, grown, known)
-    added = [p for p in load_corpus(grown.corpus) if p not in set(load_corpus(base.corpus))]
+    entry = _timed(lambda: ensure_index(grown, base_corpus=base.corpus), grown, known)
+    present = set(load_corpus(base.corpus))
+    added = [p for p in load_corpus(grown.corpus) if p not in present]
     entry.update(passages_added=len(added), encode_flops=encoding_flops(grown, added))
     return entry
 
