@@ -16,9 +16,10 @@ register_study_configs()
 
 
 @hydra_job(config_name="compare")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict:
     summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
     print(format_study_summary(summary))
+    return summary
 
 
 if __name__ == "__main__":

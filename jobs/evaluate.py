@@ -10,8 +10,10 @@ register_configs()
 
 
 @hydra_job
-def main(cfg: DictConfig) -> None:
-    print(format_summary(run_job(evaluate_model, cfg)))
+def main(cfg: DictConfig) -> dict:
+    summary = run_job(evaluate_model, cfg)
+    print(format_summary(summary))
+    return summary["metrics"]
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ register_configs()
 
 
 @hydra_job
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict:
     built = run_job(build_index, cfg)
     print(
         f"\nindex {built['name']} v{built['version']}: {built['num_vectors']} vectors of dim {built['dim']}, "
         f"{built['num_shards']} shards, factory {built['factory']!r}, encoder {built['encoder']}"
     )
     print(f"directory: {built['directory']}")
+    return built
 
 
 if __name__ == "__main__":

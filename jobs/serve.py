@@ -10,9 +10,10 @@ register_configs()
 
 
 @hydra_job
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict:
     summary = run_job(serve, cfg)
     print(f"Serve config file: {summary['config_file']} (index version {summary['index_version']})")
+    return summary
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,13 +15,14 @@ from typing import NoReturn, TypeVar
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, StringNode
 from omegaconf.errors import ValidationError
 
-from rag_pet.config import RagPetConfig, to_structured
+from rag_pet.config import RagPetConfig, register_configs, to_config, to_structured
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
 
@@ -49,14 +51,18 @@ def hydra_job(
     hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=config_name)(task_function)
 
     @functools.wraps(task_function)
-    def main() -> None:
+    def main(cfg: DictConfig | None = None) -> object:
+        """From the command line: Hydra composes and runs. Called with a composed `cfg` (a sweep, a test): the
+        task's return value (its metrics)."""
+        if cfg is not None:
+            return task_function(cfg)
         args = get_args_parser().parse_args()
         own_flags = args.help or args.hydra_help or args.shell_completion or args.experimental_rerun
         if not (own_flags or args.config_path or args.config_dir):
             error = config_error(config_dir, args.config_name or config_name, args.overrides, args.multirun)
             if error is not None:
                 _exit_with(error)
-        hydra_main()
+        return hydra_main()
 
     return main
 
@@ -81,6 +87,43 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
     sweeps = [override for override in parsed if override.value_type in CHOICE_SWEEPS]
     choices = [f"{sweep.get_key_element()}={value}" for sweep in sweeps for value in sweep.sweep_string_iterator()]
     return [fixed, *([*fixed, choice] for choice in choices)]
+
+
+def compose_experiment(config_dir: Path, overrides: list[str], field: str) -> RagPetConfig:
+    """`conf/config.yaml` with `overrides`, validated, as `python -m jobs.train <overrides>` composes it; a composition
+    error names the override to fix as the config `field` it came from (`study.overrides`, `sweep.space.<key>`)."""
+    register_configs()
+    try:
+        if GlobalHydra.instance().is_initialized():
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+                cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+    except ConfigCompositionException as err:
+        raise as_config_error(err) or _override_error(err, overrides, field) from None
+    except OverrideParseException as err:
+        message = str(err).splitlines()[0]
+        raise ConfigError(field, _unparsable(overrides), f"a Hydra override ({message})") from None
+    return to_config(cfg)
+
+
+def _unparsable(overrides: list[str]) -> str | list[str]:
+    """The first override Hydra cannot parse on its own (else all of them)."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            return override
+    return overrides
+
+
+def _override_error(err: Exception, overrides: list[str], field: str) -> ConfigError:
+    """The error naming the override Hydra could not apply (the first one its message names, else all of them)."""
+    message = str(err).strip().splitlines()[0]
+    named = re.search(r"override '([^']+)'", message)
+    culprit = next((o for o in overrides if named and o.lstrip("+~").startswith(named.group(1))), None)
+    return ConfigError(field, culprit or overrides, f"an override of a key the config has ({message})")
 
 
 def as_config_error(err: ConfigCompositionException) -> ConfigError | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,8 +18,22 @@ from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.models.rag import GENERATOR_DIR
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
-from rag_pet.tracking import log_history, log_result_rows, start_run
-from rag_pet.training.launcher import launch_training
+from rag_pet.tracking import (
+    log_file_artifact,
+    log_history,
+    log_model_artifact,
+    log_record,
+    log_result_rows,
+    start_run,
+)
+from rag_pet.training.launcher import TrainingResult, launch_training
+
+# What the train loop reports at every `trainer.log_every` steps that the trained row reports too (`loss`: the last
+# report's training loss).
+TRAINING_METRICS = ("loss", "tokens_per_s", "train_seconds", "peak_memory_bytes")
+COST_METRICS = ("trainable_params", "train_steps", "train_wall_seconds", "train_tokens", "train_flops", "mfu")
+QA_METRICS = ("exact_match", "f1", "eval_seconds", "seconds_per_question")
+RETRIEVER_METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10", "recall@20", "recall@100")
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +153,46 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
         }
         try:
             yield tracker, rows, summary
+            summary["metrics"] = run_metrics(rows)
             write_json_atomic(run_dir / "results.json", summary)
             log_result_rows(tracker, rows)
         finally:
             tracker.finish()
+
+
+def run_metrics(rows: list[dict]) -> dict[str, float]:
+    """The numbers a sweep optimises: those of the last row (the trained model's, or the only one's)."""
+    return {key: value for key, value in rows[-1].items() if _is_number(value)} if rows else {}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def reported_metrics(config: RagPetConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What `run_experiment(config)` reports: (while training, at every `trainer.log_every` steps; after training,
+    in its `metrics`). The training metrics listed are in both."""
+    if not _trains(config):
+        return (), _evaluation_metrics(config)
+    after = TRAINING_METRICS + COST_METRICS
+    if config.eval.after_training:
+        after += _evaluation_metrics(config)
+    return TRAINING_METRICS, after
+
+
+def _evaluation_metrics(config: RagPetConfig) -> tuple[str, ...]:
+    if config.objective == "retriever":
+        return RETRIEVER_METRICS
+    per_split = ("exact_match", "f1")
+    if config.objective == "rag":
+        per_split += ("retrieval_recall@1", "retrieval_recall@5")
+    found = QA_METRICS + per_split[2:]
+    found += tuple(f"{key}@{split}" for split in config.eval.extra_splits for key in per_split)
+    if config.eval.forgetting_texts:
+        found += ("general_text_loss", "forgetting")
+    if config.eval.latency_questions:
+        found += ("batch1_latency_p50_ms", "batch1_latency_p95_ms")
+    return found
 
 
 def method_label(config: RagPetConfig, trained: bool) -> str:
@@ -165,9 +215,12 @@ def _trains(config: RagPetConfig) -> bool:
     return config.objective == "retriever" or config.peft.method != "frozen" or config.rag.retriever_trains
 
 
-def run_experiment(config: RagPetConfig) -> dict:
-    """Evaluate before training (if asked, or if nothing trains), train, evaluate the result; return the rows."""
-    with _tracked_run(config, "train") as (tracker, rows, summary):
+def run_experiment(config: RagPetConfig, train_callbacks: Sequence[object] = (), job_type: str = "train") -> dict:
+    """Evaluate before training (if asked, or if nothing trains), train, evaluate the result.
+
+    Returns the summary: the result rows, and `metrics` (`run_metrics`: what a sweep optimises). `train_callbacks`
+    are Ray Train callbacks of the training run (a sweep's `TuneReportCallback`)."""
+    with _tracked_run(config, job_type) as (tracker, rows, summary):
         if config.objective == "retriever":
             examples: list[QAExample] = []
         else:
@@ -188,8 +241,7 @@ def run_experiment(config: RagPetConfig) -> dict:
             base = base or build_generator(config.model)
             base_loss = _general_text_loss(config, base)
         if _trains(config):
-            result = launch_training(config)
-            log_history(tracker, result.state.history, "train")
+            result = _train(config, tracker, train_callbacks)
             state = result.state
             label = method_label(config, trained=True)
             row = {
@@ -208,6 +260,8 @@ def run_experiment(config: RagPetConfig) -> dict:
                 "precision": state.precision,
                 "model_dir": str(result.model_dir),
             }
+            if state.history:
+                row["loss"] = state.history[-1]["loss"]
             if "index_version" in state.task_fields:
                 row["index_version"] = state.task_fields["index_version"]
             if config.eval.after_training and config.objective == "retriever":
@@ -218,7 +272,35 @@ def run_experiment(config: RagPetConfig) -> dict:
                 if base_loss is not None:
                     row.update(general_text_loss_before=base_loss, forgetting=row["general_text_loss"] - base_loss)
             rows.append(row)
+            _log_artifacts(tracker, config, label, result.model_dir, row.get("index_version"))
     return summary
+
+
+def _log_artifacts(tracker, config: RagPetConfig, label: str, model_dir: Path, index_version: int | None) -> None:
+    """The trained weights (an adapter is copied, full weights referenced) and, for RAG, the index version's
+    manifest, as artifacts of the run."""
+    if config.tracking.mode == "disabled":
+        return
+    name = f"{config.experiment_name}-{label}"
+    log_model_artifact(tracker, name, model_dir, copy=config.peft.method != "full")
+    if index_version is not None:
+        from rag_pet.config import index_name, index_root
+        from rag_pet.retrieval.store import MANIFEST, version_dir
+
+        directory = version_dir(index_root(config.index), index_name(config.corpus, config.index), index_version)
+        log_file_artifact(tracker, f"{name}-index", directory / MANIFEST, kind="index")
+
+
+def _train(config: RagPetConfig, tracker, callbacks: Sequence[object]) -> TrainingResult:
+    """Launch training; under Ray its reports reach W&B as they happen, a local run's are logged at the end."""
+    if config.trainer.launcher != "ray":
+        result = launch_training(config, callbacks)
+        log_history(tracker, result.state.history, "train")
+        return result
+    from rag_pet.training.report_stream import report_stream
+
+    with report_stream(lambda record: log_record(tracker, record, "train")) as forwarder:
+        return launch_training(config, [*callbacks, forwarder])
 
 
 def _evaluate_retriever(config: RagPetConfig, model_dir: Path | None, label: str) -> list[dict]:

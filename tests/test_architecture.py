@@ -22,6 +22,8 @@ WIRING = {
     "rag_pet.study.cells",
     "rag_pet.study.budget",
     "rag_pet.study.shared",
+    # a sweep composes one whole experiment config per trial
+    "rag_pet.sweep.plan",
 }
 # Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other.
 LAYERS = [
@@ -34,7 +36,7 @@ LAYERS = [
     {"evaluation", "tracking"},
     {"serving"},
     {"experiment", "cli"},
-    {"study"},
+    {"study", "sweep", "submit"},
 ]
 
 

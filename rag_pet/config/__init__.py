@@ -18,6 +18,7 @@ from rag_pet.config.schema import (
     TrainerConfig,
 )
 from rag_pet.config.serve import DeploymentConfig, ServeConfig
+from rag_pet.config.sweep import SchedulerConfig, SweepConfig, dimensions
 
 __all__ = [
     "PEFT_METHODS_TRAINABLE",
@@ -33,9 +34,12 @@ __all__ = [
     "RagPetConfig",
     "RagConfig",
     "RetrieverConfig",
+    "SchedulerConfig",
     "ServeConfig",
+    "SweepConfig",
     "TrackingConfig",
     "TrainerConfig",
+    "dimensions",
     "index_name",
     "index_root",
     "register_configs",

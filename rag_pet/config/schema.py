@@ -8,6 +8,7 @@ from typing import Any
 from rag_pet.config.checks import one_of, positive
 from rag_pet.config.retrieval import CorpusConfig, IndexConfig, IndexSource, RagConfig, RetrieverConfig
 from rag_pet.config.serve import ServeConfig
+from rag_pet.config.sweep import SweepConfig
 from rag_pet.errors import ConfigError
 
 DATASETS = ("squad", "nq_open", "jsonl")
@@ -281,12 +282,13 @@ class EvalConfig:
 @dataclass
 class TrackingConfig:
     """W&B tracking: offline by default, online when the user has a key; `group` gathers related runs (a study's
-    cells)."""
+    cells, a sweep's trials); `name` is the run's name (default: the experiment's)."""
 
     mode: str = "offline"
     project: str = "rag_pet"
     entity: str | None = None
     group: str | None = None
+    name: str | None = None
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -313,6 +315,7 @@ class RagPetConfig:
     rag: RagConfig = field(default_factory=RagConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sweep: SweepConfig | None = None  # set by `python -m jobs.sweep` (conf/sweep_job.yaml) only
 
     @property
     def index_source(self) -> IndexSource:

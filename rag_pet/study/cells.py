@@ -13,12 +13,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException, OverrideParseException
-
-from rag_pet.config import RagPetConfig, TrackingConfig, register_configs, to_config
+from rag_pet.cli import compose_experiment
+from rag_pet.config import RagPetConfig, TrackingConfig
 from rag_pet.errors import ConfigError
 from rag_pet.study.budget import steps_for_budget
 from rag_pet.study.methods import Method, resolve_method
@@ -64,44 +60,6 @@ def cell_id(method: str, seed: int, trains: bool) -> str:
     """`lora-seed0`, `rag_lora-seed1`; a method that does not train is one cell, named by the method alone."""
     name = re.sub(r"[^A-Za-z0-9_]+", "_", method)
     return f"{name}-seed{seed}" if trains else name
-
-
-def compose_cell_config(config_dir: Path, overrides: list[str]) -> RagPetConfig:
-    """`conf/config.yaml` with `overrides`, validated; a composition error names the override to fix."""
-    from rag_pet.cli import as_config_error
-
-    register_configs()
-    try:
-        if GlobalHydra.instance().is_initialized():
-            cfg = compose(config_name="config", overrides=overrides)
-        else:
-            with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-                cfg = compose(config_name="config", overrides=overrides)
-    except ConfigCompositionException as err:
-        raise as_config_error(err) or _override_error(err, overrides) from None
-    except OverrideParseException as err:
-        message = str(err).splitlines()[0]
-        raise ConfigError("study.overrides", _unparsable(overrides), f"a Hydra override ({message})") from None
-    return to_config(cfg)
-
-
-def _unparsable(overrides: list[str]) -> str | list[str]:
-    """The first override Hydra cannot parse on its own (else all of them)."""
-    parser = OverridesParser.create()
-    for override in overrides:
-        try:
-            parser.parse_overrides([override])
-        except OverrideParseException:
-            return override
-    return overrides
-
-
-def _override_error(err: Exception, overrides: list[str]) -> ConfigError:
-    """The error naming the override Hydra could not apply (the first one its message names, else all of them)."""
-    message = str(err).strip().splitlines()[0]
-    named = re.search(r"override '([^']+)'", message)
-    culprit = next((o for o in overrides if named and o.lstrip("+~").startswith(named.group(1))), None)
-    return ConfigError("study.overrides", culprit or overrides, f"an override of a key the config has ({message})")
 
 
 def plan_cells(
@@ -159,12 +117,12 @@ class _Planner:
         """The cell's overrides in order (method, study-fixed, user, budget) and its validated config."""
         study = self.study
         overrides = [*method.overrides, *fixed, *study.overrides, *study.method_overrides.get(method.name, [])]
-        config = compose_cell_config(self.config_dir, overrides)
+        config = compose_experiment(self.config_dir, overrides, "study.overrides")
         if self.cpus_per_cell and not any(o.startswith("trainer.cpus_per_worker=") for o in overrides):
             overrides.append(f"trainer.cpus_per_worker={self.cpus_per_cell / config.trainer.num_workers:g}")
         if budget is not None:
             overrides += _budget_overrides(budget, study.warmup_fraction, config, where)
-        return overrides, compose_cell_config(self.config_dir, overrides)
+        return overrides, compose_experiment(self.config_dir, overrides, "study.overrides")
 
     def main_cell(self, method: Method, seed: int) -> Cell:
         identifier = cell_id(method.name, seed, method.trains)
@@ -200,8 +158,8 @@ class _Planner:
         """Passage titles of the articles that arrive late (the test articles of the configured split)."""
         from rag_pet.data.datasets import squad_split
 
-        probe = compose_cell_config(
-            self.config_dir, [*method.overrides, *self.study.overrides, f"run_dir={self.study_dir}"]
+        probe = compose_experiment(
+            self.config_dir, [*method.overrides, *self.study.overrides, f"run_dir={self.study_dir}"], "study.overrides"
         )
         return [title.replace("_", " ") for title in squad_split(probe.data).articles["test"]]
 

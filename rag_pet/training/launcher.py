@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def worker_request(config: RagPetConfig) -> WorkerRequest:
     return WorkerRequest(trainer.num_workers, cpus, 1.0 if trainer.use_gpu else 0.0, reserved)
 
 
-def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
+def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object]) -> Path:
     import ray
     from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -103,6 +104,7 @@ def _run_with_ray(config: RagPetConfig, storage: str) -> Path:
         storage_path=storage,
         failure_config=FailureConfig(max_failures=trainer.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=trainer.num_to_keep),
+        callbacks=list(callbacks),
     )
     for relaunch in range(trainer.max_relaunches + 1):
         try:  # the same RunConfig name and storage: a relaunched trainer restores the run's latest checkpoint
@@ -164,13 +166,17 @@ def _check_resources(config: RagPetConfig) -> None:
         wait_for_resources(worker_request(config), _alive_nodes, config.trainer.resource_wait_s)
 
 
-def launch_training(config: RagPetConfig) -> TrainingResult:
-    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir."""
+def launch_training(config: RagPetConfig, callbacks: Sequence[object] = ()) -> TrainingResult:
+    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir.
+
+    `callbacks` are Ray Train callbacks (`trainer.launcher=ray` only), e.g. a sweep trial's `TuneReportCallback`."""
+    if callbacks and config.trainer.launcher != "ray":
+        raise ConfigError("trainer.launcher", config.trainer.launcher, "ray: a sweep's trials report through Ray Train")
     start = time.perf_counter()
     preflight(config)
     storage = storage_location(config)
     if config.trainer.launcher == "ray":
-        final = _run_with_ray(config, storage)
+        final = _run_with_ray(config, storage, callbacks)
     else:
         context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
         run_train_loop(config, context)

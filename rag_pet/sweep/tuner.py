@@ -1,0 +1,125 @@
+"""Run a checked sweep on Ray Tune: trials as function trainables, a searcher and an early-stopping scheduler from
+the sweep config, as many trials at once as the cluster holds; then the summary and the best experiment."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import replace
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import BasicVariantGenerator
+
+from rag_pet.config import dimensions
+from rag_pet.run_lock import run_directory_lock
+from rag_pet.runtime import ensure_ray
+from rag_pet.sweep.plan import SweepPlan
+from rag_pet.sweep.space import tune_space
+from rag_pet.sweep.summary import summarise
+from rag_pet.sweep.trial import run_trial
+from rag_pet.training.launcher import reserved_cpus
+
+logger = logging.getLogger(__name__)
+TUNE_DIR = "tune"
+# A trial's own actor only drives its Ray Train run, whose workers hold the trial's CPUs and GPUs. Tune refuses an
+# empty resource request, so the driver takes a token byte of memory and leaves every CPU to Train.
+TRIAL_DRIVER_RESOURCES = {"memory": 1}
+
+
+def run_sweep(plan: SweepPlan) -> dict:
+    """Run (or, when `<sweep_dir>/tune` holds an unfinished sweep, resume) the sweep; its summary."""
+    # Trials stay in the sweep's working directory, where the experiment's relative paths (index storage, data)
+    # mean what they mean to `python -m jobs.train`; Tune passes the setting on to the trial actors.
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    with run_directory_lock(plan.sweep_dir):
+        ensure_ray()
+        trials_at_once, cpus_per_worker = trial_concurrency(plan)
+        if plan.base.trainer.cpus_per_worker is None:
+            plan = replace(plan, base_overrides=(*plan.base_overrides, f"trainer.cpus_per_worker={cpus_per_worker:g}"))
+        threads = max(1, math.ceil(cpus_per_worker * plan.base.trainer.num_workers))
+        group = f"sweep-{plan.sweep.name}-{plan.sweep_dir.name}"
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, plan=plan, group=group, threads=threads), TRIAL_DRIVER_RESOURCES
+        )
+        path = plan.sweep_dir / TUNE_DIR
+        if tune.Tuner.can_restore(str(path)):
+            logger.info("resuming the sweep in %s", path)
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=tune_space(plan.sweep.space),
+                tune_config=_tune_config(plan, trials_at_once),
+                run_config=tune.RunConfig(
+                    name=TUNE_DIR,
+                    storage_path=str(plan.sweep_dir),
+                    failure_config=tune.FailureConfig(max_failures=plan.sweep.max_failures),
+                ),
+            )
+        results = tuner.fit()
+        return summarise(plan, results, group)
+
+
+def trial_concurrency(plan: SweepPlan) -> tuple[int, float]:
+    """How many trials run at once (`sweep.max_concurrent_trials`, or as many as the cluster's CPUs and GPUs hold)
+    and the CPUs each trial's workers get (`trainer.cpus_per_worker`, or an equal share of the cluster)."""
+    trainer, reserved = plan.base.trainer, reserved_cpus(plan.base)
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    trials = plan.sweep.max_concurrent_trials
+    if trials is None:
+        trials = max(1, int(cpus // (trainer.num_workers * (trainer.cpus_per_worker or 1.0) + reserved)))
+        if trainer.use_gpu:
+            trials = min(trials, max(1, int(gpus // trainer.num_workers)))
+    trials = min(trials, _trial_count(plan))
+    share = trainer.cpus_per_worker or max((cpus / trials - reserved) / trainer.num_workers, 0.1)
+    return trials, share
+
+
+def _trial_count(plan: SweepPlan) -> int:
+    grid = math.prod(len(node["values"]) for node in dimensions(plan.sweep.space).values() if node["type"] == "grid")
+    return plan.sweep.num_samples * grid
+
+
+def reports_per_trial(plan: SweepPlan) -> int:
+    """Results a trial that runs to the end gives Tune: one per train-loop report, then the evaluated one."""
+    trainer = plan.base.trainer
+    steps = range(1, trainer.max_steps + 1)
+    reports = [s for s in steps if not (s % trainer.log_every and s % trainer.checkpoint_every and s < len(steps))]
+    return len(reports) + 1
+
+
+def _tune_config(plan: SweepPlan, trials_at_once: int) -> tune.TuneConfig:
+    """Searcher and scheduler each with their own metric (Tune's `metric` stays unset): the searcher learns from the
+    sweep's metric, ASHA stops on one reported while training, which may differ (loss, while optimising F1)."""
+    sweep = plan.sweep
+    if sweep.scheduler.type == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric=sweep.early_stop_metric,
+            mode=sweep.early_stop_mode,
+            max_t=reports_per_trial(plan),
+            grace_period=sweep.scheduler.grace_period,
+            reduction_factor=sweep.scheduler.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    searcher = _searcher(plan, trials_at_once)
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=sweep.num_samples)
+
+
+def _searcher(plan: SweepPlan, trials_at_once: int):
+    """Random or grid points (Tune's variant generator), or Optuna's TPE; either holds `trials_at_once` running.
+
+    The limit is set on the searcher itself: Tune ignores `TuneConfig.max_concurrent_trials` for a variant
+    generator passed in as the search algorithm."""
+    sweep = plan.sweep
+    if sweep.search != "optuna":
+        return BasicVariantGenerator(random_state=sweep.seed, max_concurrent=trials_at_once)
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    return ConcurrencyLimiter(OptunaSearch(metric=sweep.metric, mode=sweep.mode, seed=sweep.seed), trials_at_once)
