@@ -1,19 +1,17 @@
 """What a service serves is checked on the driver, before any replica starts."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from peft import IA3Config, LoraConfig, get_peft_model
-from ray.serve.schema import ServeDeploySchema
 
 from rag_pet.config import DeploymentConfig, to_dict
 from rag_pet.errors import ConfigError
 from rag_pet.inference.spec import resolve_index_version, resolve_spec
 from rag_pet.models import build_generator
-from rag_pet.serving.app import IMPORT_PATH, deployment_options
+from rag_pet.serving.app import deployment_options
 from rag_pet.serving.launch import serve_config_document, write_serve_config
 from tests.conftest import compose_config
 
@@ -112,10 +110,3 @@ def test_deployment_options_come_from_config_and_bad_autoscaling_names_its_field
         deployment_options(
             DeploymentConfig(autoscaling={"min_replicas": 3, "max_replicas": 1}), "serve.generator", 5, 20
         )
-
-
-def test_the_rayservice_manifest_holds_a_valid_serve_config_for_the_application_builder():
-    manifest = yaml.safe_load((Path(__file__).parents[2] / "cluster" / "rayservice-rag.yaml").read_text())
-    document = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    ServeDeploySchema.model_validate(document)
-    assert document["applications"][0]["import_path"] == IMPORT_PATH
