@@ -284,10 +284,10 @@ def _log_artifacts(tracker, config: RagPetConfig, label: str, model_dir: Path, i
     name = f"{config.experiment_name}-{label}"
     log_model_artifact(tracker, name, model_dir, copy=config.peft.method != "full")
     if index_version is not None:
-        from rag_pet.config import index_name, index_root
         from rag_pet.retrieval.store import MANIFEST, version_dir
 
-        directory = version_dir(index_root(config.index), index_name(config.corpus, config.index), index_version)
+        source = config.index_source
+        directory = version_dir(source.root, source.name, index_version)
         log_file_artifact(tracker, f"{name}-index", directory / MANIFEST, kind="index")
 
 

@@ -1,7 +1,11 @@
 """`python -m jobs.submit` against a real Ray cluster the test starts itself (`ray start --head --block` on
-127.0.0.1, every port chosen free so other local Ray instances are untouched; stopped by signalling that process)."""
+127.0.0.1, every port chosen free so other local Ray instances are untouched; stopped by signalling that process).
+The cluster has its own token (token authentication on), given to the clients in `RAY_AUTH_TOKEN`, so the tests do
+not depend on, or touch, `~/.ray/auth_token`. Starting the head node and its jobs takes about 90 s: those tests are
+in the slow suite (`python -m pytest -m slow tests/cluster`)."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,12 +56,16 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) 
     raise TimeoutError(f"the test cluster's dashboard did not open port {port}")
 
 
+TOKEN = secrets.token_hex(32)
+
+
 @pytest.fixture(scope="module")
 def cluster_address():
-    """The dashboard address of a 2-CPU head node started for these tests."""
+    """The dashboard address of a 2-CPU head node started for these tests, with token authentication on."""
     ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     temp_dir = tempfile.mkdtemp(prefix="rp_", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN}
     env.pop("RAY_ADDRESS", None)
     command = [
         "ray",
@@ -85,8 +93,9 @@ def cluster_address():
 
 
 def submit_job(*args: str, address: str | None = None, env: dict | None = None, timeout: int = 600):
-    environment = {**os.environ, **(env or {})}
+    environment = {**os.environ, "RAY_AUTH_TOKEN": TOKEN, **(env or {})}
     environment.pop("RAY_ADDRESS", None)
+    environment.pop("RAY_AUTH_MODE", None)
     if address:
         environment["RAY_ADDRESS"] = address
     return subprocess.run(
@@ -104,6 +113,7 @@ def submission_id(stdout: str) -> str:
     return line.split()[1].rstrip(":")
 
 
+@pytest.mark.slow
 def test_a_submitted_training_job_succeeds_with_its_metrics_in_the_logs(cluster_address):
     done = submit_job("train", "debug=tiny", "trainer.max_steps=2", "--wait", address=cluster_address)
 
@@ -114,6 +124,7 @@ def test_a_submitted_training_job_succeeds_with_its_metrics_in_the_logs(cluster_
     assert logs.returncode == 0 and "run directory:" in logs.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_job_reports_failed_with_the_tail_of_its_error(cluster_address):
     done = submit_job("train", "debug=tiny", "trainer.max_steps=-1", "--wait", address=cluster_address)
 
@@ -122,6 +133,7 @@ def test_a_failing_job_reports_failed_with_the_tail_of_its_error(cluster_address
     assert "FAILED" in line and "trainer.max_steps=-1" in line
 
 
+@pytest.mark.slow
 def test_stop_ends_a_running_job(cluster_address):
     started = submit_job("train", "debug=tiny", "trainer.max_steps=100000", address=cluster_address)
     assert started.returncode == 0, started.stderr[-2000:]
@@ -133,6 +145,7 @@ def test_stop_ends_a_running_job(cluster_address):
     assert stopped.stdout.strip() == f"job {job_id}: STOPPED"
 
 
+@pytest.mark.slow
 def test_a_refused_token_and_an_unknown_job_are_one_line_each(cluster_address):
     refused = submit_job("--logs", "raysubmit_x", address=cluster_address, env={"RAY_AUTH_TOKEN": "not-the-token"})
     unknown = submit_job("--logs", "raysubmit_missing", address=cluster_address)

@@ -8,7 +8,7 @@ EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yam
 GROUP_OPTIONS = [
     (group.name, option.stem)
     for group in sorted(CONF_DIR.iterdir())
-    if group.is_dir() and group.name not in ("experiment", "debug", "study")  # studies: tests/study
+    if group.is_dir() and group.name not in ("experiment", "debug", "study", "sweep")  # tests/study, tests/sweep
     for option in sorted(group.glob("*.yaml"))
 ]
 REQUIRED = {

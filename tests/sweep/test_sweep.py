@@ -133,6 +133,32 @@ def test_a_bad_sweep_is_one_error_line_before_any_trial(tmp_path, command_line, 
     assert not (tmp_path / "sweep" / "tune").exists()  # no trial started
 
 
+@pytest.mark.slow  # two trials more, about a minute
+@pytest.mark.usefixtures("ray_local")
+def test_an_optuna_sweep_learns_from_a_metric_reported_while_training(tmp_path):
+    line = ["sweep=lora_lr", "debug=tiny", "trainer.cpus_per_worker=1", "sweep.search=optuna", "sweep.num_samples=2"]
+    line += ["sweep.metric=loss", "sweep.mode=min", "sweep.scheduler.type=fifo", "sweep.max_concurrent_trials=1"]
+    summary = run_sweep(plan_sweep(sweep_job(tmp_path, line), line, CONF_DIR))
+
+    assert [t["status"] for t in summary["trials"]] == [FINISHED_STATUS, FINISHED_STATUS]
+    losses = [t["metric"] for t in summary["trials"]]
+    assert losses == sorted(losses) and summary["best"]["metric"] == losses[0]
+    assert len({t["params"]["trainer.lr"] for t in summary["trials"]}) == 2  # Optuna drew two points
+    with pytest.raises(ConfigError, match="sweep.search='optuna'.*reported only after training"):
+        plan_sweep(sweep_job(tmp_path, ["sweep=lora_lr", "debug=tiny", "sweep.search=optuna"]), [], CONF_DIR)
+
+
+SWEEPS = sorted(path.stem for path in (CONF_DIR / "sweep").glob("*.yaml"))
+EXPERIMENT_OF = {"rag_top_k": "hybrid_rag_lora"}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_shipped_sweep_composes_and_passes_its_checks(tmp_path, name):
+    line = [f"sweep={name}", f"experiment={EXPERIMENT_OF.get(name, 'quickstart')}", "debug=tiny"]
+    plan = plan_sweep(sweep_job(tmp_path, line), line, CONF_DIR)
+    assert plan.sweep.name == name and plan.base_overrides == tuple(line[1:])
+
+
 def test_plan_checks_group_choices_grid_and_every_extreme_value(tmp_path):
     job = sweep_job(tmp_path, ["sweep=pet_method", "debug=tiny"])
     plan = plan_sweep(job, ["sweep=pet_method", "debug=tiny"], CONF_DIR)

@@ -124,9 +124,14 @@ def test_a_shared_tower_cannot_train_for_queries_against_a_frozen_document_side(
         rag_config(tmp_path, "rag.query_encoder=full")
 
 
-def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path, shared_indexes):
+def test_rag_experiment_reports_answers_and_retrieval_recall_and_logs_its_adapter_and_index(tmp_path, shared_indexes):
     config = rag_config(
-        tmp_path, "trainer.launcher=local", "eval.before_training=true", "data.eval_split=train", indexes=shared_indexes
+        tmp_path,
+        "trainer.launcher=local",
+        "eval.before_training=true",
+        "data.eval_split=train",
+        "tracking=wandb_offline",
+        indexes=shared_indexes,
     )
     summary = run_experiment(config)
     rows = {row["method"]: row for row in summary["rows"]}
@@ -136,6 +141,12 @@ def test_rag_experiment_reports_answers_and_retrieval_recall(tmp_path, shared_in
     assert rows["rag+lora"]["index_version"] == 1
     predictions = (tmp_path / "run" / "eval" / "rag_lora" / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == config.data.max_eval_examples
+    assert summary["metrics"]["f1"] == rows["rag+lora"]["f1"]  # what a sweep optimises
+    (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    records = next(run.glob("run-*.wandb")).read_bytes()
+    logged = (b"train/loss", b"default-rag-lora", b"adapter_model.safetensors", b"default-rag-lora-index")
+    for key in (*logged, b"manifest.json"):
+        assert key in records, key
 
 
 def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exports(tmp_path, shared_indexes):
