@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ray.exceptions import RayActorError
 from ray.train.v2.api.callback import UserCallback
 from ray.util.queue import Empty, Queue
 
@@ -41,8 +42,11 @@ def report_stream(on_report: Callable[[dict[str, Any]], None]) -> Iterator[Repor
                 return
 
     def follow() -> None:
-        while not done.is_set():
-            drain(block=True)
+        try:
+            while not done.is_set():
+                drain(block=True)
+        except RayActorError:  # the queue went with a stopped sweep trial's placement group; so does this process
+            return
 
     thread = threading.Thread(target=follow, name="train-report-stream", daemon=True)
     thread.start()
