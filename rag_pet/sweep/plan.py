@@ -14,6 +14,7 @@ from rag_pet.errors import ConfigError
 from rag_pet.experiment import reported_metrics
 from rag_pet.sweep.space import corner_points, overrides
 
+LOCAL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Overrides of the sweep job's command line that belong to the sweep, not to the experiment its trials run.
 SWEEP_KEYS = ("sweep", "hydra")
 
@@ -37,8 +38,10 @@ class SweepPlan:
         return [*self.base_overrides, *overrides(point), f"run_dir={run_dir}", "trainer.max_relaunches=0"]
 
     def trial_config(self, point: dict[str, Any], run_dir: Path) -> RagPetConfig:
-        """The validated experiment of one trial, as `python -m jobs.train` composes it."""
-        return compose_experiment(self.config_dir, self.trial_overrides(point, run_dir), "sweep.space")
+        """The validated experiment of one trial, as `python -m jobs.train` composes it, from the `conf/` beside the
+        code this process runs: a cluster node unpacks the job's working_dir elsewhere than the driver's node."""
+        config_dir = LOCAL_CONFIG_DIR if LOCAL_CONFIG_DIR.is_dir() else self.config_dir
+        return compose_experiment(config_dir, self.trial_overrides(point, run_dir), "sweep.space")
 
 
 def experiment_overrides(command_line: list[str]) -> tuple[str, ...]:

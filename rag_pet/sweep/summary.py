@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from ray.tune import ResultGrid
 
+from rag_pet.config import to_dict
 from rag_pet.errors import RagPetError
 from rag_pet.evaluation.report import format_columns
 from rag_pet.storage import write_json_atomic, write_text_atomic
@@ -95,12 +96,17 @@ def _rank(row: dict, metric: str, mode: str) -> tuple:
 
 def write_best_experiment(plan: SweepPlan, best: dict) -> Path:
     """`<sweep_dir>/experiment/best.yaml`: the best trial's whole resolved config as an experiment (groups' values
-    included), so `python -m jobs.train --config-dir <sweep_dir> experiment=best` re-runs it anywhere."""
-    config = json.loads((Path(best["run_dir"]) / "config.json").read_text())
+    included), so `python -m jobs.train --config-dir <sweep_dir> experiment=best` re-runs it anywhere.
+
+    The config is composed again from the trial's point (composition is deterministic), not read from the trial's
+    directory, which on a cluster lies on the node that ran it; what the sweep itself set for running trials side by
+    side (`trainer.cpus_per_worker`, `trainer.max_relaunches`) goes back to the experiment's own values."""
+    config = to_dict(plan.trial_config(best["params"], Path(best["run_dir"])))
     for key in NOT_REUSED:
         config.pop(key, None)
+    trainer = plan.base.trainer
+    config["trainer"].update(cpus_per_worker=trainer.cpus_per_worker, max_relaunches=trainer.max_relaunches)
     config["experiment_name"] = f"{plan.base.experiment_name}_best"
-    config["tracking"].update(group=None, name=None, tags=list(plan.base.tracking.tags))
     header = (
         "# @package _global_\n"
         f"# Best trial of sweep {plan.sweep.name} ({plan.sweep.metric}={best['metric']}, trial {best['trial_id']}):"
