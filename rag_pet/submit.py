@@ -111,13 +111,13 @@ def _auth_error() -> ConfigError:
 
 
 def _check_reachable(address: str, field_name: str, timeout_s: float) -> None:
-    """Refuse an address nobody listens on now, before the client's own retries (about a minute)."""
+    """Refuse a `host:port` nobody listens on now, before the client's own retries (about a minute). A dashboard
+    URL (`http://<head>:8265`) or a cluster address (`<head>:6379`) is checked; `auto` and `ray://` are left to Ray."""
     parsed = urlparse(address if "://" in address else f"http://{address}")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(field_name, address, "a dashboard address, http://<head>:8265")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.port is None:
+        return
     try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+        socket.create_connection((parsed.hostname, parsed.port), timeout=timeout_s).close()
     except OSError as err:
         raise ConfigError(field_name, address, f"the dashboard address of a running Ray cluster ({err})") from None
 
