@@ -5,11 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from rag_pet.config import to_structured
-from rag_pet.errors import ConfigError, RagPetError
-from rag_pet.submit import JOBS, SubmitConfig, connect, failure_line, follow, stop, submit
+from rag_pet.errors import RagPetError
+from rag_pet.submit import JOBS, load_settings, run_submission
 
 CONFIG_FILE = Path(__file__).resolve().parents[1] / "conf" / "submit.yaml"
 
@@ -28,52 +25,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
-def settings(args: argparse.Namespace) -> SubmitConfig:
-    config = to_structured(OmegaConf.load(CONFIG_FILE), SubmitConfig)
-    config.address = args.address or config.address
-    config.image = args.image or config.image
-    config.pip = [*config.pip, *args.pip]
-    for pair in args.env:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError("--env", pair, "KEY=VALUE")
-        config.env_vars[key] = value
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     """What the command does; its exit status."""
-    if bool(args.job) + bool(args.stop) + bool(args.logs) != 1:
-        raise ConfigError("job", args.job, f"one of {', '.join(JOBS)} with its overrides, or --stop ID, or --logs ID")
-    config = settings(args)
-    client = connect(config)
-    if args.stop:
-        print(f"job {args.stop}: {_known(lambda: stop(client, args.stop), args.stop)}")
-        return 0
-    if args.logs:
-        print(_known(lambda: client.get_job_logs(args.logs), args.logs), end="")
-        return 0
-    submission_id = submit(client, args.job, args.overrides, config)
-    print(f"submitted {submission_id}: python -m jobs.{args.job} {' '.join(args.overrides)}".rstrip())
-    if not args.wait:
-        print(f"follow it: python -m jobs.submit --logs {submission_id}; stop it: --stop {submission_id}")
-        return 0
-    status = follow(client, submission_id, lambda text: print(text, end="", flush=True))
-    if status == "SUCCEEDED":
-        print(f"job {submission_id} SUCCEEDED")
-        return 0
-    print(f"error: {failure_line(client, submission_id)}", file=sys.stderr)
-    return 1
-
-
-def _known(call, submission_id: str):
-    """`call()`, with the client's error for an unknown submission id as one line."""
-    try:
-        return call()
-    except RuntimeError as err:
-        if "does not exist" not in str(err) and "404" not in str(err):
-            raise
-        raise ConfigError("ID", submission_id, "a submission id of this cluster (`ray job list`)") from None
+    settings = load_settings(CONFIG_FILE, args.address, args.image, args.pip, args.env)
+    return run_submission(settings, args.job, args.overrides, args.wait, args.stop, args.logs)
 
 
 def main() -> None:

@@ -161,7 +161,8 @@ def _tracked_run(config: RagPetConfig, job_type: str) -> Iterator[tuple[object, 
 
 
 def run_metrics(rows: list[dict]) -> dict[str, float]:
-    """The numbers a sweep optimises: those of the last row (the trained model's, or the only one's)."""
+    """The numbers a sweep optimises: those of the last row (the trained model's, or the only one's), booleans and
+    text left out."""
     return {key: value for key, value in rows[-1].items() if _is_number(value)} if rows else {}
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shlex
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,68 @@ class SubmitConfig:
     pip: list[str] = field(default_factory=list)
     image: str | None = None
     connect_timeout_s: float = 5.0
+
+
+def load_settings(
+    config_file: Path, address: str | None, image: str | None, pip: list[str], env: list[str]
+) -> SubmitConfig:
+    """`conf/submit.yaml` with the command line's `--address`, `--image`, `--pip` and `--env KEY=VALUE` on top."""
+    from omegaconf import OmegaConf
+
+    from rag_pet.config import to_structured
+
+    settings = to_structured(OmegaConf.load(config_file), SubmitConfig)
+    settings.address = address or settings.address
+    settings.image = image or settings.image
+    settings.pip = [*settings.pip, *pip]
+    for pair in env:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("--env", pair, "KEY=VALUE")
+        settings.env_vars[key] = value
+    return settings
+
+
+def run_submission(
+    settings: SubmitConfig,
+    job: str | None,
+    overrides: list[str],
+    wait: bool,
+    stop_id: str | None,
+    logs_id: str | None,
+) -> int:
+    """`python -m jobs.submit`: submit `job` (and with `wait` follow it), or stop a job, or print its logs; the exit
+    status (1: the followed job did not succeed)."""
+    if bool(job) + bool(stop_id) + bool(logs_id) != 1:
+        raise ConfigError("job", job, f"one of {', '.join(JOBS)} with its overrides, or --stop ID, or --logs ID")
+    client = connect(settings)
+    if stop_id:
+        print(f"job {stop_id}: {_known(lambda: stop(client, stop_id), stop_id)}")
+        return 0
+    if logs_id:
+        print(_known(lambda: client.get_job_logs(logs_id), logs_id), end="")
+        return 0
+    submission_id = submit(client, job, overrides, settings)
+    print(f"submitted {submission_id}: python -m jobs.{job} {' '.join(overrides)}".rstrip())
+    if not wait:
+        print(f"follow it: python -m jobs.submit --logs {submission_id}; stop it: --stop {submission_id}")
+        return 0
+    status = follow(client, submission_id, lambda text: print(text, end="", flush=True))
+    if status == "SUCCEEDED":
+        print(f"job {submission_id} SUCCEEDED")
+        return 0
+    print(f"error: {failure_line(client, submission_id)}", file=sys.stderr)
+    return 1
+
+
+def _known(call: Callable[[], Any], submission_id: str) -> Any:
+    """`call()`, with the client's error for an unknown submission id as one line."""
+    try:
+        return call()
+    except RuntimeError as err:
+        if "does not exist" not in str(err) and "404" not in str(err):
+            raise
+        raise ConfigError("ID", submission_id, "a submission id of this cluster (`ray job list`)") from None
 
 
 def entrypoint(job: str, overrides: list[str]) -> str:

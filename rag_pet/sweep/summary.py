@@ -16,6 +16,7 @@ from ray.tune import ResultGrid
 from rag_pet.config import to_dict
 from rag_pet.errors import RagPetError
 from rag_pet.evaluation.report import format_columns
+from rag_pet.experiment import run_metrics
 from rag_pet.storage import write_json_atomic, write_text_atomic
 from rag_pet.sweep.plan import SweepPlan
 from rag_pet.sweep.stopped_runs import complete_stopped_run
@@ -71,7 +72,7 @@ def _row(plan: SweepPlan, result) -> dict[str, Any]:
         "early_stop_metric": metrics.get(plan.sweep.early_stop_metric),
         "reports": metrics.get("training_iteration", 0),
         "run_dir": str(trial_dir(plan.sweep_dir, trial_id)),
-        "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "metrics": run_metrics([metrics]),
     }
     if result.error is not None:
         row["error"] = str(result.error).strip().splitlines()[-1][:300]
