@@ -56,13 +56,14 @@ def parameter_counts(config: RagPetConfig, skeleton, is_seq2seq: bool) -> tuple[
         return total, total
     if config.peft.method == "frozen":
         return total, 0
-    trainable, _ = count_parameters(adapt_model(skeleton, config.peft, is_seq2seq))
+    trainable, total = count_parameters(adapt_model(skeleton, config.peft, is_seq2seq))  # the adapter's count too
     return total, trainable
 
 
 def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool, sample: int = 200) -> float:
-    """Mean generator tokens of one training question: its prompt and answer, times `rag.k` rows with a passage
-    (the question's gold passage standing in for what will be retrieved) for a RAG method."""
+    """Mean generator tokens of one training example: a question's prompt and answer (a paragraph's first
+    `data.max_text_tokens` with `data.train_on=passages`), times `rag.k` rows with a passage (the question's gold
+    passage standing in for what will be retrieved) for a RAG method."""
     from rag_pet.data import load_qa_split
     from rag_pet.data.prompts import PromptEncoder
     from rag_pet.models.generator import build_tokenizer
@@ -73,6 +74,13 @@ def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool, sample: int
     examples = load_qa_split(config.data, config.data.train_split, limit)
     if config.objective != "rag":
         prompts = PromptEncoder.from_config(tokenizer, config.data, is_seq2seq)
+        if config.data.train_on == "passages":  # the split's paragraphs as text, as `training_features` reads them
+            from rag_pet.data.datasets import load_split_passages
+
+            texts = load_split_passages(config.data, config.data.train_split, limit)
+            return statistics.fmean(
+                len(prompts.text_features(p.text, config.data.max_text_tokens)["input_ids"]) for p in texts
+            )
         return statistics.fmean(len(prompts.training_features(e)["input_ids"]) for e in examples)
     from rag_pet.retrieval.corpus import load_corpus
 
