@@ -32,7 +32,7 @@ from rag_pet.training.launcher import TrainingResult, launch_training
 # report's training loss).
 TRAINING_METRICS = ("loss", "tokens_per_s", "train_seconds", "peak_memory_bytes")
 COST_METRICS = ("trainable_params", "train_steps", "train_wall_seconds", "train_tokens", "train_flops", "mfu")
-QA_METRICS = ("exact_match", "f1", "eval_seconds", "seconds_per_question")
+QA_METRICS = ("exact_match", "f1", "answer_nll", "eval_seconds", "seconds_per_question")
 RETRIEVER_METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@5", "recall@10", "recall@20", "recall@100")
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def _evaluate(
     return metrics
 
 
-SPLIT_METRICS = ("exact_match", "f1", "retrieval_recall@1", "retrieval_recall@5")
+SPLIT_METRICS = ("exact_match", "f1", "answer_nll", "retrieval_recall@1", "retrieval_recall@5")
 
 
 def _evaluate_splits(
@@ -184,15 +184,17 @@ def reported_metrics(config: RagPetConfig) -> tuple[tuple[str, ...], tuple[str, 
 def _evaluation_metrics(config: RagPetConfig) -> tuple[str, ...]:
     if config.objective == "retriever":
         return RETRIEVER_METRICS
-    per_split = ("exact_match", "f1")
+    per_split = ("exact_match", "f1", "answer_nll")
     if config.objective == "rag":
         per_split += ("retrieval_recall@1", "retrieval_recall@5")
-    found = QA_METRICS + per_split[2:]
+    found = QA_METRICS + per_split[3:]
     found += tuple(f"{key}@{split}" for split in config.eval.extra_splits for key in per_split)
     if config.eval.forgetting_texts:
         found += ("general_text_loss", "forgetting")
     if config.eval.latency_questions:
-        found += ("batch1_latency_p50_ms", "batch1_latency_p95_ms")
+        found += ("batch1_latency_p50_ms", "batch1_latency_p95_ms", "batch1_ttft_p50_ms", "batch1_ms_per_token_p50")
+        if config.objective == "rag":
+            found += ("batch1_retrieval_p50_ms",)
     return found
 
 

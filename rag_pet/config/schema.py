@@ -225,9 +225,10 @@ class EvalConfig:
     """Generation-based evaluation before and after training, or of saved weights (`model_dir`).
 
     Besides `data.eval_split`, QA evaluation can score `extra_splits` (the same `data.max_eval_examples` of each;
-    their metrics carry an `@<split>` suffix), time `latency_questions` questions one at a time (p50/p95 at batch 1;
-    `latency_via=endpoint` also through a Ray Serve application of the model, as `serve.*` configures it), and
-    measure forgetting: the generator's loss on `forgetting_texts` general-text passages (SciFact abstracts)
+    their metrics carry an `@<split>` suffix), time `latency_questions` questions one at a time after
+    `latency_warmup` untimed ones (p50/p95 at batch 1 of the whole answer, time to first token, per token and
+    retrieval; `latency_via=endpoint` also through a Ray Serve application of the model, as `serve.*` configures
+    it), and measure forgetting: the generator's loss on `forgetting_texts` general-text passages (SciFact abstracts)
     after training minus before.
     """
 
@@ -240,6 +241,7 @@ class EvalConfig:
     precision: str = "auto"
     extra_splits: list[str] = field(default_factory=list)
     latency_questions: int = 0
+    latency_warmup: int = 2
     latency_via: str = "in_process"
     forgetting_texts: int = 0
 
@@ -271,6 +273,7 @@ class EvalConfig:
         for split in self.extra_splits:
             one_of("eval.extra_splits", split, SPLITS)
         positive("eval.latency_questions", self.latency_questions, allow_zero=True)
+        positive("eval.latency_warmup", self.latency_warmup, allow_zero=True)
         one_of("eval.latency_via", self.latency_via, LATENCY_VIA)
         positive("eval.forgetting_texts", self.forgetting_texts, allow_zero=True)
         positive("eval.max_new_tokens", self.max_new_tokens)

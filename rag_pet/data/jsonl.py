@@ -1,7 +1,8 @@
 """Read JSON-lines files with errors that name the file, the line and the field.
 
 QA schema, one object per line:
-    {"question": str, "answers": [str, ...], "id": str (optional), "gold_passage_id": str (optional)}
+    {"question": str, "answers": [str, ...], "id": str (optional), "gold_passage_id": str (optional),
+     "title": str (optional: the article asked about; a study's intervals cluster questions on it)}
 `"answer": str | [str, ...]` is accepted in place of `"answers"` (NQ-open's spelling).
 """
 
@@ -74,7 +75,12 @@ def read_qa_jsonl(path: str | Path) -> list[QAExample]:
         question = require_str(record, "question", path, line)
         example_id = str(record["id"]) if "id" in record else f"{path.stem}-{line}"
         gold = record.get("gold_passage_id")
-        examples.append(QAExample(example_id, question.strip(), _answers(record, path, line), gold and str(gold)))
+        title = record.get("title")
+        examples.append(
+            QAExample(
+                example_id, question.strip(), _answers(record, path, line), gold and str(gold), title and str(title)
+            )
+        )
     if not examples:
         raise DataFormatError(str(path), None, "no examples (the file is empty)")
     return examples

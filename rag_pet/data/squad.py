@@ -51,6 +51,7 @@ def _article_examples(article: dict) -> list[QAExample]:
             question=qa["question"].strip(),
             answers=tuple(answer["text"] for answer in qa["answers"]),
             gold_passage_id=passage_id(article["title"], index),
+            article=article["title"],
         )
         for index, paragraph in enumerate(article["paragraphs"])
         for qa in paragraph["qas"]

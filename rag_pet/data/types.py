@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class QAExample:
-    """A question, its acceptable answers and, where known, the id of the passage that answers it."""
+    """A question, its acceptable answers and, where known, the id of the passage that answers it and the article
+    (document) it asks about: questions of one article are not independent, so intervals cluster on it."""
 
     id: str
     question: str
     answers: tuple[str, ...]
     gold_passage_id: str | None = None
+    article: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,10 +15,11 @@ import torch
 from rag_pet.config import DataConfig, EvalConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import QAExample
-from rag_pet.evaluation.latency import latency_summary
+from rag_pet.evaluation.answer_nll import AnswerScorer
+from rag_pet.evaluation.latency import QuestionTiming, batch1_summary, latency_summary
 from rag_pet.evaluation.qa_metrics import best_over_answers, exact_match, f1, qa_scores
 from rag_pet.evaluation.runners import AnswerFn, Predictions, Workload, predict_in_process
-from rag_pet.inference.answering import Answerer
+from rag_pet.inference.answering import AnswerAlone, Answerer
 from rag_pet.models import Generator
 from rag_pet.storage import write_json_atomic, write_text_atomic
 
@@ -35,9 +38,14 @@ def workload(settings: EvalConfig, examples: list[QAExample], k: int | None) -> 
     )
 
 
-def score_predictions(examples: list[QAExample], predictions: Predictions) -> dict[str, float]:
-    """EM/F1, recall@1/5 of the gold passage (when known and something was retrieved), latency, throughput, errors."""
+def score_predictions(
+    examples: list[QAExample], predictions: Predictions, answer_nll: list[float] | None = None
+) -> dict[str, float]:
+    """EM/F1, recall@1/5 of the gold passage (when known and something was retrieved), the mean answer NLL (when
+    scored), latency, throughput, errors."""
     metrics = qa_scores(predictions.answers, [e.answers for e in examples])
+    if answer_nll is not None:
+        metrics["answer_nll"] = float(np.mean(answer_nll))
     gold = [e.gold_passage_id for e in examples]
     if all(gold) and any(predictions.retrieved):
         for at in RECALL_AT:
@@ -52,19 +60,32 @@ def score_predictions(examples: list[QAExample], predictions: Predictions) -> di
     return metrics
 
 
-def write_predictions(out_dir: Path, examples: list[QAExample], predictions: Predictions, metrics: dict) -> None:
-    """`predictions.jsonl` (answer, retrieved ids and scores per question) and `metrics.json`, atomically."""
+def write_predictions(
+    out_dir: Path,
+    examples: list[QAExample],
+    predictions: Predictions,
+    metrics: dict,
+    answer_nll: list[float] | None = None,
+) -> None:
+    """`predictions.jsonl` (one record per question: article, answer, retrieved ids, EM, F1 and answer NLL) and
+    `metrics.json`, atomically."""
+    nlls = answer_nll if answer_nll is not None else [None] * len(examples)
     rows = [
         {
             "id": example.id,
+            "article": example.article,
+            "gold_passage_id": example.gold_passage_id,
             "question": example.question,
             "prediction": answer,
             "answers": list(example.answers),
             "retrieved": retrieved,
             "exact_match": best_over_answers(exact_match, answer, example.answers),
             "f1": best_over_answers(f1, answer, example.answers),
+            "answer_nll": nll,
         }
-        for example, answer, retrieved in zip(examples, predictions.answers, predictions.retrieved, strict=True)
+        for example, answer, retrieved, nll in zip(
+            examples, predictions.answers, predictions.retrieved, nlls, strict=True
+        )
     ]
     write_text_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_json_atomic(out_dir / "metrics.json", metrics)
@@ -80,14 +101,37 @@ def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir
 def batch1_latency(
     retrieve: Callable | None, answer: AnswerFn, settings: EvalConfig, examples: list[QAExample], k: int | None
 ) -> dict[str, float]:
-    """p50/p95 milliseconds per question answered alone (retrieval included), over the first
-    `settings.latency_questions` questions; empty when that is 0."""
+    """The first `settings.latency_questions` questions answered one at a time after `settings.latency_warmup`
+    untimed ones (the questions after them): p50/p95 ms of the whole answer (retrieval included), time to the first
+    token, per decoded token and retrieval (`batch1_summary`); empty when `latency_questions` is 0.
+
+    An `Answerer`'s answers are timed step by step on weights in `eval.precision` (`Answerer.answering_alone`);
+    another `answer` is timed whole, so only the whole answer and retrieval are reported for it."""
     if not settings.latency_questions:
         return {}
     work = replace(workload(settings, examples[: settings.latency_questions], k), batch_size=1)
-    timed = predict_in_process(retrieve, answer, work)
-    summary = latency_summary(timed.latencies_s, len(work.questions), timed.wall_seconds)
-    return {f"batch1_latency_p{p}_ms": summary[f"latency_p{p}_ms"] for p in (50, 95)}
+    warmup = [examples[(len(work.questions) + i) % len(examples)].question for i in range(settings.latency_warmup)]
+    answerer = getattr(answer, "__self__", None)  # `Answerer.answer`, as the in-process evaluations pass it
+    with answerer.answering_alone() if isinstance(answerer, Answerer) else nullcontext() as answer_alone:
+        for question in warmup:
+            _answer_alone(retrieve, answer, answer_alone, work, question)
+        timings = [_answer_alone(retrieve, answer, answer_alone, work, question) for question in work.questions]
+    return batch1_summary(timings)
+
+
+def _answer_alone(
+    retrieve: Callable | None, answer: AnswerFn, answer_alone: AnswerAlone | None, work: Workload, question: str
+) -> QuestionTiming:
+    """One question, timed: its passages retrieved as the batch runner retrieves them, then its answer."""
+    began = time.perf_counter()
+    passages = retrieve([question], work.depth)[0][: work.k] if retrieve is not None and work.k else None
+    retrieval_s = time.perf_counter() - began if passages is not None else None
+    if answer_alone is None:
+        answer([question], [passages] if passages is not None else None, work.max_new_tokens)
+        return QuestionTiming(time.perf_counter() - began, retrieval_s)
+    _, clock = answer_alone(question, passages, work.max_new_tokens)
+    total_s = time.perf_counter() - began
+    return QuestionTiming(total_s, retrieval_s, clock.first_token_s, clock.seconds_per_token, clock.tokens)
 
 
 def answer_score_and_write(
@@ -97,12 +141,15 @@ def answer_score_and_write(
     examples: list[QAExample],
     k: int | None,
     out_dir: Path,
+    scorer: AnswerScorer | None = None,
 ) -> dict[str, float]:
-    """Answer the examples in batches, score them, time answers at batch 1 if asked; write all into `out_dir`."""
+    """Answer the examples in batches, score them (with `scorer`, also the gold answer's NLL given the passages each
+    question was answered from), time answers at batch 1 if asked; write all into `out_dir`."""
     predictions = predict_in_process(retrieve, answer, workload(settings, examples, k))
-    metrics = score_predictions(examples, predictions)
+    nll = scorer(examples, predictions.passages) if scorer is not None else None
+    metrics = score_predictions(examples, predictions, nll)
     metrics.update(batch1_latency(retrieve, answer, settings, examples, k))
-    write_predictions(out_dir, examples, predictions, metrics)
+    write_predictions(out_dir, examples, predictions, metrics, nll)
     return metrics
 
 
@@ -117,4 +164,5 @@ def evaluate_qa(
     """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
     prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
     answerer = Answerer(generator, prompts, None, device, settings.precision)
-    return answer_score_and_write(None, answerer.answer, settings, examples, None, out_dir)
+    scorer = AnswerScorer(generator, prompts, None, device, settings.precision)
+    return answer_score_and_write(None, answerer.answer, settings, examples, None, out_dir, scorer)

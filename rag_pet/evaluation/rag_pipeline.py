@@ -1,5 +1,6 @@
 """Evaluate a RAG pipeline in this process: the (trained) retriever over its index, the generator reading the
-top `rag.k` passages with `rag.decoding`; EM/F1 and recall@1/5 of the gold passage."""
+top `rag.k` passages with `rag.decoding`; EM/F1, the gold answer's NLL marginalised over those passages, and
+recall@1/5 of the gold passage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from rag_pet.config import DataConfig, EvalConfig, IndexSource, RagConfig
 from rag_pet.data.types import QAExample
+from rag_pet.evaluation.answer_nll import AnswerScorer
 from rag_pet.evaluation.qa_eval import answer_score_and_write
 from rag_pet.inference.answering import Answerer, PassageRetriever
 from rag_pet.models import Generator
@@ -40,6 +42,7 @@ def evaluate_rag_pipeline(
         retriever = PassageRetriever(encoder, index, {p.id: p for p in load_corpus(source.corpus)})
         prompts = rag_prompt_encoder(data, rag, generator.tokenizer, generator.is_seq2seq)
         answerer = Answerer(generator, prompts, rag, device, settings.precision)
-        return answer_score_and_write(retriever.retrieve, answerer.answer, settings, examples, rag.k, out_dir)
+        scorer = AnswerScorer(generator, prompts, rag, device, settings.precision)
+        return answer_score_and_write(retriever.retrieve, answerer.answer, settings, examples, rag.k, out_dir, scorer)
     finally:
         index.close()

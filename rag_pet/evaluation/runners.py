@@ -40,7 +40,8 @@ class Workload:
 @dataclass
 class Predictions:
     """Answers ("" where a request failed), retrieved ids, and one latency per request (endpoint) or batch; for an
-    endpoint, each failed request (`failures`: question and status) and how many were sent twice (`retried`)."""
+    endpoint, each failed request (`failures`: question and status) and how many were sent twice (`retried`).
+    In process, `passages` holds the top-k passages each question was answered from (None closed-book)."""
 
     answers: list[str]
     retrieved: list[list[str]]
@@ -49,12 +50,14 @@ class Predictions:
     errors: int = 0
     failures: list[str] = field(default_factory=list)
     retried: int = 0
+    passages: list[list[RetrievedPassage]] | None = None
 
 
 def predict_in_process(retrieve: Callable | None, answer: AnswerFn, work: Workload) -> Predictions:
     """Batches of `work.batch_size` through `retrieve(questions, depth)` and `answer(questions, passages, tokens)`."""
     answers: list[str] = []
     retrieved: list[list[str]] = []
+    read: list[list[RetrievedPassage]] = []
     latencies = []
     start = time.perf_counter()
     for first in range(0, len(work.questions), work.batch_size):
@@ -65,7 +68,9 @@ def predict_in_process(retrieve: Callable | None, answer: AnswerFn, work: Worklo
         answers.extend(answer(batch, passages, work.max_new_tokens))
         latencies.append(time.perf_counter() - began)
         retrieved.extend([[hit.id for hit in hits] for hits in found] if found is not None else [[] for _ in batch])
-    return Predictions(answers, retrieved, latencies, time.perf_counter() - start)
+        read.extend(passages or [])
+    wall = time.perf_counter() - start
+    return Predictions(answers, retrieved, latencies, wall, passages=read if read else None)
 
 
 class BatchPredictor:

@@ -6,15 +6,18 @@ three paths prompt, retrieve and decode identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from rag_pet.config import RagConfig
 from rag_pet.data.prompts import PromptEncoder
 from rag_pet.data.types import Passage, QAExample
-from rag_pet.devices import autocast, resolve_precision
-from rag_pet.inference.generation import generate_answers
+from rag_pet.devices import autocast, resolve_precision, with_parameters_in
+from rag_pet.inference.generation import DecodeClock, generate_answers
 from rag_pet.inference.rag_decoding import rag_generate
 from rag_pet.models import Generator
 from rag_pet.models.encoder import BiEncoder
@@ -34,6 +37,10 @@ class RetrievedPassage:
     @property
     def passage(self) -> Passage:
         return Passage(self.id, self.title, self.text)
+
+
+# One question, its passages (None: closed-book) and the answer length -> the answer and its decoding steps' times.
+AnswerAlone = Callable[[str, list[RetrievedPassage] | None, int], tuple[str, DecodeClock]]
 
 
 class PassageRetriever:
@@ -108,18 +115,45 @@ class Answerer:
                 answers[i] = answer
         return answers
 
+    @contextmanager
+    def answering_alone(self, model: torch.nn.Module | None = None) -> Iterator[AnswerAlone]:
+        """`answer(question, passages, max_new_tokens) -> (answer, clock)`: one question at a time, each decoding
+        step timed, with the prompt and greedy decoding of `answer`, on weights cast once to `eval.precision`
+        (a copy, dropped on exit, where that is not the weights' own dtype; adapters on the base model stay as
+        they are) instead of under autocast.
+
+        Why not autocast at batch 1: it casts every weight at every decoding step, which one row cannot amortise.
+        Measured with benchmarks/batch1_latency.py (SmolLM2-135M, 2 cores with avx512_bf16, 12 questions, chat
+        prompt, 12 new tokens; BENCHMARKS.md): bf16 autocast 110 ms a token; fp32 weights 40 ms a token and
+        121 ms to the first token closed-book, 458 ms with k=2 passages; bf16 weights 46 ms a token, 72 and
+        191 ms. bf16 weights answer closed-book as fast as fp32 (583 vs 571 ms a whole answer, within noise) and
+        RAG 1.3x faster (724 vs 928 ms), so `bf16` (what `auto` resolves to there) answers on a bf16 copy; `fp32`
+        answers on the weights themselves. Answers equal `answer`'s in fp32; in bf16 a few may differ (10 of 12
+        equal there), as bf16 weights round differently from autocast. `model` as in `answer`."""
+        model = with_parameters_in(model or self.generator.model, self.precision).eval()
+        yield partial(self._answer_alone, model)
+
+    def _answer_alone(
+        self, model: torch.nn.Module, question: str, passages: list[RetrievedPassage] | None, max_new_tokens: int
+    ) -> tuple[str, DecodeClock]:
+        clock = DecodeClock()
+        example = QAExample("0", question, ("",))
+        [answer] = self._answer_group([example], [passages or []], max_new_tokens, model, clock)
+        return answer, clock
+
     def _answer_group(
         self,
         examples: list[QAExample],
         passages: list[list[RetrievedPassage]],
         max_new_tokens: int,
         model: torch.nn.Module,
+        clock: DecodeClock | None = None,
     ) -> list[str]:
         if not passages[0]:  # closed-book
             prompts = [self.prompts.prompt_ids(example) for example in examples]
             tokenizer = self.generator.tokenizer
             return generate_answers(
-                model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device
+                model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device, clock
             )
         if self.rag is None:
             raise ValueError("this Answerer answers closed-book only: build it with the rag settings to read passages")
@@ -139,4 +173,5 @@ class Answerer:
             self.rag.decoding,
             max_new_tokens,
             self.rag.num_beams,
+            clock,
         )

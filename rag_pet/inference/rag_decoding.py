@@ -6,6 +6,10 @@ by the marginal over the question's K passages; all K rows then choose the same 
 search included) and row b*K holds the answer. RAG-Sequence generates a candidate from each passage and ranks the
 candidates by p(y|x) = sum_k p(z_k|x) p(y|x,z_k): over the passages that produced y ("fast"), or over all K
 ("thorough", one more scoring pass per candidate).
+
+A `DecodeClock` passed in timestamps the steps of the one `generate` call (all K rows of a question advance together,
+so a step is one token of the answer): time to the first token is prefill of the K rows + first step, per-token time
+the later steps. RAG-Sequence's scoring pass comes after the last step, so it counts in the whole answer's time only.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokenizerBase
 
 from rag_pet.data.prompts import collate_prompts, collate_rag
-from rag_pet.inference.generation import first_line
+from rag_pet.inference.generation import DecodeClock, first_line
 from rag_pet.models.rag import answer_token_logprobs
 
 
@@ -40,6 +44,7 @@ def _generate(
     max_new_tokens: int,
     num_beams: int,
     processors: LogitsProcessorList | None = None,
+    clock: DecodeClock | None = None,
 ) -> list[list[int]]:
     """New token ids per row, cut after the first eos."""
     device = next(generator.parameters()).device
@@ -52,6 +57,7 @@ def _generate(
         logits_processor=processors,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        stopping_criteria=clock.criteria() if clock is not None else None,
     )
     new = output if is_seq2seq else output[:, batch["input_ids"].shape[1] :]
     rows = []
@@ -89,16 +95,18 @@ def rag_generate(
     decoding: str,
     max_new_tokens: int,
     num_beams: int = 4,
+    clock: DecodeClock | None = None,
 ) -> list[str]:
-    """One answer per question from its K (question ⊕ passage) prompts and (B, K) document log prior."""
+    """One answer per question from its K (question ⊕ passage) prompts and (B, K) document log prior; `clock`
+    timestamps the decoding steps."""
     generator.eval()
     questions, k = log_prior.shape
     if decoding.startswith("token_"):
         beams = num_beams if decoding == "token_beam" else 1
         processors = LogitsProcessorList([MarginalizeOverDocuments(log_prior)])
-        rows = _generate(generator, tokenizer, prompts, is_seq2seq, max_new_tokens, beams, processors)
+        rows = _generate(generator, tokenizer, prompts, is_seq2seq, max_new_tokens, beams, processors, clock)
         return [_text(tokenizer, rows[b * k]) for b in range(questions)]
-    rows = _generate(generator, tokenizer, prompts, is_seq2seq, max_new_tokens, 1)
+    rows = _generate(generator, tokenizer, prompts, is_seq2seq, max_new_tokens, 1, clock=clock)
     if decoding == "sequence_fast":
         pairs = [(b * k + j, rows[b * k + j]) for b in range(questions) for j in range(k)]
     else:  # thorough: every distinct candidate of a question under every one of its passages

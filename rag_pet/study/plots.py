@@ -1,4 +1,5 @@
-"""A study's plots: accuracy against training cost (Pareto front marked) and against answer latency."""
+"""A study's plots: accuracy against training cost (Pareto front marked) and against answer latency, and the
+freshness bars; error bars are the report's 95 % intervals."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _scatter(summaries: list[dict], x_key: str, x_label: str, title: str, front:
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     points = [(s[x_key], s[ACCURACY_KEY]) for s in usable]
     for summary, (x, y) in zip(usable, points, strict=True):
-        axes.errorbar(x, y, yerr=summary.get(f"{ACCURACY_KEY}_std") or None, fmt="o", capsize=3)
+        axes.errorbar(x, y, yerr=_interval_bar(summary, ACCURACY_KEY, y), fmt="o", capsize=3)
         axes.annotate(summary["method"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if front and points:
         ordered = [points[i] for i in pareto_front(points)]
@@ -47,6 +48,14 @@ def _scatter(summaries: list[dict], x_key: str, x_label: str, title: str, front:
     buffer = _png(figure)
     plt.close(figure)
     return buffer
+
+
+def _interval_bar(row: dict, key: str, value: float) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar from the row's interval (`<key>_low`, `<key>_high`), if it has one."""
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None:
+        return None
+    return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
 
 
 def _linear_threshold(values: list[float]) -> float:
@@ -66,8 +75,11 @@ def _freshness_bars(fresh: list[dict]) -> bytes:
     figure, axes = plt.subplots(figsize=(max(6.4, 1.1 * len(fresh)), 4.4), dpi=120)
     positions = range(len(fresh))
     width = 0.38
-    axes.bar([p - width / 2 for p in positions], [r["f1_before"] or 0.0 for r in fresh], width, label="before")
-    axes.bar([p + width / 2 for p in positions], [r["f1_after"] or 0.0 for r in fresh], width, label="after")
+    for when, shift in (("before", -width / 2), ("after", width / 2)):
+        heights = [r[f"f1_{when}"] or 0.0 for r in fresh]
+        bars = [_interval_bar(r, f"f1_{when}", h) or [[0.0], [0.0]] for r, h in zip(fresh, heights, strict=True)]
+        errors = [[bar[0][0] for bar in bars], [bar[1][0] for bar in bars]]
+        axes.bar([p + shift for p in positions], heights, width, yerr=errors, capsize=3, label=when)
     labels = [f"{r['method']}\n{r['kind'].replace('fresh_', '')}" for r in fresh]
     axes.set_xticks(list(positions), labels, fontsize=8)
     axes.set_ylabel("F1 on the new articles' questions")

@@ -12,7 +12,9 @@ from pathlib import Path
 from rag_pet.config import TrackingConfig
 from rag_pet.evaluation.report import format_columns
 from rag_pet.storage import write_text_atomic
-from rag_pet.study.cells import MAIN
+from rag_pet.study import report_stats
+from rag_pet.study.analysis import Analysis, analyse, fresh_name
+from rag_pet.study.cells import EVAL_SPLIT, MAIN, NEW_SPLIT
 from rag_pet.study.freshness import freshness_markdown, freshness_rows
 from rag_pet.study.plots import write_plots
 from rag_pet.study.spec import StudyConfig
@@ -20,14 +22,8 @@ from rag_pet.study.spec import StudyConfig
 GIB = 1024**3
 
 # (title, metric key, format); a key missing from a method's cells prints as "-"
-ACCURACY_COLUMNS = (
-    ("EM unseen", "exact_match", "{:.3f}"),
-    ("F1 unseen", "f1", "{:.3f}"),
-    ("EM seen", "exact_match@validation_seen", "{:.3f}"),
-    ("F1 seen", "f1@validation_seen", "{:.3f}"),
-    ("EM train sample", "exact_match@train", "{:.3f}"),
-    ("overfit gap", "overfit_gap", "{:+.3f}"),
-    ("gold in top 1 / 5", "retrieval_recall", "{}"),
+OTHER_ACCURACY_COLUMNS = (
+    ("overfit gap (EM train − EM seen)", "overfit_gap", "{:+.3f}"),
     ("forgetting (Δ loss)", "forgetting", "{:+.3f}"),
 )
 COST_COLUMNS = (
@@ -36,8 +32,11 @@ COST_COLUMNS = (
     ("train tokens", "train_tokens", "{:,.0f}"),
     ("train FLOPs", "train_flops", "{:.2e}"),
     ("peak memory GiB", "peak_memory_gib", "{:.2f}"),
-    ("latency p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
-    ("latency p95 ms", "batch1_latency_p95_ms", "{:.0f}"),
+    ("answer p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
+    ("answer p95 ms", "batch1_latency_p95_ms", "{:.0f}"),
+    ("first token p50 ms", "batch1_ttft_p50_ms", "{:.0f}"),
+    ("per token p50 ms", "batch1_ms_per_token_p50", "{:.1f}"),
+    ("retrieval p50 ms", "batch1_retrieval_p50_ms", "{:.1f}"),
     ("endpoint p50 ms", "endpoint_latency_p50_ms", "{:.0f}"),
     ("endpoint p95 ms", "endpoint_latency_p95_ms", "{:.0f}"),
 )
@@ -55,8 +54,10 @@ def cell_rows(records: list[dict]) -> list[dict]:
         if record["status"] == "done":  # a method that does not train spends nothing on it
             for key in ("train_wall_seconds", "train_tokens", "train_flops"):
                 metrics.setdefault(key, 0.0)
-        keys = ("id", "method", "kind", "seed", "index", "status", "error", "wall_seconds", "command")
+        keys = ("id", "method", "kind", "seed", "index", "status", "error", "wall_seconds", "command", "rerun_reason")
         identity = {k: record.get(k) for k in keys}
+        provenance = record.get("provenance") or {}
+        identity.update(revision=provenance.get("revision"), dirty=provenance.get("dirty"))
         metrics["label"] = metrics.pop("method", None)  # the run's own name for its row ("zero-shot", "rag+lora")
         rows.append({**identity, **metrics})
     return rows
@@ -80,15 +81,36 @@ def method_summaries(rows: list[dict], methods: list[str]) -> list[dict]:
     return summaries
 
 
+def with_intervals(summaries: list[dict], analysis: Analysis) -> list[dict]:
+    """The summaries with each method's interval on the unseen split (`<metric>_low` / `<metric>_high`)."""
+    for summary in summaries:
+        for metric in ("exact_match", "f1", "answer_nll"):
+            found = analysis.estimate_of(summary["method"], EVAL_SPLIT, metric)
+            if found is not None:
+                summary[f"{metric}_low"], summary[f"{metric}_high"] = found.estimate.low, found.estimate.high
+                summary[f"{metric}_ci"] = f"[{found.estimate.low:.3f}, {found.estimate.high:.3f}]"
+    return summaries
+
+
+def with_fresh_intervals(fresh: list[dict], analysis: Analysis) -> list[dict]:
+    """The freshness rows with F1 intervals before and after (`f1_before_low`, ...), for the plot's error bars."""
+    rows = []
+    for row in fresh:
+        row = dict(row)
+        after = row["method"] if row["kind"] == "none" else fresh_name(row["method"], row["kind"])
+        for when, name in (("before", row["method"]), ("after", after)):
+            found = analysis.estimate_of(name, NEW_SPLIT, "f1")
+            if found is not None:
+                row[f"f1_{when}_low"], row[f"f1_{when}_high"] = found.estimate.low, found.estimate.high
+        rows.append(row)
+    return rows
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _cell(summary: dict, key: str, fmt: str) -> str:
-    if key == "retrieval_recall":
-        if "retrieval_recall@1" not in summary:
-            return "-"
-        return f"{summary['retrieval_recall@1']:.3f} / {summary['retrieval_recall@5']:.3f}"
     if summary.get(key) is None:
         return "-"
     text = fmt.format(summary[key])
@@ -101,7 +123,6 @@ def markdown_table(summaries: list[dict], columns: tuple) -> str:
     """A markdown table of the summaries, without the columns no method has a value for."""
 
     def filled(key: str) -> bool:
-        key = "retrieval_recall@1" if key == "retrieval_recall" else key
         return any(summary.get(key) is not None for summary in summaries)
 
     columns = tuple(column for column in columns if filled(column[1]))
@@ -127,66 +148,99 @@ def results_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def report_markdown(
-    study: StudyConfig,
-    rows: list[dict],
-    summaries: list[dict],
-    shared: dict,
-    plots: list[Path],
-    environment: dict | None,
-    fresh: list[dict],
-) -> str:
-    """report.md: what was compared and under which budget, the two tables, the shared indexes, failures, plots,
-    the command that re-runs each cell alone, and the machine."""
+def _opening(study: StudyConfig) -> list[str]:
     seeds = ", ".join(map(str, study.seeds))
-    parts = [
+    return [
         f"# Study `{study.name}`",
         "",
         f"Methods: {', '.join(study.methods)}. Budget per trained method: {study.budget.amount:g} "
-        f"{study.budget.unit}, over the same {study.train_examples} training questions; seeds {seeds} (mean ± std "
-        f"where a method has several). Evaluated on {study.questions} questions per split: *unseen* = articles no "
-        "training question came from (`validation`), *seen* = held-out questions of the training articles "
-        "(`validation_seen`), *train sample* = questions trained on (overfit gap = EM train sample − EM seen). "
+        f"{study.budget.unit}, over the same {study.train_examples} training questions; seeds {seeds}. Evaluated on "
+        f"{study.questions} questions per split: *unseen* = articles no training question came from "
+        "(`validation`), *seen* = held-out questions of the training articles (`validation_seen`), *train sample* "
+        "= questions trained on (overfit gap = EM train sample − EM seen). "
         f"Forgetting: the generator's loss on {study.forgetting_texts} SciFact abstracts after training minus "
-        f"before. Latency: one question at a time, {study.latency_questions} questions, in the evaluating process"
+        f"before. Latency: one question at a time, {study.latency_questions} questions after a warm-up, in the "
+        "evaluating process (the whole answer, retrieval included; apart: time to the first token, per further "
+        "token, and retrieval, so answer length does not decide the ranking)"
         + (" and through each model's Ray Serve endpoint over HTTP." if study.latency == "endpoint" else "."),
         "",
-        "## Accuracy",
-        "",
-        markdown_table(summaries, ACCURACY_COLUMNS),
-        "",
-        "## Cost",
-        "",
-        markdown_table(summaries, COST_COLUMNS),
+        report_stats.methods_text(study),
     ]
-    if fresh:
-        freshness = study.freshness
-        parts += [
-            "",
-            "## Knowledge freshness",
-            "",
-            f"The test articles arrive after training: their paragraphs were not in the first index and no method "
-            f"trained on them. Scored on {study.questions} of their questions, drawn from the "
-            f"{1 - freshness.qa_fraction:.0%} that no method trains on (the other {freshness.qa_fraction:.0%} are "
-            "the QA pairs closed-book methods may train on), before and after each method took them in. "
-            f"Closed-book methods trained on from their trained weights for {freshness.budget.amount:g} "
-            f"{freshness.budget.unit}; wall s is the whole run (Ray Train start included) or the index growth.",
-            "",
-            freshness_markdown(fresh),
-        ]
-    if shared:
-        parts += ["", "## Shared indexes (built once for every retrieval method)", ""]
-        parts += ["| index | version | vectors | size MiB | build s |", "| --- | --- | --- | --- | --- |"]
-        for entry in shared.values():
-            for version in (entry, entry.get("fresh")):
-                if version is None:
-                    continue
-                built = f"{version['build_seconds']:.0f}" if version["build_seconds"] is not None else "built before"
-                grown = f" (+{version['passages_added']} new passages)" if "passages_added" in version else ""
-                parts.append(
-                    f"| {version['index']}{grown} | {version['version']} | {version['num_vectors']:,} | "
-                    f"{version['size_bytes'] / 2**20:.1f} | {built} |"
-                )
+
+
+def _accuracy(study: StudyConfig, summaries: list[dict], analysis: Analysis) -> list[str]:
+    parts = ["", "## Accuracy", "", report_stats.accuracy_markdown(analysis, study.methods)]
+    other = markdown_table(summaries, OTHER_ACCURACY_COLUMNS)
+    if any(summary.get(key) is not None for summary in summaries for _, key, _ in OTHER_ACCURACY_COLUMNS):
+        parts += ["", "Overfitting and forgetting (mean ± std over seeds):", "", other]
+    parts += ["", "## Paired comparisons", "", report_stats.comparisons_markdown(analysis, study.methods)]
+    parts += ["", "## Power", "", report_stats.power_markdown(analysis, study)]
+    seeds = report_stats.seeds_markdown(analysis, study.methods)
+    if seeds:
+        parts += ["", "## Seed and question variance", "", seeds]
+    return parts
+
+
+def _freshness(study: StudyConfig, fresh: list[dict], analysis: Analysis) -> list[str]:
+    if not fresh:
+        return []
+    freshness = study.freshness
+    return [
+        "",
+        "## Knowledge freshness",
+        "",
+        f"The test articles arrive after training: their paragraphs were not in the first index and no method "
+        f"trained on them. Scored on {study.questions} of their questions, drawn from the "
+        f"{1 - freshness.qa_fraction:.0%} that no method trains on (the other {freshness.qa_fraction:.0%} are "
+        "the QA pairs closed-book methods may train on), before and after each method took them in. "
+        f"Closed-book methods trained on from their trained weights for {freshness.budget.amount:g} "
+        f"{freshness.budget.unit}; wall s is the whole run (Ray Train start included) or the index growth.",
+        "",
+        freshness_markdown(fresh),
+        "",
+        "The same with intervals, and after minus before tested on the same questions (BH-corrected over the "
+        "freshness rows):",
+        "",
+        report_stats.freshness_tests_markdown(analysis, fresh),
+    ]
+
+
+def _shared_indexes(shared: dict) -> list[str]:
+    if not shared:
+        return []
+    parts = ["", "## Shared indexes (built once for every retrieval method)", ""]
+    parts += ["| index | version | vectors | size MiB | build s |", "| --- | --- | --- | --- | --- |"]
+    for entry in shared.values():
+        for version in (entry, entry.get("fresh")):
+            if version is None:
+                continue
+            built = f"{version['build_seconds']:.0f}" if version["build_seconds"] is not None else "built before"
+            grown = f" (+{version['passages_added']} new passages)" if "passages_added" in version else ""
+            parts.append(
+                f"| {version['index']}{grown} | {version['version']} | {version['num_vectors']:,} | "
+                f"{version['size_bytes'] / 2**20:.1f} | {built} |"
+            )
+    return parts
+
+
+def _provenance(rows: list[dict]) -> list[str]:
+    """The code states the cells ran on, and which cells ran again on this run of the study and why."""
+    states = sorted({(row.get("revision") or "no git checkout", bool(row.get("dirty"))) for row in rows})
+    described = [f"`{revision[:12]}`" + (" with uncommitted changes" if dirty else "") for revision, dirty in states]
+    parts = ["", "## Provenance", "", f"Code: {', '.join(described)}."]
+    if len(states) > 1:
+        parts[-1] += " The cells ran on different code states: compare them with care."
+    parts.append("Each cell's record (`cells/<id>.json`) holds its revision, package versions and the hashes of the")
+    parts[-1] += " weights, data and index it read; a re-run of the study re-uses a cell only when all of them match."
+    rerun = [row for row in rows if row.get("rerun_reason")]
+    if rerun:
+        parts += ["", "Cells that ran again over an earlier record of theirs, and why:", ""]
+        parts += [f"- `{row['id']}`: {row['rerun_reason']}" for row in rerun]
+    return parts
+
+
+def _closing(rows: list[dict], plots: list[Path], environment: dict | None) -> list[str]:
+    parts = _provenance(rows)
     failed = [row for row in rows if row["status"] != "done"]
     if failed:
         parts += ["", "## Failed cells", ""]
@@ -200,6 +254,24 @@ def report_markdown(
         packages = ", ".join(f"{name} {version}" for name, version in environment["packages"].items())
         device = environment["gpu"] or f"{environment['cpus']} CPUs, no GPU"
         parts += ["", f"Measured on {device} ({environment['platform']}, Python {environment['python']}; {packages})."]
+    return parts
+
+
+def report_markdown(
+    study: StudyConfig,
+    rows: list[dict],
+    summaries: list[dict],
+    shared: dict,
+    plots: list[Path],
+    environment: dict | None,
+    fresh: list[dict],
+    analysis: Analysis,
+) -> str:
+    """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, cost,
+    freshness, the shared indexes, failures, plots, the command that re-runs each cell alone, and the machine."""
+    parts = _opening(study) + _accuracy(study, summaries, analysis)
+    parts += ["", "## Cost", "", markdown_table(summaries, COST_COLUMNS)]
+    parts += _freshness(study, fresh, analysis) + _shared_indexes(shared) + _closing(rows, plots, environment)
     return "\n".join(parts) + "\n"
 
 
@@ -208,12 +280,13 @@ def write_report(
 ) -> dict:
     """Write results.csv, report.md and the plots into `study_dir`, log them to the study's W&B run; the summary."""
     rows = cell_rows(records)
-    summaries = method_summaries(rows, study.methods)
+    analysis = analyse(study, records)
+    summaries = with_intervals(method_summaries(rows, study.methods), analysis)
     fresh = freshness_rows(rows, study.methods, shared) if study.freshness.enabled else []
-    plots = write_plots(summaries, fresh, study_dir)
+    plots = write_plots(summaries, with_fresh_intervals(fresh, analysis), study_dir)
     write_text_atomic(study_dir / "results.csv", results_csv(rows))
     environment = next((r["environment"] for r in records if r["status"] == "done"), None)
-    markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh)
+    markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh, analysis)
     write_text_atomic(study_dir / "report.md", markdown)
     _log_to_wandb(study, study_dir, {"cells": rows, "methods": summaries, "freshness": fresh}, plots, tracking)
     return {
@@ -255,11 +328,14 @@ SUMMARY_COLUMNS = (
     ("method", "method", "{}"),
     ("EM unseen", "exact_match", "{:.3f}"),
     ("F1 unseen", "f1", "{:.3f}"),
-    ("EM seen", "exact_match@validation_seen", "{:.3f}"),
+    ("95% CI", "f1_ci", "{}"),
+    ("NLL unseen", "answer_nll", "{:.3f}"),
+    ("95% CI", "answer_nll_ci", "{}"),
     ("F1 seen", "f1@validation_seen", "{:.3f}"),
     ("train s", "train_wall_seconds", "{:.0f}"),
     ("FLOPs", "train_flops", "{:.1e}"),
     ("p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
+    ("ms/token", "batch1_ms_per_token_p50", "{:.1f}"),
 )
 
 

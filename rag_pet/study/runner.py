@@ -21,6 +21,8 @@ from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
 from rag_pet.study.environment import environment
+from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
+from rag_pet.study.questions import cell_questions
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
@@ -62,17 +64,26 @@ def cell_record_path(study_dir: Path, cell: Cell) -> Path:
     return study_dir / CELLS_DIR / f"{cell.id}.json"
 
 
-def finished_record(study_dir: Path, cell: Cell) -> dict | None:
-    """The record of this cell when it finished before with the same overrides; a cell whose overrides changed
-    starts again from an empty run directory (its old checkpoints belong to another config)."""
-    path = cell_record_path(study_dir, cell)
-    if not path.is_file():
+def finished_record(study_dir: Path, cell: Cell, base: dict | None = None) -> dict | None:
+    """The record of this cell when it finished before and still stands: same overrides, same provenance (code
+    revision, uncommitted changes, package versions, hashes of the weights, data and index it reads) and, for a
+    freshness cell, made from the base cell's record `base` that is re-used now (None: the base runs again, so its
+    weights will be new). A stale cell starts again from an empty run directory (its old checkpoints belong to
+    another config, code or base) and its new record says why (`rerun_reason`); see `provenance_changes` for how
+    a tree with uncommitted changes is treated."""
+    record = _read_record(cell_record_path(study_dir, cell))
+    if record is None:
         return None
-    record = json.loads(path.read_text())
-    if record.get("overrides") != list(cell.overrides):
+    reason = stale_reason(record, cell, provenance_of(cell), base)
+    if reason:
+        logger.info("cell %s runs again: %s", cell.id, reason)
         shutil.rmtree(study_dir / CELLS_DIR / cell.id, ignore_errors=True)
         return None
     return record if record.get("status") == "done" else None
+
+
+def _read_record(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -90,8 +101,11 @@ def _run_cell(cell: Cell, threads: int) -> dict:
 
 
 def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
-    """Run every unfinished cell, `parallel` at a time; the record of every cell, in plan order."""
-    records = {cell.id: finished_record(study_dir, cell) for cell in cells}
+    """Run every unfinished or stale cell, `parallel` at a time; the record of every cell, in plan order (each
+    re-run cell's record says why under `rerun_reason`)."""
+    records: dict[str, dict | None] = {}
+    for cell in cells:  # plan order: a freshness cell comes after its base cell, whose decision it follows
+        records[cell.id] = finished_record(study_dir, cell, records.get(cell.after) if cell.after else None)
     skipped = [cell_id for cell_id, record in records.items() if record is not None]
     if skipped:
         logger.info("re-using %d finished cell(s): %s", len(skipped), ", ".join(skipped))
@@ -130,11 +144,25 @@ def _finish(cell: Cell, ref: ray.ObjectRef, seconds: float, study_dir: Path) -> 
         summary = ray.get(ref)
     except Exception as err:  # a failed cell is reported in the table; the others go on
         return _record(cell, seconds, study_dir, error=_error_line(err))
-    return _record(cell, seconds, study_dir, metrics=summary["rows"][-1])
+    metrics = summary["rows"][-1]
+    config = cell.config
+    questions = cell_questions(config.run_dir, metrics["method"], config.data.eval_split, config.eval.extra_splits)
+    return _record(cell, seconds, study_dir, metrics=metrics, questions=questions)
 
 
-def _record(cell: Cell, seconds: float, study_dir: Path, metrics: dict | None = None, error: str | None = None):
-    """Write the cell's record (what ran, on what, and its metrics or error) next to its run directory."""
+def _record(
+    cell: Cell,
+    seconds: float,
+    study_dir: Path,
+    metrics: dict | None = None,
+    error: str | None = None,
+    questions: dict[str, list[dict]] | None = None,
+):
+    """Write the cell's record (what ran, on what, its metrics and per-question records per split, or its error)
+    next to its run directory, with its provenance and why it ran again (None for a first run): the base cell's
+    record it follows is read back from disk."""
+    base = _read_record(study_dir / CELLS_DIR / f"{cell.after}.json") if cell.after else None
+    provenance = provenance_of(cell)
     record = {
         "id": cell.id,
         "method": cell.method.name,
@@ -147,10 +175,14 @@ def _record(cell: Cell, seconds: float, study_dir: Path, metrics: dict | None = 
         "wall_seconds": seconds,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
+        "provenance": provenance,
+        "base_finished_at": base.get("finished_at") if base else None,
+        "rerun_reason": rerun_reason(_read_record(cell_record_path(study_dir, cell)), cell, provenance, base),
         "config": to_dict(cell.config),
         "status": "failed" if error else "done",
         "error": error,
         "metrics": metrics or {},
+        "questions": questions or {},
     }
     if error:
         logger.error("cell %s failed after %.0f s: %s", cell.id, seconds, error)

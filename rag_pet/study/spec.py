@@ -54,6 +54,35 @@ class FreshnessConfig:
 
 
 @dataclass
+class StatsConfig:
+    """How a study's results are read: `confidence` of every interval; paired tests at `alpha` after a
+    Benjamini-Hochberg correction, against `reference` (null: zero_shot when the study has it, else its first
+    method) and between every pair of methods; the minimum detectable effect at `power`, and the questions a
+    split would need to detect `effects` (per metric: a true difference of that size)."""
+
+    reference: str | None = None
+    confidence: float = 0.95
+    alpha: float = 0.05
+    power: float = 0.8
+    resamples: int = 9999
+    effects: dict[str, float] = field(default_factory=lambda: {"exact_match": 0.05, "f1": 0.05, "answer_nll": 0.1})
+
+    def check(self, methods: list[str]) -> None:
+        if self.reference is not None and self.reference not in methods:
+            raise ConfigError("study.stats.reference", self.reference, f"one of the study's methods: {methods}")
+        for name in ("confidence", "alpha", "power"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"study.stats.{name}", getattr(self, name), "a fraction in (0, 1)")
+        positive("study.stats.resamples", self.resamples)
+        for metric, effect in self.effects.items():
+            positive(f"study.stats.effects.{metric}", effect)
+
+    def reference_of(self, methods: list[str]) -> str:
+        """The method every other one is compared with."""
+        return self.reference or ("zero_shot" if "zero_shot" in methods else methods[0])
+
+
+@dataclass
 class StudyConfig:
     """A comparison study: every method in `methods` trained on the same `train_examples` SQuAD questions under the
     same `budget`, once per seed in `seeds`, evaluated on the same `questions` per split, then (`freshness`) given
@@ -74,6 +103,7 @@ class StudyConfig:
     latency: str = "in_process"
     forgetting_texts: int = 32
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
     overrides: list[str] = field(default_factory=list)
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
     parallel_cells: int = 0
@@ -88,6 +118,7 @@ class StudyConfig:
             raise ConfigError("study.seeds", self.seeds, "one or more different seeds")
         self.budget.check("study.budget")
         self.freshness.check()
+        self.stats.check(self.methods)
         for name in ("train_examples", "questions", "cpus_per_cell"):
             positive(f"study.{name}", getattr(self, name))
         for name in ("latency_questions", "forgetting_texts", "parallel_cells"):

@@ -65,7 +65,14 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
     for key in ("exact_match@validation_seen", "exact_match@train", "batch1_latency_p95_ms", "forgetting"):
         assert key in lora, key
     assert "retrieval_recall@5" in records["rag"]["metrics"]
-    assert records["zero_shot"]["metrics"]["forgetting"] == 0.0
+    # forgetting: the trained generator's loss on the general texts minus the untrained one's, which is the
+    # zero-shot cell's (the same base model on the same texts)
+    base_loss = records["zero_shot"]["metrics"]["general_text_loss"]
+    for seed in (0, 1):
+        trained = records[f"lora-seed{seed}"]["metrics"]
+        assert trained["general_text_loss_before"] == pytest.approx(base_loss, rel=1e-5)
+        assert trained["general_text_loss"] != pytest.approx(base_loss, rel=1e-5)  # two LoRA steps moved it
+        assert trained["forgetting"] == pytest.approx(trained["general_text_loss"] - base_loss, rel=1e-4)
     assert records["lora-seed1"]["config"]["seed"] == 1
 
     # the report's numbers are the cells' numbers
@@ -118,7 +125,24 @@ def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_m
     assert records["lora-seed0.fresh_qa"]["config"]["data"]["train_split"] == "test_train"
     # before = the main cell on the late articles' questions; after = the freshness cell on the same questions
     assert "exact_match@test" in main["metrics"]
-    assert text["config"]["data"]["eval_split"] == "test" and text["metrics"]["count"] == main["metrics"]["count"]
+    assert text["config"]["data"]["eval_split"] == "test"
+    from rag_pet.data.squad import split_squad
+    from rag_pet.experiment import eval_folder
+
+    def asked(cell_id: str, label: str) -> list[str]:
+        predictions = study_dir / "cells" / cell_id / "eval" / eval_folder(label) / "predictions.jsonl"
+        return [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
+
+    before = asked("lora-seed0", "lora@test")
+    assert len(before) == 4 and len(set(before)) == 4  # study.questions
+    for fresh_cell in ("lora-seed0.fresh_text", "lora-seed0.fresh_qa"):
+        assert asked(fresh_cell, "lora") == before, fresh_cell
+    assert asked("rag_lora-seed0.fresh_index", "rag+lora") == asked("rag_lora-seed0", "rag+lora@test") == before
+    data = records["lora-seed0.fresh_qa"]["config"]["data"]
+    fields = ("split_seed", "validation_articles", "test_articles", "seen_holdout")
+    split = split_squad(*(data[f] for f in fields), test_train_fraction=data["test_train_fraction"])
+    qa_trained_on = {example.id for example in split.examples["test_train"]}
+    assert qa_trained_on and not qa_trained_on & set(before)  # no method is scored on questions it trained on
 
     held_back = records["rag_lora-seed0"]["config"]["corpus"]["exclude_titles"]
     assert len(held_back) == 5 and records["rag_lora-seed0.fresh_index"]["config"]["corpus"]["exclude_titles"] == []
@@ -198,3 +222,21 @@ def test_every_shipped_study_composes_and_plans(name, tmp_path):
     assert compare.study.name == name
     cells = plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
     assert {cell.method.name for cell in cells} == set(compare.study.methods)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_the_same_study_twice_gives_identical_per_question_records(tmp_path):
+    """Reproducibility: two runs of one study (fresh directories, one machine) answer and score every question
+    identically, so a study's figures can be traced to its command."""
+    runs = []
+    for name in ("first", "second"):
+        compare = tiny_study(tmp_path, "corpus.max_passages=64", methods=["lora", "rag"], seeds=[0])
+        compare.study_dir = str(tmp_path / name)
+        compare.study.latency_questions = compare.study.forgetting_texts = 0
+        assert run_study(compare, CONF_DIR)["failed"] == []
+        cells = sorted((tmp_path / name / "cells").glob("*.json"))
+        runs.append({path.stem: json.loads(path.read_text())["questions"] for path in cells})
+    assert set(runs[0]) == {"lora-seed0", "rag"}
+    for cell, splits in runs[0].items():
+        assert splits["validation"] and all(q["answer_nll"] is not None for q in splits["validation"])
+        assert splits == runs[1][cell], cell

@@ -1,0 +1,227 @@
+"""report.md's statistical sections, one function each: accuracy per split with intervals and significance marks,
+the paired comparisons, power, seed against question variance, and the freshness gains."""
+
+from __future__ import annotations
+
+from rag_pet.study.analysis import (
+    LOWER_IS_BETTER,
+    SPLIT_TITLES,
+    TESTED_METRICS,
+    Analysis,
+    Comparison,
+    fresh_name,
+)
+from rag_pet.study.cells import NEW_SPLIT
+from rag_pet.study.spec import StudyConfig
+
+METRIC_TITLES = {
+    "exact_match": "EM",
+    "f1": "F1",
+    "answer_nll": "answer NLL (lower is better)",
+    "retrieval_recall@1": "gold in top 1",
+    "retrieval_recall@5": "gold in top 5",
+}
+SHORT = {"exact_match": "EM", "f1": "F1", "answer_nll": "NLL"}
+
+
+def methods_text(study: StudyConfig) -> str:
+    """How the statistics are computed, for the report's opening."""
+    stats = study.stats
+    return (
+        f"Every figure is the mean over the split's questions with its {stats.confidence:.0%} interval in brackets, "
+        'clustered by article (questions about one article are not independent; Miller 2024, "Adding Error Bars to '
+        'Evals"): a cluster bootstrap (articles resampled) for F1 and answer NLL, a Wilson interval on the '
+        "design-effect sample size for 0/1 scores (EM, gold passage retrieved). Methods are compared on the same "
+        "questions by paired tests: exact McNemar for EM, a paired permutation test for F1 and NLL; p-values are "
+        "corrected by Benjamini-Hochberg within each metric and split (all pairs of methods), and a difference is "
+        f"called significant when the corrected p < {stats.alpha:g}. ▲ / ▼: significantly better / worse than "
+        f"`{_reference_text(study)}`. Answer NLL is the gold answer's mean per-token negative log-likelihood, "
+        "teacher-forced (for RAG methods marginalised over the retrieved passages as the RAG training loss is)."
+    )
+
+
+def _reference_text(study: StudyConfig) -> str:
+    return study.stats.reference_of(study.methods)
+
+
+def interval_text(mean: float, low: float, high: float) -> str:
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _mark(analysis: Analysis, method: str, split: str, metric: str) -> str:
+    if method == analysis.reference:
+        return ""
+    comparison = analysis.versus_reference(method, split, metric)
+    if comparison is None or comparison.better is None:
+        return ""
+    return " ▲" if comparison.better == method else " ▼"
+
+
+def accuracy_markdown(analysis: Analysis, methods: list[str]) -> str:
+    """One table per split: each method's EM, F1, answer NLL and gold-passage recall with intervals and marks."""
+    parts = []
+    for split in analysis.splits:
+        metrics = [m for m in METRIC_TITLES if any(analysis.estimate_of(x, split, m) for x in methods)]
+        sizes = [analysis.estimate_of(x, split, metrics[0]) for x in methods]
+        first = next((s.estimate for s in sizes if s is not None), None)
+        size = f"{first.n} questions, {first.clusters} articles" if first else "no questions"
+        parts += [f"### {SPLIT_TITLES[split]} (`{split}`, {size})", ""]
+        parts += ["| method | " + " | ".join(METRIC_TITLES[m] for m in metrics) + " |"]
+        parts += ["|" + " --- |" * (len(metrics) + 1)]
+        for method in methods:
+            cells = []
+            for metric in metrics:
+                found = analysis.estimate_of(method, split, metric)
+                if found is None:
+                    cells.append("-")
+                    continue
+                e = found.estimate
+                cells.append(interval_text(e.mean, e.low, e.high) + _mark(analysis, method, split, metric))
+            parts.append(f"| {method} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts).rstrip()
+
+
+def _difference_text(comparison: Comparison | None) -> str:
+    if comparison is None:
+        return "-"
+    mark = "**" if comparison.significant else ""
+    return (
+        f"{mark}{comparison.difference:+.3f}{mark} [{comparison.low:+.3f}, {comparison.high:+.3f}] "
+        f"p={comparison.p_adjusted:.3g}"
+    )
+
+
+def _oriented(comparison: Comparison, method: str) -> Comparison:
+    """The comparison as `method` minus the other one."""
+    if comparison.method == method:
+        return comparison
+    return Comparison(
+        comparison.split,
+        comparison.metric,
+        comparison.other,
+        comparison.method,
+        0.0 - comparison.difference,
+        0.0 - comparison.high,
+        0.0 - comparison.low,
+        comparison.p_value,
+        comparison.p_adjusted,
+        comparison.n,
+        comparison.significant,
+    )
+
+
+def comparisons_markdown(analysis: Analysis, methods: list[str]) -> str:
+    """Each method minus the reference per split (difference, interval, corrected p; bold when significant), then
+    every significant difference between two other methods."""
+    parts = [
+        f"Each method minus `{analysis.reference}` on the same questions: difference [{'interval'}] and "
+        "BH-corrected p; **bold** = significant. For answer NLL a negative difference is better.",
+        "",
+        "| method | split | " + " | ".join(f"Δ {SHORT[m]}" for m in TESTED_METRICS) + " |",
+        "|" + " --- |" * (len(TESTED_METRICS) + 2),
+    ]
+    for split in analysis.splits:
+        for method in methods:
+            if method == analysis.reference:
+                continue
+            found = [analysis.versus_reference(method, split, m) for m in TESTED_METRICS]
+            if not any(found):
+                continue
+            cells = [_difference_text(_oriented(c, method) if c else None) for c in found]
+            parts.append(f"| {method} | {split} | " + " | ".join(cells) + " |")
+    others = [c for c in analysis.comparisons if c.significant and analysis.reference not in (c.method, c.other)]
+    tested = [c for c in analysis.comparisons if analysis.reference not in (c.method, c.other)]
+    parts += ["", f"Between two other methods: {len(others)} of {len(tested)} paired comparisons significant."]
+    for c in others:
+        loser = c.other if c.better == c.method else c.method
+        shown = _oriented(c, c.better)
+        direction = "lower" if c.metric in LOWER_IS_BETTER else "higher"
+        parts.append(
+            f"- {c.split}, {SHORT[c.metric]}: `{c.better}` {direction} than `{loser}` by "
+            f"{abs(shown.difference):.3f} [{shown.low:+.3f}, {shown.high:+.3f}], p={c.p_adjusted:.3g}"
+        )
+    return "\n".join(parts)
+
+
+def power_markdown(analysis: Analysis, study: StudyConfig) -> str:
+    """The minimum detectable effect of every split and metric, and the questions a chosen effect needs."""
+    stats = study.stats
+    parts = [
+        f"Minimum detectable effect: the smallest true paired difference a two-sided test at α = {stats.alpha:g} "
+        f"finds with {stats.power:.0%} power, from the largest (article-clustered) standard deviation of any two "
+        "methods' paired differences, so it holds for every pair (Miller 2024, sec. 5). The last column: "
+        "questions needed to detect the stated effect at the same SD.",
+        "",
+        "| split | metric | questions | articles | SD of differences | minimum detectable effect | questions for"
+        " effect |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in analysis.power:
+        needed = f"{p.questions_needed:,} for {p.effect:g}" if p.questions_needed else "-"
+        parts.append(
+            f"| {p.split} | {SHORT[p.metric]} | {p.questions} | {p.articles} | {p.difference_sd:.3f} | "
+            f"{p.minimum_effect:.3f} | {needed} |"
+        )
+    return "\n".join(parts)
+
+
+def seeds_markdown(analysis: Analysis, methods: list[str]) -> str:
+    """Seed variance (SD of the seeds' means) beside question variance (clustered SE) for every trained method
+    with several seeds; empty when no method has more than one."""
+    rows = []
+    for split in analysis.splits:
+        for method in methods:
+            for metric in ("f1", "answer_nll"):
+                found = analysis.estimate_of(method, split, metric)
+                if found is not None and found.seeds > 1:
+                    rows.append(
+                        f"| {method} | {split} | {SHORT[metric]} | {found.seeds} | {found.seed_sd:.3f} | "
+                        f"{found.question_se:.3f} |"
+                    )
+    if not rows:
+        return ""
+    header = [
+        "Seed SD: standard deviation of the seeds' means (training randomness); question SE: the clustered "
+        "standard error of the seed-averaged scores (which questions were asked). The intervals above cover the "
+        "second.",
+        "",
+        "| method | split | metric | seeds | seed SD | question SE |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    return "\n".join(header + rows)
+
+
+def freshness_tests_markdown(analysis: Analysis, fresh: list[dict]) -> str:
+    """Per method and way of taking the late articles in: F1 and NLL before and after, with intervals, and the
+    paired after-minus-before difference with its corrected p."""
+    parts = [
+        "| method | took the new articles in by | F1 before | F1 after | Δ F1 | NLL before | NLL after | Δ NLL |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in fresh:
+        cells = []
+        for metric in ("f1", "answer_nll"):
+            before = analysis.estimate_of(row["method"], NEW_SPLIT, metric)
+            if row["kind"] == "none":  # nothing trains: after is before, and nothing to test
+                cells += [_estimate_text(before), _estimate_text(before), "-"]
+                continue
+            after = analysis.estimate_of(fresh_name(row["method"], row["kind"]), NEW_SPLIT, metric)
+            test = next(
+                (
+                    c
+                    for c in analysis.freshness
+                    if c.metric == metric and c.method == fresh_name(row["method"], row["kind"])
+                ),
+                None,
+            )
+            cells += [_estimate_text(before), _estimate_text(after), _difference_text(test)]
+        parts.append(f"| {row['method']} | {row['update']} | " + " | ".join(cells) + " |")
+    return "\n".join(parts)
+
+
+def _estimate_text(found) -> str:
+    if found is None:
+        return "-"
+    e = found.estimate
+    return interval_text(e.mean, e.low, e.high)
