@@ -4,7 +4,6 @@ report), an evaluation, an index build, a service. Below this module functions t
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -16,6 +15,7 @@ from rag_pet.devices import resolve_device
 from rag_pet.evaluation import evaluate_qa
 from rag_pet.models import Generator, attach_adapter, build_generator
 from rag_pet.models.rag import GENERATOR_DIR
+from rag_pet.naming import safe_name
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.tracking import (
@@ -55,7 +55,7 @@ def load_trained_generator(config: RagPetConfig, model_dir: Path, base: Generato
 def eval_folder(label: str) -> str:
     """The folder name of a method's evaluation: its label with every run of other characters than letters, digits,
     `.` and `_` made one `_` ("rag+lora" -> "rag_lora", "retriever (base)" -> "retriever_base")."""
-    return re.sub(r"[^A-Za-z0-9._]+", "_", label).strip("_") or "eval"
+    return safe_name(label, keep=".", empty="eval")
 
 
 def _eval_dir(config: RagPetConfig, label: str) -> Path:

@@ -27,7 +27,7 @@ WIRING = {
 }
 # Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other.
 LAYERS = [
-    {"errors", "storage", "devices", "runtime", "run_lock"},
+    {"errors", "storage", "devices", "runtime", "run_lock", "naming"},
     {"config"},
     {"data"},
     {"models"},

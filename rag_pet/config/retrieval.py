@@ -3,12 +3,12 @@ family (`IndexSource`) the first three describe."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag_pet.config.checks import one_of, positive
 from rag_pet.errors import ConfigError
+from rag_pet.naming import safe_name
 
 ENCODER_SOURCES = ("minilm", "tiny", "path")
 POOLINGS = ("mean", "cls")
@@ -158,7 +158,7 @@ class RagConfig:
 
 def index_name(corpus: CorpusConfig, index: IndexConfig) -> str:
     """Directory name of an index family: corpus and factory string, e.g. `squad_IVF256_Flat`."""
-    return f"{corpus.name}_{re.sub(r'[^A-Za-z0-9]+', '_', index.factory).strip('_')}"
+    return f"{corpus.name}_{safe_name(index.factory)}"
 
 
 def index_root(index: IndexConfig) -> Path:

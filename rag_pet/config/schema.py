@@ -55,7 +55,7 @@ class DataConfig:
     eval_split: str = "validation"
     train_on: str = "questions"
     max_train_examples: int | None = None
-    max_eval_examples: int | None = None
+    max_eval_examples: int | None = 200
     template: str = "closed_book"
     chat_template: bool = False
     max_prompt_tokens: int = 64
@@ -91,7 +91,7 @@ class DataConfig:
 class ModelConfig:
     """The generator: a tiny model built from a config, the bundled SmolLM2, or a local HF path."""
 
-    source: str = "tiny"
+    source: str = "smollm2"
     path: str | None = None
     arch: str = "llama"
     hidden_size: int = 64
@@ -196,6 +196,37 @@ class TrainerConfig:
             )
 
 
+# Keys of the DeepSpeed JSON the generated config takes from `trainer` / `deepspeed`: `deepspeed.config` may not
+# set them, or one experiment would optimise differently under ZeRO than under DDP without saying so.
+DEEPSPEED_OWNED = {
+    ("train_batch_size",): "trainer.batch_size (per worker; with trainer.grad_accum_steps and the workers)",
+    ("train_micro_batch_size_per_gpu",): "trainer.batch_size",
+    ("gradient_accumulation_steps",): "trainer.grad_accum_steps",
+    ("gradient_clipping",): "trainer.max_grad_norm",
+    ("optimizer", "params", "lr"): "trainer.lr",
+    ("optimizer", "params", "weight_decay"): "trainer.weight_decay",
+    ("scheduler",): "trainer.warmup_steps (the train loop's linear schedule)",
+    ("bf16",): "trainer.precision",
+    ("fp16",): "trainer.precision",
+    ("zero_optimization", "stage"): "deepspeed.zero_stage",
+}
+
+
+def _owned_key(config: dict, path: tuple[str, ...]) -> bool:
+    node = config
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _value_at(config: dict, path: tuple[str, ...]):
+    for key in path:
+        config = config[key]
+    return config
+
+
 @dataclass
 class DeepSpeedConfig:
     """DeepSpeed ZeRO inside every train worker; disabled, the same loop runs under DDP.
@@ -218,6 +249,10 @@ class DeepSpeedConfig:
             raise ConfigError("deepspeed.offload_optimizer", True, "false with zero_stage 0 (needs ZeRO 1-3)")
         if self.offload_params and self.zero_stage != 3:
             raise ConfigError("deepspeed.offload_params", True, "false unless deepspeed.zero_stage=3")
+        for path, owner in DEEPSPEED_OWNED.items():
+            if _owned_key(self.config, path):
+                name = "deepspeed.config." + ".".join(path)
+                raise ConfigError(name, _value_at(self.config, path), f"unset: set {owner} instead")
 
 
 @dataclass

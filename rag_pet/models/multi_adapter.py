@@ -16,6 +16,8 @@ from peft import PeftModel
 from torch import nn
 from transformers import PreTrainedModel
 
+from rag_pet.naming import safe_name
+
 
 class AdapterSwitch:
     """The base model and the adapters loaded onto it, each under a unique slot name."""
@@ -27,8 +29,9 @@ class AdapterSwitch:
         self._slots = itertools.count()
 
     def load(self, directory: str, adapter_id: str) -> str:
-        """Load the adapter saved in `directory`; the slot name to activate (and later unload) it by."""
-        slot = f"{adapter_id}-{next(self._slots)}"
+        """Load the adapter saved in `directory`; the slot name to activate (and later unload) it by. Any id will
+        do: the slot keeps only what peft allows in a module name (a study cell's `default.lora-seed0` has a dot)."""
+        slot = f"{safe_name(adapter_id, keep='-', empty='adapter')}-{next(self._slots)}"
         with self.lock:
             if self.peft is None:
                 self.peft = PeftModel.from_pretrained(self.base, directory, adapter_name=slot, is_trainable=False)

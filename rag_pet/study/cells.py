@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from rag_pet.cli import compose_experiment
 from rag_pet.config import RagPetConfig, TrackingConfig
 from rag_pet.errors import ConfigError
+from rag_pet.naming import safe_name
 from rag_pet.study.budget import steps_for_budget
 from rag_pet.study.methods import Method, resolve_method
 from rag_pet.study.spec import BudgetConfig, StudyConfig
@@ -58,7 +58,7 @@ class Cell:
 
 def cell_id(method: str, seed: int, trains: bool) -> str:
     """`lora-seed0`, `rag_lora-seed1`; a method that does not train is one cell, named by the method alone."""
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", method)
+    name = safe_name(method)
     return f"{name}-seed{seed}" if trains else name
 
 

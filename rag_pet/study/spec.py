@@ -20,7 +20,7 @@ class BudgetConfig:
     (converted to each method's steps from its own FLOPs per example, estimated before training)."""
 
     unit: str = "examples"
-    amount: float = 400
+    amount: float = 96
 
     def check(self, where: str) -> None:
         one_of(f"{where}.unit", self.unit, BUDGET_UNITS)
@@ -40,9 +40,9 @@ class FreshnessConfig:
 
     enabled: bool = True
     variants: list[str] = field(default_factory=lambda: ["text", "qa"])
-    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="steps", amount=20))
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="steps", amount=6))
     qa_fraction: float = 0.5
-    max_text_tokens: int = 256
+    max_text_tokens: int = 128
 
     def check(self) -> None:
         for variant in self.variants:
@@ -93,18 +93,27 @@ class StudyConfig:
     `cpus_per_cell` CPUs each (one at a time on a small machine)."""
 
     name: str = "default"
-    methods: list[str] = field(default_factory=lambda: ["zero_shot", "lora", "rag"])
+    methods: list[str] = field(
+        default_factory=lambda: ["zero_shot", "full", "lora", "ia3", "prompt", "rag", "rag+lora", "joint_rag"]
+    )
     seeds: list[int] = field(default_factory=lambda: [0])
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    train_examples: int = 400
+    budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="examples", amount=96))
+    train_examples: int = 96
     questions: int = 50
     warmup_fraction: float = 0.1
-    latency_questions: int = 20
+    latency_questions: int = 50
     latency: str = "in_process"
-    forgetting_texts: int = 32
+    forgetting_texts: int = 16
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
-    overrides: list[str] = field(default_factory=list)
+    overrides: list[str] = field(
+        default_factory=lambda: [
+            "data.chat_template=true",
+            "eval.max_new_tokens=12",
+            "rag.passage_max_tokens=128",
+            "index.encode_cpus=2",
+        ]
+    )
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
     parallel_cells: int = 0
     cpus_per_cell: float = 4.0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import wandb
 
 from rag_pet.config import TrackingConfig
+from rag_pet.naming import safe_name
 
 
 def start_run(
@@ -80,4 +80,4 @@ def log_file_artifact(run, name: str, path: Path, kind: str) -> None:
 
 def artifact_name(name: str) -> str:
     """`name` with every character W&B refuses in artifact names made `-`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "artifact"
+    return safe_name(name, keep=".-", fill="-", empty="artifact")

@@ -33,6 +33,17 @@ REPO = Path(__file__).resolve().parents[2]
         ),
         ("deepspeed=zero3 peft=adalora", "peft.method", "a method other than adalora with deepspeed.enabled"),
         ("tracking.mode=cloud", "tracking.mode", "one of offline, online, disabled"),
+        (
+            "deepspeed=zero2 +deepspeed.config={optimizer:{params:{lr:0.1}}}",
+            "deepspeed.config.optimizer.params.lr",
+            "unset: set trainer.lr instead",
+        ),
+        (
+            "deepspeed=zero2 +deepspeed.config={train_micro_batch_size_per_gpu:64}",
+            "deepspeed.config.train_micro_batch_size_per_gpu",
+            "unset: set trainer.batch_size instead",
+        ),
+        ("deepspeed=zero2 +deepspeed.config={bf16:{enabled:true}}", "deepspeed.config.bf16", "trainer.precision"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed):

@@ -51,3 +51,13 @@ def test_unloading_frees_a_slot_and_the_same_adapter_loads_again(tmp_path):
     assert again != first and switch.loaded == [again]
     with switch.active(again) as model:
         torch.testing.assert_close(logits(model), want)
+
+
+def test_an_adapter_named_after_a_study_cell_loads(tmp_path):
+    """A study cell's experiment name (`default.rag_lora-seed0`) holds a dot, which peft refuses in a module name."""
+    path = save_adapter(1, tmp_path / "a")
+    want = logits(attach_adapter(build_generator(TINY).model, path))
+    switch = AdapterSwitch(build_generator(TINY).model)
+    slot = switch.load(path, "default.rag_lora-seed0")
+    with switch.active(slot) as model:
+        torch.testing.assert_close(logits(model), want)

@@ -73,21 +73,21 @@ def test_the_weight_hash_follows_the_weight_files_and_a_tiny_model_its_config(tm
     (tmp_path / "model" / "checkpoint-5").mkdir()  # sub-folders (old checkpoints) are not the model
     assert model_sha256(model) == before
 
-    assert model_sha256(ModelConfig()) == model_sha256(ModelConfig())
-    assert model_sha256(ModelConfig(init_seed=1)) != model_sha256(ModelConfig())
+    assert model_sha256(ModelConfig(source="tiny")) == model_sha256(ModelConfig(source="tiny"))
+    assert model_sha256(ModelConfig(source="tiny", init_seed=1)) != model_sha256(ModelConfig(source="tiny"))
 
 
 def test_the_data_hash_follows_the_jsonl_files_and_the_split_settings(tmp_path):
     data = DataConfig(name="jsonl", path=str(_jsonl_dir(tmp_path / "data", "Ada")))
     before = data_sha256(data)
-    assert before == cell_provenance(ModelConfig(), data)["hashes"]["data"]
+    assert before == cell_provenance(ModelConfig(source="tiny"), data)["hashes"]["data"]
     _jsonl_dir(tmp_path / "data", "Ada Lovelace")
     assert data_sha256(data) != before
     assert data_sha256(DataConfig(split_seed=1)) != data_sha256(DataConfig())
 
 
 def test_a_cell_that_does_not_retrieve_records_no_retriever_or_index():
-    recorded = cell_provenance(ModelConfig(), DataConfig())
+    recorded = cell_provenance(ModelConfig(source="tiny"), DataConfig())
     assert recorded["hashes"]["retriever"] is None and recorded["hashes"]["index"] is None
     assert recorded["packages"]["torch"] and "wandb" not in recorded["packages"]
 
@@ -112,7 +112,7 @@ def test_the_index_is_identified_before_it_is_built_and_by_its_manifest_after(tm
 
     (folder / store.MANIFEST).write_text(json.dumps({**manifest, "created": "2 (rebuilt)"}))
     assert index_provenance(source)["sha256"] != built["sha256"]
-    recorded = cell_provenance(ModelConfig(), DataConfig(), source)
+    recorded = cell_provenance(ModelConfig(source="tiny"), DataConfig(), source)
     assert recorded["index_version"] == 1 and recorded["hashes"]["retriever"]
 
 
@@ -143,7 +143,7 @@ def test_the_revision_and_uncommitted_changes_of_the_checkout_are_recorded(tmp_p
     assert code_provenance(package)["diff_sha256"] != edited["diff_sha256"]
 
     monkeypatch.setattr(provenance, "PACKAGE_DIR", package)
-    assert cell_provenance(ModelConfig(), DataConfig())["revision"] == head
+    assert cell_provenance(ModelConfig(source="tiny"), DataConfig())["revision"] == head
 
     outside = tmp_path / "not_a_checkout"
     outside.mkdir()

@@ -193,7 +193,7 @@ def test_a_budget_below_one_step_fails_at_validation(tmp_path, budget, message):
         ({"budget": BudgetConfig("steps", 2.5)}, "study.budget.amount"),
         ({"methods": []}, "study.methods"),
         ({"seeds": [0, 0]}, "study.seeds"),
-        ({"method_overrides": {"full": ["trainer.lr=1e-5"]}}, "study.method_overrides"),
+        ({"method_overrides": {"dora": ["trainer.lr=1e-5"]}}, "study.method_overrides"),
     ],
 )
 def test_study_fields_are_checked(fields, field):
