@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import inspect
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import hydra
-from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, StringNode
-from omegaconf.errors import ValidationError
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig
 
-from rag_pet.config import RagPetConfig, register_configs, to_config, to_structured
+from rag_pet.config import RagPetConfig, to_structured
+from rag_pet.config.compose import CONFIG_NAME, compose
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
 
@@ -30,8 +27,6 @@ T = TypeVar("T")
 C = TypeVar("C")
 logger = logging.getLogger("rag_pet")
 
-CONFIG_NAME = "config"
-NODE_TYPES = {BooleanNode: "a boolean", IntegerNode: "an integer", FloatNode: "a float", StringNode: "a string"}
 CHOICE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP)
 
 
@@ -56,7 +51,7 @@ def hydra_job(
         task's return value (its metrics)."""
         if cfg is not None:
             return task_function(cfg)
-        args = get_args_parser().parse_args()
+        args = _command_line()
         own_flags = args.help or args.hydra_help or args.shell_completion or args.experimental_rerun
         if not (own_flags or args.config_path or args.config_dir):
             error = config_error(config_dir, args.config_name or config_name, args.overrides, args.multirun)
@@ -67,16 +62,30 @@ def hydra_job(
     return main
 
 
+def _command_line() -> argparse.Namespace:
+    """The flags of Hydra's documented command line that decide whether to check the overrides first (Hydra
+    parses the command line again itself; unknown flags are left to it)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("overrides", nargs="*")
+    for flag in ("--help", "--hydra-help", "--experimental-rerun", "--multirun", "--shell-completion"):
+        short = {"--help": "-h", "--multirun": "-m", "--shell-completion": "-sc"}.get(flag)
+        names = (flag, short) if short else (flag,)
+        parser.add_argument(*names, action="store_true" if flag != "--experimental-rerun" else "store")
+    for flag, short in (("--config-path", "-cp"), ("--config-name", "-cn"), ("--config-dir", "-cd")):
+        parser.add_argument(flag, short)
+    return parser.parse_known_args()[0]
+
+
 def config_error(config_dir: Path, config_name: str, overrides: list[str], multirun: bool) -> ConfigError | None:
-    """Compose as Hydra will; the `ConfigError` for a wrongly typed value or an unknown group option, else None."""
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        try:
-            for override_set in _sweep_jobs(overrides) if multirun else [overrides]:
-                compose(config_name=config_name, overrides=override_set)
-        except ConfigCompositionException as err:
-            return as_config_error(err)
-        except (OverrideParseException, ValueError):
-            return None  # Hydra reports these itself, as it does every other composition error
+    """Compose as Hydra will; the `ConfigError` for a wrongly typed value, an unknown group option or an unknown
+    key, else None (Hydra reports the rest itself)."""
+    try:
+        for override_set in _sweep_jobs(overrides) if multirun else [overrides]:
+            compose(config_dir, override_set, config_name)
+    except ConfigError as err:
+        return None if err.field == "overrides" else err
+    except (OverrideParseException, ValueError):
+        return None
     return None
 
 
@@ -87,59 +96,6 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
     sweeps = [override for override in parsed if override.value_type in CHOICE_SWEEPS]
     choices = [f"{sweep.get_key_element()}={value}" for sweep in sweeps for value in sweep.sweep_string_iterator()]
     return [fixed, *([*fixed, choice] for choice in choices)]
-
-
-def compose_experiment(config_dir: Path, overrides: list[str], field: str) -> RagPetConfig:
-    """`conf/config.yaml` with `overrides`, validated, as `python -m jobs.train <overrides>` composes it; a composition
-    error names the override to fix as the config `field` it came from (`study.overrides`, `sweep.space.<key>`)."""
-    register_configs()
-    try:
-        if GlobalHydra.instance().is_initialized():
-            cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
-        else:
-            with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-                cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
-    except ConfigCompositionException as err:
-        raise as_config_error(err) or _override_error(err, overrides, field) from None
-    except OverrideParseException as err:
-        message = str(err).splitlines()[0]
-        raise ConfigError(field, _unparsable(overrides), f"a Hydra override ({message})") from None
-    return to_config(cfg)
-
-
-def _unparsable(overrides: list[str]) -> str | list[str]:
-    """The first override Hydra cannot parse on its own (else all of them)."""
-    parser = OverridesParser.create()
-    for override in overrides:
-        try:
-            parser.parse_overrides([override])
-        except OverrideParseException:
-            return override
-    return overrides
-
-
-def _override_error(err: Exception, overrides: list[str], field: str) -> ConfigError:
-    """The error naming the override Hydra could not apply (the first one its message names, else all of them)."""
-    message = str(err).strip().splitlines()[0]
-    named = re.search(r"override '([^']+)'", message)
-    culprit = next((o for o in overrides if named and o.lstrip("+~").startswith(named.group(1))), None)
-    return ConfigError(field, culprit or overrides, f"an override of a key the config has ({message})")
-
-
-def as_config_error(err: ConfigCompositionException) -> ConfigError | None:
-    """The `ConfigError` for an unknown config group option or a value OmegaConf cannot convert, else None."""
-    if isinstance(err, MissingConfigException) and err.options and "/" in err.missing_cfg_file:
-        group, _, option = err.missing_cfg_file.rpartition("/")
-        return ConfigError(group, option, f"one of {', '.join(err.options)}")
-    cause = err.__cause__
-    if isinstance(cause, ValidationError) and cause.full_key:
-        return ConfigError(cause.full_key, cause.value, _allowed(cause))
-    return None
-
-
-def _allowed(err: ValidationError) -> str:
-    """What the field accepts: its type, or else the first line of OmegaConf's message."""
-    return NODE_TYPES.get(type(err.child_node)) or str(err.msg).strip().splitlines()[0]
 
 
 def run_job(function: Callable[[C], T], cfg: DictConfig, schema: type[C] = RagPetConfig) -> T:

@@ -8,7 +8,9 @@ estimated from the training questions' prompts (with each question's gold passag
 
 from __future__ import annotations
 
+import json
 import statistics
+from dataclasses import asdict
 
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
@@ -38,13 +40,27 @@ def steps_for_budget(budget: BudgetConfig, config: RagPetConfig, where: str = "s
 
 def estimated_step_flops(config: RagPetConfig) -> float:
     """Training FLOPs of one optimizer step: the trainer's formula over the estimated tokens of a step."""
-    from rag_pet.models.generator import build_skeleton
     from rag_pet.training.accounting import training_flops
 
-    skeleton, is_seq2seq = build_skeleton(config.model)
-    total, trainable = parameter_counts(config, skeleton, is_seq2seq)
-    tokens = estimated_example_tokens(config, is_seq2seq) * examples_per_step(config)
-    return training_flops(total, trainable, round(tokens))
+    total, trainable, tokens = _per_example(config)
+    return training_flops(total, trainable, round(tokens * examples_per_step(config)))
+
+
+_PER_EXAMPLE: dict[str, tuple[int, int, float]] = {}
+
+
+def _per_example(config: RagPetConfig) -> tuple[int, int, float]:
+    """(total, trainable) parameters once adapted and the mean tokens of one training example; estimated once per
+    model, adaptation, data and retrieval settings in a process (a study's seeds and re-plans share it)."""
+    from rag_pet.models.generator import build_skeleton
+
+    sections = [asdict(config.model), asdict(config.peft), asdict(config.data), asdict(config.rag)]
+    key = json.dumps([*sections, asdict(config.corpus), config.objective], sort_keys=True, default=str)
+    if key not in _PER_EXAMPLE:
+        skeleton, is_seq2seq = build_skeleton(config.model)
+        total, trainable = parameter_counts(config, skeleton, is_seq2seq)
+        _PER_EXAMPLE[key] = (total, trainable, estimated_example_tokens(config, is_seq2seq))
+    return _PER_EXAMPLE[key]
 
 
 def parameter_counts(config: RagPetConfig, skeleton, is_seq2seq: bool) -> tuple[int, int]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag_pet.cli import compose_experiment
 from rag_pet.config import RagPetConfig, TrackingConfig
+from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
 from rag_pet.study.budget import steps_for_budget
@@ -62,19 +62,10 @@ def cell_id(method: str, seed: int, trains: bool) -> str:
     return f"{name}-seed{seed}" if trains else name
 
 
-def plan_cells(
-    study: StudyConfig,
-    study_dir: Path,
-    config_dir: Path,
-    tracking: TrackingConfig,
-    cpus_per_cell: float | None = None,
-) -> list[Cell]:
-    """Every cell of the study, each config composed and validated: per method (in order) and seed, the main cell
-    and then its freshness cells.
-
-    With `cpus_per_cell` (cells running side by side) each cell's workers share that many CPUs, unless the study's
-    overrides set `trainer.cpus_per_worker` themselves."""
-    planner = _Planner(study, study_dir, config_dir, tracking, cpus_per_cell)
+def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: TrackingConfig) -> list[Cell]:
+    """Every cell of the study, each config composed once and validated: per method (in order) and seed, the main
+    cell and then its freshness cells."""
+    planner = _Planner(study, study_dir, config_dir, tracking)
     cells = []
     for name in study.methods:
         method = resolve_method(name)
@@ -86,13 +77,44 @@ def plan_cells(
     return cells
 
 
+def share_cpus(cells: list[Cell], cpus_per_cell: float) -> list[Cell]:
+    """The cells with each one's workers sharing `cpus_per_cell` CPUs (cells running side by side), unless the
+    study's overrides set `trainer.cpus_per_worker` themselves."""
+    shared = []
+    for cell in cells:
+        if any(o.startswith("trainer.cpus_per_worker=") for o in cell.overrides):
+            shared.append(cell)
+            continue
+        overrides = list(cell.overrides)
+        cpus = {"cpus_per_worker": cpus_per_cell / cell.config.trainer.num_workers}
+        config = _with(overrides, cell.config, "trainer", cpus)
+        shared.append(replace(cell, overrides=tuple(overrides), config=config))
+    return shared
+
+
+def _with(overrides: list[str], config: RagPetConfig, section: str, changes: dict) -> RagPetConfig:
+    """`config` with `changes` to one section, validated again as composing would validate them, and the overrides
+    that make them appended to `overrides` (so the cell's command re-runs exactly this config)."""
+    values = {}
+    for key, value in changes.items():
+        text = _hydra_value(value)
+        overrides.append(f"{section}.{key}={text}")
+        values[key] = float(text) if isinstance(value, float) else value
+    return replace(config, **{section: replace(getattr(config, section), **values)})
+
+
+def _hydra_value(value: object) -> str:
+    if isinstance(value, list):  # of strings: titles hold spaces, commas and parentheses
+        return "[" + ",".join(json.dumps(item) for item in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass
 class _Planner:
     study: StudyConfig
     study_dir: Path
     config_dir: Path
     tracking: TrackingConfig
-    cpus_per_cell: float | None
 
     def _common(self, method: Method, identifier: str, seed: int) -> list[str]:
         study, tracking = self.study, self.tracking
@@ -113,16 +135,22 @@ class _Planner:
     def run_dir(self, identifier: str) -> Path:
         return self.study_dir / CELLS_DIR / identifier
 
-    def _compose(self, method: Method, fixed: list[str], budget: BudgetConfig | None, where: str):
-        """The cell's overrides in order (method, study-fixed, user, budget) and its validated config."""
+    def _compose(self, method: Method, fixed: list[str]) -> tuple[list[str], RagPetConfig]:
+        """The cell's overrides in order (method, study-fixed, user) and its validated config: composed once."""
         study = self.study
         overrides = [*method.overrides, *fixed, *study.overrides, *study.method_overrides.get(method.name, [])]
-        config = compose_experiment(self.config_dir, overrides, "study.overrides")
-        if self.cpus_per_cell and not any(o.startswith("trainer.cpus_per_worker=") for o in overrides):
-            overrides.append(f"trainer.cpus_per_worker={self.cpus_per_cell / config.trainer.num_workers:g}")
-        if budget is not None:
-            overrides += _budget_overrides(budget, study.warmup_fraction, config, where)
         return overrides, compose_experiment(self.config_dir, overrides, "study.overrides")
+
+    def _budgeted(self, overrides: list[str], config: RagPetConfig, budget: BudgetConfig, where: str) -> RagPetConfig:
+        """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell."""
+        steps = steps_for_budget(budget, config, where)
+        changes = {
+            "max_steps": steps,
+            "warmup_steps": math.floor(steps * self.study.warmup_fraction),
+            "checkpoint_every": max(1, math.ceil(steps / 2)),
+            "log_every": max(1, min(config.trainer.log_every, steps)),
+        }
+        return _with(overrides, config, "trainer", changes)
 
     def main_cell(self, method: Method, seed: int) -> Cell:
         identifier = cell_id(method.name, seed, method.trains)
@@ -137,14 +165,15 @@ class _Planner:
             f"eval.forgetting_texts={study.forgetting_texts}",
             f"eval.before_training={'false' if method.trains else 'true'}",
         ]
-        if study.freshness.enabled and method.retrieves:
-            fixed.append(f"corpus.exclude_titles={_hydra_list(self._new_titles(method))}")
         if study.latency == "endpoint":  # each cell's own Serve application, beside any other cell's
             fixed += ["eval.latency_via=endpoint", f"serve.app_name={identifier}", f"serve.route_prefix=/{identifier}"]
-        budget = study.budget if method.trains else None
-        overrides, config = self._compose(method, fixed, budget, "study.budget.amount")
+        overrides, config = self._compose(method, fixed)
         if study.freshness.enabled and config.data.name != "squad":
             raise ConfigError("study.freshness.enabled", True, "false unless data.name=squad (articles arrive late)")
+        if study.freshness.enabled and method.retrieves:  # the late articles are not in the first index
+            config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
+        if method.trains:
+            config = self._budgeted(overrides, config, study.budget, "study.budget.amount")
         if method.trains and config.data.max_train_examples < config.trainer.batch_size * config.trainer.num_workers:
             raise ConfigError(
                 "study.train_examples",
@@ -153,15 +182,6 @@ class _Planner:
                 f" for {method.name}",
             )
         return Cell(identifier, method, seed, MAIN, tuple(overrides), config)
-
-    def _new_titles(self, method: Method) -> list[str]:
-        """Passage titles of the articles that arrive late (the test articles of the configured split)."""
-        from rag_pet.data.datasets import squad_split
-
-        probe = compose_experiment(
-            self.config_dir, [*method.overrides, *self.study.overrides, f"run_dir={self.study_dir}"], "study.overrides"
-        )
-        return [title.replace("_", " ") for title in squad_split(probe.data).articles["test"]]
 
     def freshness_cells(self, main: Cell) -> list[Cell]:
         """The cells that give `main`'s method the new articles: an evaluation over the grown index (RAG), or
@@ -179,7 +199,7 @@ class _Planner:
             fixed = [*self._common(method, identifier, main.seed), *base]
             if method.trains:
                 fixed.append(f"eval.model_dir={model_dir}")
-            overrides, config = self._compose(method, fixed, None, "")
+            overrides, config = self._compose(method, fixed)
             return [Cell(identifier, method, main.seed, FRESH_INDEX, tuple(overrides), config, after=main.id)]
         if not method.trains:
             return []
@@ -199,22 +219,14 @@ class _Planner:
                 "eval.before_training=false",
                 f"trainer.init_from={model_dir}",
             ]
-            overrides, config = self._compose(method, fixed, freshness.budget, "study.freshness.budget.amount")
+            overrides, config = self._compose(method, fixed)
+            config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
             cells.append(Cell(identifier, method, main.seed, kind, tuple(overrides), config, after=main.id))
         return cells
 
 
-def _hydra_list(values: list[str]) -> str:
-    """A Hydra list of quoted strings (titles hold spaces, commas and parentheses)."""
-    return "[" + ",".join(json.dumps(value) for value in values) + "]"
+def _late_titles(config: RagPetConfig) -> list[str]:
+    """Passage titles of the articles that arrive late (the test articles of the configured split)."""
+    from rag_pet.data.datasets import squad_split
 
-
-def _budget_overrides(budget: BudgetConfig, warmup_fraction: float, config: RagPetConfig, where: str) -> list[str]:
-    """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell."""
-    steps = steps_for_budget(budget, config, where)
-    return [
-        f"trainer.max_steps={steps}",
-        f"trainer.warmup_steps={math.floor(steps * warmup_fraction)}",
-        f"trainer.checkpoint_every={max(1, math.ceil(steps / 2))}",
-        f"trainer.log_every={max(1, min(config.trainer.log_every, steps))}",
-    ]
+    return [title.replace("_", " ") for title in squad_split(config.data).articles["test"]]

@@ -19,7 +19,7 @@ from rag_pet.config import to_dict
 from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
-from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
+from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells, share_cpus
 from rag_pet.study.environment import environment
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
@@ -39,7 +39,7 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
         runtime.ensure_ray()
         parallel = parallel_cells(study)
         if parallel > 1:
-            cells = plan_cells(study, study_dir, config_dir, compare.tracking, study.cpus_per_cell)
+            cells = share_cpus(cells, study.cpus_per_cell)
         write_json_atomic(
             study_dir / "study.json",
             {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},

@@ -240,3 +240,30 @@ def test_the_same_study_twice_gives_identical_per_question_records(tmp_path):
     for cell, splits in runs[0].items():
         assert splits["validation"] and all(q["answer_nll"] is not None for q in splits["validation"])
         assert splits == runs[1][cell], cell
+
+
+def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path, monkeypatch):
+    from rag_pet.config.compose import compose_experiment
+    from rag_pet.study import cells as cells_module
+
+    calls = []
+
+    def counting(config_dir, overrides, field="overrides"):
+        calls.append(list(overrides))
+        return compose_experiment(config_dir, overrides, field)
+
+    monkeypatch.setattr(cells_module, "compose_experiment", counting)
+    freshness = FreshnessConfig(budget=BudgetConfig("steps", 2), max_text_tokens=32)
+    compare = tiny_study(tmp_path, methods=["zero_shot", "lora", "rag+lora"], seeds=[0, 1], freshness=freshness)
+    planned = plan_cells(compare.study, tmp_path / "study", CONF_DIR, compare.tracking)
+    assert len(calls) == len(planned) == 1 + 2 * 3 + 2 * 2  # zero_shot; lora + text + qa; rag+lora + fresh index
+    for cell in planned:  # budget, held-back titles and CPUs were applied to the composed config, not composed again
+        assert compose_experiment(CONF_DIR, list(cell.overrides)) == cell.config, cell.id
+    assert cells_module.share_cpus(planned, 2.0) == planned  # the study's overrides set trainer.cpus_per_worker
+
+    compare.study.overrides = [o for o in compare.study.overrides if not o.startswith("trainer.cpus_per_worker=")]
+    compare.study.methods, compare.study.seeds = ["lora"], [0]
+    compare.study.freshness = FreshnessConfig(enabled=False)
+    (lora,) = cells_module.share_cpus(plan_cells(compare.study, tmp_path / "s", CONF_DIR, compare.tracking), 3.0)
+    assert lora.config.trainer.cpus_per_worker == pytest.approx(3.0 / lora.config.trainer.num_workers, rel=1e-5)
+    assert compose_experiment(CONF_DIR, list(lora.overrides)) == lora.config
