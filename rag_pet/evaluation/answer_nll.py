@@ -19,6 +19,7 @@ from rag_pet.data.types import QAExample
 from rag_pet.devices import autocast, resolve_precision
 from rag_pet.inference.answering import RetrievedPassage
 from rag_pet.models import Generator
+from rag_pet.models.adaptation import prepends_virtual_tokens
 from rag_pet.models.rag import MARGINALS, answer_token_logprobs, document_log_prior
 
 
@@ -73,6 +74,10 @@ class AnswerScorer:
         return {"prompt": prompt, "answer": self.prompts.answer_ids(example.answers[0])}
 
     def _token_logprobs(self, features: list[dict[str, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p of each answer token, (N, T), and its mask; answers left-aligned."""
+        if len(features) > 1 and not self.generator.is_seq2seq and prepends_virtual_tokens(self.generator.model):
+            # peft drops position ids under prompt learning, so a left-padded row would see its positions moved
+            return _stacked([self._token_logprobs([feature]) for feature in features])
         batch = collate_rag(features, self.generator.tokenizer.pad_token_id, self.generator.is_seq2seq)
         batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
         self.generator.model.eval()
@@ -95,3 +100,13 @@ class AnswerScorer:
         answer_mask = mask.view(questions, k, -1)[:, 0]
         nll = MARGINALS[self.rag.marginal](log_prior, logprobs.view(questions, k, -1), answer_mask)
         return (nll / answer_mask.sum(-1)).tolist()
+
+
+def _stacked(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-row (log-probs, mask) pairs as one right-padded batch."""
+    width = max(logprobs.shape[1] for logprobs, _ in rows)
+    logprobs = torch.zeros(len(rows), width)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, (row, row_mask) in enumerate(rows):
+        logprobs[i, : row.shape[1]], mask[i, : row.shape[1]] = row[0], row_mask[0]
+    return logprobs, mask

@@ -101,15 +101,17 @@ def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir
 def batch1_latency(
     retrieve: Callable | None, answer: AnswerFn, settings: EvalConfig, examples: list[QAExample], k: int | None
 ) -> dict[str, float]:
-    """The first `settings.latency_questions` questions answered one at a time after `settings.latency_warmup`
-    untimed ones (the questions after them): p50/p95 ms of the whole answer (retrieval included), time to the first
-    token, per decoded token and retrieval (`batch1_summary`); empty when `latency_questions` is 0.
+    """`settings.latency_questions` questions answered one at a time after `settings.latency_warmup` untimed ones
+    (the questions after them; both go round the examples again when there are fewer): p50/p95 ms of the whole
+    answer (retrieval included), time to the first token, per decoded token and retrieval (`batch1_summary`); empty
+    when `latency_questions` is 0.
 
     An `Answerer`'s answers are timed step by step on weights in `eval.precision` (`Answerer.answering_alone`);
     another `answer` is timed whole, so only the whole answer and retrieval are reported for it."""
     if not settings.latency_questions:
         return {}
-    work = replace(workload(settings, examples[: settings.latency_questions], k), batch_size=1)
+    timed = [examples[i % len(examples)] for i in range(settings.latency_questions)]
+    work = replace(workload(settings, timed, k), batch_size=1)
     warmup = [examples[(len(work.questions) + i) % len(examples)].question for i in range(settings.latency_warmup)]
     answerer = getattr(answer, "__self__", None)  # `Answerer.answer`, as the in-process evaluations pass it
     with answerer.answering_alone() if isinstance(answerer, Answerer) else nullcontext() as answer_alone:

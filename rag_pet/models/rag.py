@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from rag_pet.config import RagConfig, RetrieverConfig
 from rag_pet.data.prompts import last_positions
+from rag_pet.models.adaptation import prepends_virtual_tokens
 from rag_pet.models.encoder import BiEncoder, build_encoder
 
 QUERY_ENCODER_DIR = "query_encoder"
@@ -40,14 +41,19 @@ def answer_token_logprobs(
     """
     labels = batch["labels"]
     mask = labels != -100
+    tail = labels.shape[1] + 1
     if is_seq2seq:
         logits = generator(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).logits
+    elif prepends_virtual_tokens(generator):
+        # peft puts virtual tokens before the input, which moves every position (and drops position_ids): the
+        # answer still fills the last T + 1 positions of the logits
+        logits = generator(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, -tail:-1]
     else:
         logits = generator(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             position_ids=batch.get("position_ids"),
-            logits_to_keep=last_positions(batch["input_ids"].shape[1], labels.shape[1] + 1).to(labels.device),
+            logits_to_keep=last_positions(batch["input_ids"].shape[1], tail).to(labels.device),
         ).logits[:, :-1]
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)

@@ -39,7 +39,7 @@ class FreshnessConfig:
     the rest of the articles' questions before and after."""
 
     enabled: bool = True
-    variants: list[str] = field(default_factory=lambda: ["text", "qa"])
+    variants: list[str] = field(default_factory=lambda: ["text"])
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="steps", amount=6))
     qa_fraction: float = 0.5
     max_text_tokens: int = 128
@@ -99,7 +99,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="examples", amount=96))
     train_examples: int = 96
-    questions: int = 50
+    questions: int = 40
     warmup_fraction: float = 0.1
     latency_questions: int = 50
     latency: str = "in_process"

@@ -85,3 +85,25 @@ def _nll_with_passage(scorer: AnswerScorer, prompts: PromptEncoder, example: QAE
 def _token_logprobs(scorer: AnswerScorer, prompts: PromptEncoder, example: QAExample, hit) -> list[float]:
     logprobs, mask = scorer._token_logprobs(_features(prompts, example, hit))
     return logprobs[0][mask[0]].tolist()
+
+
+@pytest.mark.parametrize("method", ["prompt", "ptuning", "prefix", "lora"])
+def test_adapted_models_nll_is_their_own_loss_even_where_peft_prepends_virtual_tokens(method):
+    """Prompt tuning and p-tuning put virtual tokens before the input, which moves every position: the answer NLL
+    must still be the adapted model's own loss on the answer."""
+    from rag_pet.config import PeftConfig
+    from rag_pet.models import adapt_model
+    from rag_pet.models.generator import Generator
+
+    torch.manual_seed(0)
+    generator = build_generator(ModelConfig(source="tiny", arch="llama", hidden_size=32, num_layers=2))
+    model = adapt_model(generator.model, PeftConfig(method=method, r=4, alpha=8, num_virtual_tokens=5), False)
+    adapted = Generator(model, generator.tokenizer, generator.is_seq2seq)
+    prompts = PromptEncoder(generator.tokenizer, "closed_book", False, 48, 8)
+    nlls = AnswerScorer(adapted, prompts, None, torch.device("cpu"), batch_size=3)(EXAMPLES)
+    model.eval()
+    for example, nll in zip(EXAMPLES, nlls, strict=True):
+        batch = collate_training([prompts.training_features(example)], generator.tokenizer.pad_token_id)
+        with torch.no_grad():
+            expected = model(**batch).loss.item()  # peft extends the labels by the virtual tokens itself
+        assert nll == pytest.approx(expected, rel=1e-4)

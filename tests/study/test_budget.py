@@ -102,7 +102,7 @@ def test_step_flops_are_the_trainers_formula_over_hand_counted_parameters_and_to
 def test_estimated_step_flops_are_what_the_trainer_counts(tmp_path):
     """Two steps of 4 are one pass over the 8 training examples the estimate samples: the trainer's tokens and FLOPs
     over them must be the estimate's, for questions, for the late articles' text and for QA pairs about them."""
-    freshness = FreshnessConfig(budget=BudgetConfig("flops", 1e11), max_text_tokens=64)
+    freshness = FreshnessConfig(variants=["text", "qa"], budget=BudgetConfig("flops", 1e11), max_text_tokens=64)
     cells = plan(
         tmp_path,
         BudgetConfig("flops", 1e11),
