@@ -4,7 +4,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rag_pet.cli import hydra_job, run_job
+from rag_pet.cli import exit_if_failed, hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.study import CompareConfig, register_study_configs
 from rag_pet.study.report import format_study_summary
@@ -19,6 +19,7 @@ register_study_configs()
 def main(cfg: DictConfig) -> dict:
     summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
     print(format_study_summary(summary))
+    exit_if_failed(len(summary["failed"]), summary["cells"], "study cells")
     return summary
 
 

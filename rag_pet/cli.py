@@ -109,6 +109,14 @@ def run_job(function: Callable[[C], T], cfg: DictConfig, schema: type[C] = RagPe
         _exit_with(err)
 
 
+def exit_if_failed(failed: int, total: int, what: str) -> None:
+    """After a job has written and printed its results: exit with status 1 and one line when `failed` of its
+    `total` parts (study cells, sweep trials, answered questions) failed, so a script or CI sees it."""
+    if failed:
+        print(f"error: {failed} of {total} {what} failed (see above and the report)", file=sys.stderr)
+        sys.exit(1)
+
+
 def _exit_with(err: RagPetError) -> NoReturn:
     """Print the user error as one `error:` line on stderr and exit with status 2."""
     print(f"error: {err}", file=sys.stderr)

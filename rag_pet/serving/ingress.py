@@ -24,10 +24,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from rag_pet.config import ServeConfig
 from rag_pet.inference.answering import RetrievedPassage
 from rag_pet.inference.spec import BASE_ADAPTER, InferenceSpec
 from rag_pet.serving.deployments import AnswerItem
 from rag_pet.serving.schemas import (
+    NOT_BLANK_PATTERN,
     AdaptersResponse,
     ErrorResponse,
     GenerateRequest,
@@ -39,6 +41,7 @@ from rag_pet.serving.schemas import (
     RagResponse,
     RetrieveRequest,
     RetrieveResponse,
+    is_blank,
 )
 
 T = TypeVar("T")
@@ -93,6 +96,35 @@ def _without_auth(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _with_limits(schema: dict[str, Any], limits: ServeConfig, adapters: list[str]) -> dict[str, Any]:
+    """`schema` (OpenAPI) with what this service accepts written into its request bodies: non-blank questions of
+    at most `serve.max_question_chars`, at most `serve.max_batch_questions` of them, `k`/`return_k` up to
+    `serve.max_k`, `max_new_tokens` up to `serve.max_new_tokens`, and the adapter ids it serves; a request valid by
+    the document is then one the service answers."""
+    question = {"pattern": NOT_BLANK_PATTERN, "maxLength": limits.max_question_chars}
+    bounds = {"k": limits.max_k, "return_k": limits.max_k, "max_new_tokens": limits.max_new_tokens}
+    for name in ("RetrieveRequest", "GenerateRequest", "RagRequest"):
+        properties = schema.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {})
+        if "question" in properties:
+            properties["question"].update(question)
+        if "questions" in properties:
+            properties["questions"]["maxItems"] = limits.max_batch_questions
+            properties["questions"]["items"].update(question)
+        for key, maximum in bounds.items():
+            for branch in _typed(properties.get(key), "integer"):
+                branch["maximum"] = maximum
+        for branch in _typed(properties.get("adapter"), "string"):
+            branch["enum"] = sorted({*adapters, BASE_ADAPTER})
+    return schema
+
+
+def _typed(node: dict[str, Any] | None, kind: str) -> list[dict[str, Any]]:
+    """The schema objects of type `kind` in a property (itself, or its `anyOf` branches for an optional field)."""
+    if node is None:
+        return []
+    return [branch for branch in node.get("anyOf", [node]) if branch.get("type") == kind]
+
+
 def _hits(found: list[RetrievedPassage]) -> list[Hit]:
     return [Hit(id=p.id, title=p.title, text=p.text, score=p.score) for p in found]
 
@@ -125,9 +157,10 @@ class RagIngress:
         self.index: IndexInfo | None = None
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        """The app Serve runs here (it calls this after `__init__`); with auth off, OpenAPI without bearer or 401s."""
-        if self.token is None:
-            self.app.openapi_schema = _without_auth(self.app.openapi())
+        """The app Serve runs here (it calls this after `__init__`); its OpenAPI document states this service's
+        limits and adapters, and with auth off has no bearer scheme or 401s."""
+        schema = _with_limits(self.app.openapi(), self.limits, self.spec.adapter_ids)
+        self.app.openapi_schema = _without_auth(schema) if self.token is None else schema
         return self.app
 
     def _authorize(self, credentials: HTTPAuthorizationCredentials | None) -> None:
@@ -145,7 +178,7 @@ class RagIngress:
                 "(serve.max_batch_questions)",
             )
         for number, text in enumerate(texts):
-            if not text.strip():
+            if is_blank(text):
                 raise HTTPException(422, f"question {number} is empty")
             if len(text) > limits.max_question_chars:
                 raise HTTPException(

@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+# What counts as blank in a question: the whitespace of both Python's `str.isspace` and JSON Schema's (ECMA-262)
+# `\s`, listed, so the OpenAPI pattern and the service agree whichever regex engine reads the pattern.
+BLANK = (
+    "\t\n\x0b\x0c\r \x1c\x1d\x1e\x1f\x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANK) + "]"
+
+
+def is_blank(text: str) -> bool:
+    """Whether a question holds nothing but `BLANK` characters."""
+    return not text.strip(BLANK)
+
+
+def _whole_number(value: object) -> object:
+    """What JSON Schema calls an integer (4 and 4.0), not a boolean or a numeric string that pydantic would take."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# a positive JSON integer; its schema written out, as pydantic cannot translate `gt` behind a before-validator
+Count = Annotated[
+    int, BeforeValidator(_whole_number), Field(gt=0), WithJsonSchema({"type": "integer", "exclusiveMinimum": 0})
+]
 
 
 def _require_utf8(field: str, text: object) -> None:
@@ -21,12 +59,17 @@ def _require_utf8(field: str, text: object) -> None:
 
 
 class QuestionsRequest(BaseModel):
-    """One question (`question`) or several (`questions`), answered in order."""
+    """One question (`question`) or several (`questions`), answered in order.
 
-    model_config = ConfigDict(extra="forbid")
+    The OpenAPI document says so: the fields are not nullable, and `oneOf` requires exactly one of them (an
+    absent field is None here), so a client generated from the schema builds only requests the service takes."""
 
-    question: str | None = Field(default=None, min_length=1, description="a single question")
-    questions: list[str] | None = Field(default=None, min_length=1, description="several questions, answered in order")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["question"]}, {"required": ["questions"]}]}
+    )
+
+    question: str = Field(default=None, min_length=1, description="a single question")
+    questions: list[str] = Field(default=None, min_length=1, description="several questions, answered in order")
 
     @field_validator("question", "questions", mode="before")
     @classmethod
@@ -51,20 +94,22 @@ class QuestionsRequest(BaseModel):
 
 
 class RetrieveRequest(QuestionsRequest):
-    k: int | None = Field(default=None, gt=0, description="passages per question (default: the served rag.k)")
+    k: Count | None = Field(default=None, description="passages per question (default: the served rag.k)")
 
 
 class GenerateRequest(QuestionsRequest):
     adapter: str | None = Field(
         default=None, description="adapter id (see /adapters); `base` for the untrained base model; default: the run's"
     )
-    max_new_tokens: int | None = Field(default=None, gt=0, description="answer length limit (default: the served one)")
+    max_new_tokens: Count | None = Field(default=None, description="answer length limit (default: the served one)")
 
 
 class RagRequest(GenerateRequest):
-    k: int | None = Field(default=None, gt=0, description="passages the answer reads (default: the served rag.k)")
-    return_k: int | None = Field(
-        default=None, gt=0, description="passages returned per question, the first k of them read (default: k)"
+    k: Count | None = Field(default=None, description="passages the answer reads (default: the served rag.k)")
+    return_k: Count | None = Field(
+        default=None,
+        strict=True,
+        description="passages returned per question, the first k of them read (default: k)",
     )
 
 

@@ -295,6 +295,7 @@ def write_report(
         "rows": summaries,
         "freshness": fresh,
         "failed": [row["id"] for row in rows if row["status"] != "done"],
+        "cells": len(rows),
         "report": str(study_dir / "report.md"),
     }
 

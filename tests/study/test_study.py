@@ -103,7 +103,7 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
 
 @pytest.mark.usefixtures("ray_local")
 def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_more_training(tmp_path):
-    freshness = FreshnessConfig(budget=BudgetConfig("steps", 2), max_text_tokens=32)
+    freshness = FreshnessConfig(variants=["text", "qa"], budget=BudgetConfig("steps", 2), max_text_tokens=32)
     compare = tiny_study(tmp_path, methods=["zero_shot", "lora", "rag+lora"], seeds=[0], freshness=freshness)
     summary = run_study(compare, CONF_DIR)
     study_dir = tmp_path / "study"
@@ -253,7 +253,7 @@ def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path
         return compose_experiment(config_dir, overrides, field)
 
     monkeypatch.setattr(cells_module, "compose_experiment", counting)
-    freshness = FreshnessConfig(budget=BudgetConfig("steps", 2), max_text_tokens=32)
+    freshness = FreshnessConfig(variants=["text", "qa"], budget=BudgetConfig("steps", 2), max_text_tokens=32)
     compare = tiny_study(tmp_path, methods=["zero_shot", "lora", "rag+lora"], seeds=[0, 1], freshness=freshness)
     planned = plan_cells(compare.study, tmp_path / "study", CONF_DIR, compare.tracking)
     assert len(calls) == len(planned) == 1 + 2 * 3 + 2 * 2  # zero_shot; lora + text + qa; rag+lora + fresh index
@@ -267,3 +267,33 @@ def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path
     (lora,) = cells_module.share_cpus(plan_cells(compare.study, tmp_path / "s", CONF_DIR, compare.tracking), 3.0)
     assert lora.config.trainer.cpus_per_worker == pytest.approx(3.0 / lora.config.trainer.num_workers, rel=1e-5)
     assert compose_experiment(CONF_DIR, list(lora.overrides)) == lora.config
+
+
+def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(tmp_path):
+    import subprocess
+    import sys
+
+    elements = [*TINY, "data=jsonl", f"data.path={tmp_path / 'missing'}", f"index.storage_path={tmp_path}"]
+    overrides = ",".join(json.dumps(element) for element in elements)  # elements holding `=` are quoted
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.compare",
+            "study=smoke",
+            "study.methods=[zero_shot]",
+            "study.freshness.enabled=false",
+            "study.latency_questions=0",
+            "study.forgetting_texts=0",
+            f"study.overrides=[{overrides}]",
+            f"study_dir={tmp_path / 'study'}",
+            "tracking=disabled",
+        ],
+        cwd=CONF_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1] == "error: 1 of 1 study cells failed (see above and the report)"
+    assert "data.path" in (tmp_path / "study" / "report.md").read_text()
