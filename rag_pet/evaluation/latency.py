@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 PERCENTILES = (50, 95, 99)
 BATCH1_PERCENTILES = (50, 95)
@@ -34,10 +35,17 @@ class QuestionTiming:
 
 
 def _percentiles_ms(name: str, seconds: list[float], suffix: str = "_ms") -> dict[str, float]:
+    """p50/p95 in milliseconds, and the p50's distribution-free 95 % interval (`..._p50<suffix>_low`/`_high`: the
+    order statistics of scipy's `quantile_test`)."""
     if not seconds:
         return {}
-    values = np.percentile(np.asarray(seconds) * 1000.0, BATCH1_PERCENTILES)
-    return {f"{name}_p{p}{suffix}": float(v) for p, v in zip(BATCH1_PERCENTILES, values, strict=True)}
+    milliseconds = np.asarray(seconds) * 1000.0
+    values = np.percentile(milliseconds, BATCH1_PERCENTILES)
+    found = {f"{name}_p{p}{suffix}": float(v) for p, v in zip(BATCH1_PERCENTILES, values, strict=True)}
+    interval = stats.quantile_test(milliseconds, q=float(values[0]), p=0.5).confidence_interval(0.95)
+    if np.isfinite(interval.low) and np.isfinite(interval.high):  # too few timings leave an end open
+        found.update({f"{name}_p50{suffix}_low": float(interval.low), f"{name}_p50{suffix}_high": float(interval.high)})
+    return found
 
 
 def batch1_summary(timings: Sequence[QuestionTiming]) -> dict[str, float]:

@@ -111,9 +111,13 @@ def _is_number(value) -> bool:
 
 
 def _cell(summary: dict, key: str, fmt: str) -> str:
+    """The value, its 95 % interval where the run measured one (latency medians), and ± std over seeds."""
     if summary.get(key) is None:
         return "-"
     text = fmt.format(summary[key])
+    low, high = summary.get(f"{key}_low"), summary.get(f"{key}_high")
+    if low is not None and high is not None:
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
     if summary["cells"] > 1 and summary.get(f"{key}_std"):
         text += " ± " + fmt.format(summary[f"{key}_std"]).lstrip("+")
     return text

@@ -225,3 +225,17 @@ def test_latency_warmup_below_zero_names_the_field(tiny_config):
 def test_latency_warmup_default_is_the_same_in_yaml_and_schema():
     conf = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "eval" / "default.yaml").read_text())
     assert conf["latency_warmup"] == EvalConfig().latency_warmup == 2
+
+
+def test_the_median_latency_carries_a_distribution_free_interval():
+    from rag_pet.evaluation.latency import QuestionTiming, batch1_summary
+
+    seconds = [0.1 * (i + 1) for i in range(50)]  # 100 ms ... 5,000 ms
+    summary = batch1_summary([QuestionTiming(s, None, s / 4, s / 40, 12) for s in seconds])
+    for name in ("batch1_latency_p50_ms", "batch1_ttft_p50_ms", "batch1_ms_per_token_p50"):
+        low, high = summary[f"{name}_low"], summary[f"{name}_high"]
+        assert low < summary[name] < high
+    # the interval's ends are order statistics (observed timings), not a normal approximation
+    for end in ("low", "high"):
+        assert min(abs(summary[f"batch1_latency_p50_ms_{end}"] - 1000 * s) for s in seconds) < 1e-6
+    assert "batch1_latency_p50_ms_low" not in batch1_summary([QuestionTiming(0.4)])  # one timing: no interval

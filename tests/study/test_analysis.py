@@ -123,3 +123,16 @@ def test_the_report_shows_intervals_marks_the_correction_and_power(records, tmp_
     rows = {row["method"]: row for row in summary["rows"]}
     assert rows["rag"]["f1_low"] <= rows["rag"]["f1"] <= rows["rag"]["f1_high"]
     assert (tmp_path / "accuracy_vs_cost.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_report_names_the_code_states_and_why_cells_ran_again(records, tmp_path):
+    again = [dict(r) for r in records]
+    for r in again:
+        r["provenance"] = {"revision": "a" * 40, "dirty": False}
+    again[1] = {**again[1], "provenance": {"revision": "b" * 40, "dirty": True}}
+    again[1]["rerun_reason"] = "code revision aaaaaaa -> bbbbbbb"
+    write_report(study(), tmp_path, again, {}, TrackingConfig(mode="disabled"))
+    report = (tmp_path / "report.md").read_text()
+    assert "`aaaaaaaaaaaa`, `bbbbbbbbbbbb` with uncommitted changes" in report
+    assert "different code states" in report
+    assert f"- `{again[1]['id']}`: code revision aaaaaaa -> bbbbbbb" in report
