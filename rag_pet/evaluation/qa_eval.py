@@ -99,7 +99,11 @@ def score_and_write(examples: list[QAExample], predictions: Predictions, out_dir
 
 
 def batch1_latency(
-    retrieve: Callable | None, answer: AnswerFn, settings: EvalConfig, examples: list[QAExample], k: int | None
+    retrieve: Callable | None,
+    answerer: Answerer | AnswerFn,
+    settings: EvalConfig,
+    examples: list[QAExample],
+    k: int | None,
 ) -> dict[str, float]:
     """`settings.latency_questions` questions answered one at a time after `settings.latency_warmup` untimed ones
     (the questions after them; both go round the examples again when there are fewer): p50/p95 ms of the whole
@@ -107,13 +111,13 @@ def batch1_latency(
     when `latency_questions` is 0.
 
     An `Answerer`'s answers are timed step by step on weights in `eval.precision` (`Answerer.answering_alone`);
-    another `answer` is timed whole, so only the whole answer and retrieval are reported for it."""
+    another answer function is timed whole, so only the whole answer and retrieval are reported for it."""
     if not settings.latency_questions:
         return {}
     timed = [examples[i % len(examples)] for i in range(settings.latency_questions)]
     work = replace(workload(settings, timed, k), batch_size=1)
     warmup = [examples[(len(work.questions) + i) % len(examples)].question for i in range(settings.latency_warmup)]
-    answerer = getattr(answer, "__self__", None)  # `Answerer.answer`, as the in-process evaluations pass it
+    answer = _answer_fn(answerer)
     with answerer.answering_alone() if isinstance(answerer, Answerer) else nullcontext() as answer_alone:
         for question in warmup:
             _answer_alone(retrieve, answer, answer_alone, work, question)
@@ -136,9 +140,13 @@ def _answer_alone(
     return QuestionTiming(total_s, retrieval_s, clock.first_token_s, clock.seconds_per_token, clock.tokens)
 
 
+def _answer_fn(answerer: Answerer | AnswerFn) -> AnswerFn:
+    return answerer.answer if isinstance(answerer, Answerer) else answerer
+
+
 def answer_score_and_write(
     retrieve: Callable | None,
-    answer: AnswerFn,
+    answerer: Answerer | AnswerFn,
     settings: EvalConfig,
     examples: list[QAExample],
     k: int | None,
@@ -147,10 +155,10 @@ def answer_score_and_write(
 ) -> dict[str, float]:
     """Answer the examples in batches, score them (with `scorer`, also the gold answer's NLL given the passages each
     question was answered from), time answers at batch 1 if asked; write all into `out_dir`."""
-    predictions = predict_in_process(retrieve, answer, workload(settings, examples, k))
+    predictions = predict_in_process(retrieve, _answer_fn(answerer), workload(settings, examples, k))
     nll = scorer(examples, predictions.passages) if scorer is not None else None
     metrics = score_predictions(examples, predictions, nll)
-    metrics.update(batch1_latency(retrieve, answer, settings, examples, k))
+    metrics.update(batch1_latency(retrieve, answerer, settings, examples, k))
     write_predictions(out_dir, examples, predictions, metrics, nll)
     return metrics
 
@@ -167,4 +175,4 @@ def evaluate_qa(
     prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
     answerer = Answerer(generator, prompts, None, device, settings.precision)
     scorer = AnswerScorer(generator, prompts, None, device, settings.precision)
-    return answer_score_and_write(None, answerer.answer, settings, examples, None, out_dir, scorer)
+    return answer_score_and_write(None, answerer, settings, examples, None, out_dir, scorer)

@@ -43,6 +43,6 @@ def evaluate_rag_pipeline(
         prompts = rag_prompt_encoder(data, rag, generator.tokenizer, generator.is_seq2seq)
         answerer = Answerer(generator, prompts, rag, device, settings.precision)
         scorer = AnswerScorer(generator, prompts, rag, device, settings.precision)
-        return answer_score_and_write(retriever.retrieve, answerer.answer, settings, examples, rag.k, out_dir, scorer)
+        return answer_score_and_write(retriever.retrieve, answerer, settings, examples, rag.k, out_dir, scorer)
     finally:
         index.close()

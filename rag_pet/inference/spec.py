@@ -50,7 +50,7 @@ class InferenceSpec:
 
     def resolve_adapter(self, requested: str | None) -> str:
         """The adapter id a request means (its own, or the default); KeyError naming the served ids."""
-        adapter = requested or self.default_adapter
+        adapter = self.default_adapter if requested is None else requested
         if adapter not in self.adapter_ids:
             raise KeyError(f"unknown adapter {adapter!r}; served adapters: {', '.join(self.adapter_ids)}")
         return adapter

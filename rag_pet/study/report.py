@@ -261,6 +261,22 @@ def _closing(rows: list[dict], plots: list[Path], environment: dict | None) -> l
     return parts
 
 
+def _cost_reading(study: StudyConfig) -> list[str]:
+    """How the cost table is read: which figures are measured once per cell and which carry an interval."""
+    seeds = len(study.seeds)
+    spread = (
+        f"± is the standard deviation over the {seeds} seeds"
+        if seeds > 1
+        else "with one seed they are single measurements without an interval (add seeds for a spread)"
+    )
+    return [
+        "Trainable parameters, training tokens and FLOPs follow from the configuration and do not vary between runs. "
+        f"Training wall time and peak memory are measured once per cell; {spread}. Latency medians carry a "
+        "distribution-free 95 % interval over the timed questions in brackets (order statistics, scipy "
+        "`quantile_test`); wall times depend on the machine and its load (see the closing section)."
+    ]
+
+
 def report_markdown(
     study: StudyConfig,
     rows: list[dict],
@@ -274,7 +290,7 @@ def report_markdown(
     """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, cost,
     freshness, the shared indexes, failures, plots, the command that re-runs each cell alone, and the machine."""
     parts = _opening(study) + _accuracy(study, summaries, analysis)
-    parts += ["", "## Cost", "", markdown_table(summaries, COST_COLUMNS)]
+    parts += ["", "## Cost", "", *_cost_reading(study), "", markdown_table(summaries, COST_COLUMNS)]
     parts += _freshness(study, fresh, analysis) + _shared_indexes(shared) + _closing(rows, plots, environment)
     return "\n".join(parts) + "\n"
 

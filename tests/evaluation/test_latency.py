@@ -65,7 +65,7 @@ class Retriever:
 
 def test_closed_book_reports_whole_answer_first_token_and_per_token_times(tiny_config, generator):
     config = tiny_config("eval.latency_questions=4", "eval.max_new_tokens=8")
-    metrics = batch1_latency(None, closed_book(config, generator).answer, config.eval, EXAMPLES, None)
+    metrics = batch1_latency(None, closed_book(config, generator), config.eval, EXAMPLES, None)
     assert metrics["batch1_latency_questions"] == 4
     assert all(metrics[key] > 0 for key in ALWAYS + STEP_TIMED)
     assert not any(key in metrics for key in RETRIEVAL)
@@ -77,7 +77,7 @@ def test_rag_reports_retrieval_apart_and_asks_one_question_at_a_time(tiny_config
     config = tiny_config("eval.latency_questions=3", "eval.latency_warmup=1", "eval.max_new_tokens=6")
     answerer, k = rag_answerer(config, generator, decoding)
     retrieve = Retriever()
-    metrics = batch1_latency(retrieve, answerer.answer, config.eval, EXAMPLES, k)
+    metrics = batch1_latency(retrieve, answerer, config.eval, EXAMPLES, k)
     assert all(metrics[key] > 0 for key in ALWAYS + STEP_TIMED + RETRIEVAL)
     assert [len(batch) for batch in retrieve.asked] == [1] * (1 + 3)
 
@@ -85,7 +85,7 @@ def test_rag_reports_retrieval_apart_and_asks_one_question_at_a_time(tiny_config
 def test_no_latency_questions_no_metrics(tiny_config, generator):
     config = tiny_config()
     assert config.eval.latency_questions == 0
-    assert batch1_latency(None, closed_book(config, generator).answer, config.eval, EXAMPLES, None) == {}
+    assert batch1_latency(None, closed_book(config, generator), config.eval, EXAMPLES, None) == {}
 
 
 @pytest.mark.parametrize("warmup", [0, 2, 5])
@@ -105,7 +105,7 @@ def test_warmup_answers_come_first_and_are_not_timed(tiny_config, generator, mon
 
     monkeypatch.setattr(Answerer, "_answer_alone", counting)
     monkeypatch.setattr(qa_eval, "batch1_summary", summary)
-    metrics = batch1_latency(None, answerer.answer, config.eval, EXAMPLES, None)
+    metrics = batch1_latency(None, answerer, config.eval, EXAMPLES, None)
     warm = [EXAMPLES[(3 + i) % len(EXAMPLES)].question for i in range(warmup)]
     assert asked == warm + [e.question for e in EXAMPLES[:3]]
     assert len(summarised) == 1 and len(summarised[0]) == 3
@@ -145,7 +145,7 @@ def test_bf16_answers_alone_run_on_a_cast_copy_and_leave_the_weights_alone(tiny_
     config = tiny_config("eval.latency_questions=2", "eval.precision=bf16")
     answerer = closed_book(config, generator)
     before = {name: p.clone() for name, p in answerer.generator.model.named_parameters()}
-    metrics = batch1_latency(None, answerer.answer, config.eval, EXAMPLES, None)
+    metrics = batch1_latency(None, answerer, config.eval, EXAMPLES, None)
     assert all(metrics[key] > 0 for key in ALWAYS + ("batch1_ttft_p50_ms",))
     for name, p in answerer.generator.model.named_parameters():
         assert p.dtype == torch.float32 and torch.equal(p, before[name])

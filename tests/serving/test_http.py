@@ -135,6 +135,7 @@ def test_each_endpoint_answers(client):
         ("/generate", {"question": "Who?", "max_new_tokens": 65}, 422, "(serve.max_new_tokens)"),
         ("/generate", {"questions": ["a", "b", "c", "d", "e"]}, 422, "limit is 4 (serve.max_batch_questions)"),
         ("/generate", {"question": "Who?", "adapter": "gamma"}, 404, "unknown adapter 'gamma'"),
+        ("/generate", {"question": "Who?", "adapter": ""}, 404, "unknown adapter ''"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx_and_the_service_keeps_serving(client, route, body, status, message):

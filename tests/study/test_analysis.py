@@ -136,3 +136,15 @@ def test_the_report_names_the_code_states_and_why_cells_ran_again(records, tmp_p
     assert "`aaaaaaaaaaaa`, `bbbbbbbbbbbb` with uncommitted changes" in report
     assert "different code states" in report
     assert f"- `{again[1]['id']}`: code revision aaaaaaa -> bbbbbbb" in report
+
+
+def test_the_cost_table_says_which_figures_are_single_measurements_and_spreads_them_over_seeds(records, tmp_path):
+    write_report(study(), tmp_path, records, {}, TrackingConfig(mode="disabled"))
+    report = (tmp_path / "report.md").read_text()
+    cost = report.split("## Cost", 1)[1]
+    assert "standard deviation over the 2 seeds" in cost
+    lora_line = next(line for line in cost.splitlines() if line.startswith("| lora | "))
+    assert "1.50e+12 ± 7.07e+11" in lora_line  # two seeds measured 1e12 and 2e12
+    one_seed = StudyConfig(**{**study().__dict__, "seeds": [0]})
+    write_report(one_seed, tmp_path, records, {}, TrackingConfig(mode="disabled"))
+    assert "single measurements without an interval" in (tmp_path / "report.md").read_text()
