@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_pet.experiment import eval_folder, evaluate_model, method_label, run_experiment
+from rag_pet.evaluation.steps import eval_folder
+from rag_pet.experiment import evaluate_model, method_label, run_experiment
 from tests.conftest import compose_config
 
 

@@ -18,6 +18,7 @@ MARGINALS = ("sequence", "token")
 QUERY_ENCODER_TRAINING = ("frozen", "full", "lora")
 DOC_ENCODER_TRAINING = ("frozen", "trainable")
 RAG_DECODINGS = ("sequence_fast", "sequence_thorough", "token_greedy", "token_beam")
+READERS = ("marginal", "concatenated")
 
 
 @dataclass
@@ -113,7 +114,9 @@ class RagConfig:
 
     The generator reads each of the top-`k` passages in turn (`passage_max_tokens` of it, its start kept, unless
     `truncate_passages` is false) and the loss marginalises over them: `sequence` = RAG-Sequence, `token` =
-    RAG-Token. The query tower trains when `query_encoder` is `full` or `lora`; the document tower trains only with
+    RAG-Token. `reader=concatenated` instead reads the `k` passages together in one prompt (in-context RAG, RAFT),
+    in retrieval order and each cut the same way, and answers greedily from it (`marginal` and `decoding` do not
+    apply). The query tower trains when `query_encoder` is `full` or `lora`; the document tower trains only with
     `doc_encoder=trainable`, which re-encodes the corpus into a new index version every `reindex_every` steps,
     while training goes on (`reindex_async`; false waits for each new version, for runs that must be reproducible).
     `retriever_lr` is the learning rate of the retriever towers (default: `trainer.lr`, as for the generator).
@@ -133,9 +136,11 @@ class RagConfig:
     retriever_lr: float | None = None
     temperature: float = 0.05
     hard_negatives: int = 1
+    reader: str = "marginal"
 
     def __post_init__(self) -> None:
         one_of("rag.marginal", self.marginal, MARGINALS)
+        one_of("rag.reader", self.reader, READERS)
         one_of("rag.query_encoder", self.query_encoder, QUERY_ENCODER_TRAINING)
         one_of("rag.doc_encoder", self.doc_encoder, DOC_ENCODER_TRAINING)
         one_of("rag.decoding", self.decoding, RAG_DECODINGS)

@@ -10,6 +10,7 @@ from rag_pet.config.retrieval import CorpusConfig, IndexConfig, IndexSource, Rag
 from rag_pet.config.serve import ServeConfig
 from rag_pet.config.sweep import SweepConfig
 from rag_pet.errors import ConfigError
+from rag_pet.objectives import objective_named
 
 DATASETS = ("squad", "nq_open", "jsonl")
 SPLITS = ("train", "validation_seen", "validation", "test", "test_train")
@@ -28,7 +29,6 @@ EVAL_TASKS = ("qa", "retrieval")
 RETRIEVAL_METHODS = ("dense", "bm25", "hybrid")
 LAUNCHERS = ("ray", "local")
 WANDB_MODES = ("offline", "online", "disabled")
-OBJECTIVES = ("closed_book", "rag", "retriever")
 EVAL_RUNNERS = ("in_process", "ray_data", "endpoint")
 LATENCY_VIA = ("in_process", "endpoint")
 
@@ -341,6 +341,8 @@ class RagPetConfig:
     run_dir: str = "outputs/default"
     seed: int = 0
     objective: str = "closed_book"
+    # The objective's own settings, which it declares and checks (rag_pet/objectives; e.g. raft's gold_fraction).
+    objective_options: dict[str, Any] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
@@ -361,20 +363,15 @@ class RagPetConfig:
         return IndexSource(self.corpus, self.index, self.retriever)
 
     def __post_init__(self) -> None:
-        one_of("objective", self.objective, OBJECTIVES)
-        self._check_retriever_training()
+        objective = objective_named(self.objective)
+        objective.options(self)
+        objective.check(self)
         if self.model.dtype == "float16" and not self.trainer.use_gpu:
             raise ConfigError(
                 "model.dtype", "float16", "float32 or bfloat16 on CPU (set trainer.use_gpu=true for float16)"
             )
         if self.trainer.precision == "fp16" and not self.trainer.use_gpu:
             raise ConfigError("trainer.precision", "fp16", "fp32 or bf16 on CPU (set trainer.use_gpu=true for fp16)")
-        if self.trainer.init_from and (self.objective != "closed_book" or self.peft.method == "frozen"):
-            raise ConfigError(
-                "trainer.init_from",
-                self.trainer.init_from,
-                "null unless closed-book training (objective=closed_book) of a PET method or full fine-tuning",
-            )
         if self.deepspeed.enabled and self.peft.method == "adalora":
             raise ConfigError(
                 "peft.method",
@@ -382,25 +379,3 @@ class RagPetConfig:
                 "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
                 " ZeRO keeps partitioned); or run it under DDP with deepspeed=disabled",
             )
-
-    def _check_retriever_training(self) -> None:
-        rag = self.rag
-        if self.objective == "rag" and self.index.metric != "ip" and rag.retriever_trains:
-            raise ConfigError("index.metric", self.index.metric, "ip when RAG trains the retriever")
-        if self.objective == "rag" and self.retriever.shared and rag.query_encoder != "frozen":
-            if rag.doc_encoder == "frozen":
-                raise ConfigError(
-                    "retriever.shared",
-                    True,
-                    "false to train the query tower against a frozen document tower (or rag.doc_encoder=trainable"
-                    " with rag.reindex_every > 0 to train the one shared tower)",
-                )
-        if self.objective == "rag" and rag.doc_encoder == "trainable" and self.deepspeed.enabled:
-            if self.deepspeed.zero_stage == 3:
-                raise ConfigError(
-                    "deepspeed.zero_stage",
-                    3,
-                    "0, 1 or 2 with rag.doc_encoder=trainable (re-indexing reads the whole document tower on rank 0)",
-                )
-        if self.objective == "retriever" and self.corpus.name == "squad" and self.data.name != "squad":
-            raise ConfigError("corpus.name", "squad", "the corpus of data.name, or scifact/beir")

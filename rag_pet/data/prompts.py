@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,11 @@ TEMPLATES = {
 RAG_TEMPLATE = (
     "Answer the question with a short phrase, using the passage.\nPassage: {passage}\nQuestion: {question}\nAnswer:"
 )
+# All k passages read together (in-context RAG, RAFT): numbered, in retrieval order, before the question.
+PASSAGES_TEMPLATE = (
+    "Answer the question with a short phrase, using the passages.{passages}\nQuestion: {question}\nAnswer:"
+)
+PASSAGE_LABEL = "\nPassage {number}:"
 
 
 def render_prompt(template: str, example: QAExample) -> str:
@@ -89,12 +95,27 @@ class PromptEncoder:
         the instruction and the question, and `max_prompt_tokens` bounds the question part alone.
         """
         if passage is None:
-            ids = self._tokens(render_prompt(self.template, example))[-self.max_prompt_tokens :]
-        else:
-            head, tail = RAG_TEMPLATE.split("{passage}")
-            body = self._tokens(" " + passage_prompt_text(passage))[: self.passage_max_tokens]
-            question = self._tokens(tail.format(question=example.question))[-self.max_prompt_tokens :]
-            ids = self._tokens(head) + body + question
+            return self._wrapped(self._tokens(render_prompt(self.template, example))[-self.max_prompt_tokens :])
+        head, tail = RAG_TEMPLATE.split("{passage}")
+        return self._wrapped(self._tokens(head) + self._passage_body(passage) + self._question(tail, example))
+
+    def passages_prompt_ids(self, example: QAExample, passages: Sequence[Passage]) -> list[int]:
+        """One prompt reading all `passages` together, numbered in the order given, each cut as `prompt_ids` cuts
+        its one passage; `max_prompt_tokens` bounds the question part alone."""
+        head, tail = PASSAGES_TEMPLATE.split("{passages}")
+        ids = self._tokens(head)
+        for number, passage in enumerate(passages, start=1):
+            ids += self._tokens(PASSAGE_LABEL.format(number=number)) + self._passage_body(passage)
+        return self._wrapped(ids + self._question(tail, example))
+
+    def _passage_body(self, passage: Passage) -> list[int]:
+        return self._tokens(" " + passage_prompt_text(passage))[: self.passage_max_tokens]
+
+    def _question(self, tail: str, example: QAExample) -> list[int]:
+        return self._tokens(tail.format(question=example.question))[-self.max_prompt_tokens :]
+
+    def _wrapped(self, ids: list[int]) -> list[int]:
+        """The prompt inside the chat turn, with the model's bos (decoder-only) or eos (encoder-decoder)."""
         ids = self._chat_prefix + ids + self._chat_suffix
         if self.is_seq2seq:
             return ids + [self.tokenizer.eos_token_id]
@@ -103,8 +124,18 @@ class PromptEncoder:
     def rag_overhead_tokens(self) -> int:
         """Tokens of a RAG prompt besides the passage, at most (instruction, question part, answer, specials)."""
         head, _ = RAG_TEMPLATE.split("{passage}")
+        return self._overhead(len(self._tokens(head)))
+
+    def passages_overhead_tokens(self, k: int) -> int:
+        """Tokens of a `k`-passage prompt besides the passages' bodies, at most (instruction, passage labels,
+        question part, answer, specials)."""
+        head, _ = PASSAGES_TEMPLATE.split("{passages}")
+        labels = sum(len(self._tokens(PASSAGE_LABEL.format(number=number))) for number in range(1, k + 1))
+        return self._overhead(len(self._tokens(head)) + labels)
+
+    def _overhead(self, instruction: int) -> int:
         chat = len(self._chat_prefix) + len(self._chat_suffix)
-        return len(self._bos) + chat + len(self._tokens(head)) + self.max_prompt_tokens + self.max_answer_tokens + 2
+        return len(self._bos) + chat + instruction + self.max_prompt_tokens + self.max_answer_tokens + 2
 
     def answer_ids(self, answer: str) -> list[int]:
         """Target tokens: the answer (after a space, so it continues the prompt, unless it opens a chat turn), eos."""
@@ -121,7 +152,14 @@ class PromptEncoder:
 
     def training_features(self, example: QAExample) -> dict[str, list[int]]:
         """input_ids and labels with the prompt masked out of the loss (the first answer is the target)."""
-        prompt, answer = self.prompt_ids(example), self.answer_ids(example.answers[0])
+        return self._masked(self.prompt_ids(example), example)
+
+    def passages_training_features(self, example: QAExample, passages: Sequence[Passage]) -> dict[str, list[int]]:
+        """`training_features` with `passages` read together in the prompt (`passages_prompt_ids`)."""
+        return self._masked(self.passages_prompt_ids(example, passages), example)
+
+    def _masked(self, prompt: list[int], example: QAExample) -> dict[str, list[int]]:
+        answer = self.answer_ids(example.answers[0])
         if self.is_seq2seq:
             return {"input_ids": prompt, "labels": answer}
         return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer}

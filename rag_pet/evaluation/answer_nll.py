@@ -3,7 +3,8 @@
 One forward pass per question (per retrieved passage for RAG), far cheaper than generation, and graded where EM is
 0 for every method. Closed-book: -log p(y | x) / |y|. RAG: the same marginal the RAG training loss takes over the
 retrieved passages (`rag.marginal`, RAG-Sequence or RAG-Token, with the document prior from the retrieval scores
-at `rag.temperature`), divided by |y|. |y| counts the answer's tokens and its end-of-sequence token, so a method
+at `rag.temperature`), divided by |y|; with `rag.reader=concatenated`, -log p(y | x, z_1..z_k) / |y| of the one
+prompt holding all k passages. |y| counts the answer's tokens and its end-of-sequence token, so a method
 that answers and stops is credited as training rewards it. The first gold answer is the target, as in training.
 """
 
@@ -24,7 +25,7 @@ from rag_pet.models.rag import MARGINALS, answer_token_logprobs, document_log_pr
 
 
 class AnswerScorer:
-    """Teacher-forced answer NLL of one generator, closed-book or marginalised over each question's passages."""
+    """Teacher-forced answer NLL of one generator, closed-book or given each question's passages."""
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class AnswerScorer:
         self, examples: Sequence[QAExample], passages: Sequence[Sequence[RetrievedPassage]] | None = None
     ) -> list[float]:
         """Mean per-token NLL of each example's first answer; `passages` (the top-k each question was answered
-        from) makes it the RAG marginal."""
+        from) makes it the RAG marginal, or the NLL given all of them at once (`rag.reader=concatenated`)."""
         nlls: list[float] = []
         for first in range(0, len(examples), self.batch_size):
             batch = examples[first : first + self.batch_size]
@@ -60,6 +61,10 @@ class AnswerScorer:
             return self._closed_book(features)
         if self.rag is None:
             raise ValueError("this AnswerScorer scores closed-book answers only: give it the rag settings")
+        if self.rag.reader == "concatenated":
+            return self._closed_book(
+                [self._read_together(e, found) for e, found in zip(examples, passages, strict=True)]
+            )
         # questions with different numbers of passages (an approximate index may find fewer) are scored apart
         nlls = [0.0] * len(examples)
         for count in sorted({len(found) for found in passages}):
@@ -71,6 +76,13 @@ class AnswerScorer:
 
     def _features(self, example: QAExample, passage: RetrievedPassage | None) -> dict[str, list[int]]:
         prompt = self.prompts.prompt_ids(example, passage.passage if passage is not None else None)
+        return {"prompt": prompt, "answer": self.prompts.answer_ids(example.answers[0])}
+
+    def _read_together(self, example: QAExample, passages: Sequence[RetrievedPassage]) -> dict[str, list[int]]:
+        """The example's prompt with all its passages in it (closed-book where it has none)."""
+        if not passages:
+            return self._features(example, None)
+        prompt = self.prompts.passages_prompt_ids(example, [hit.passage for hit in passages])
         return {"prompt": prompt, "answer": self.prompts.answer_ids(example.answers[0])}
 
     def _token_logprobs(self, features: list[dict[str, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,7 +76,8 @@ class PassageRetriever:
 
 
 class Answerer:
-    """Greedy (or `rag.decoding`) answers of one generator, closed-book or over retrieved passages."""
+    """Greedy (or `rag.decoding`) answers of one generator, closed-book or over retrieved passages (each read in
+    its own prompt, or all in one with `rag.reader=concatenated`)."""
 
     def __init__(
         self,
@@ -99,7 +100,8 @@ class Answerer:
         max_new_tokens: int = 16,
         model: torch.nn.Module | None = None,
     ) -> list[str]:
-        """One answer per question: closed-book, or RAG decoding over each question's retrieved passages.
+        """One answer per question: closed-book, or from each question's retrieved passages as `rag.reader` reads
+        them.
 
         Questions with different numbers of passages are decoded in separate groups. `model` stands in for the
         generator's module (the same weights with an adapter switched on)."""
@@ -151,12 +153,29 @@ class Answerer:
     ) -> list[str]:
         if not passages[0]:  # closed-book
             prompts = [self.prompts.prompt_ids(example) for example in examples]
-            tokenizer = self.generator.tokenizer
-            return generate_answers(
-                model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device, clock
-            )
-        if self.rag is None:
+        elif self.rag is None:
             raise ValueError("this Answerer answers closed-book only: build it with the rag settings to read passages")
+        elif self.rag.reader == "concatenated":
+            prompts = [
+                self.prompts.passages_prompt_ids(example, [hit.passage for hit in found])
+                for example, found in zip(examples, passages, strict=True)
+            ]
+        else:
+            return self._marginal_answers(examples, passages, max_new_tokens, model, clock)
+        tokenizer = self.generator.tokenizer
+        return generate_answers(
+            model, tokenizer, prompts, self.generator.is_seq2seq, len(prompts), max_new_tokens, self.device, clock
+        )
+
+    def _marginal_answers(
+        self,
+        examples: list[QAExample],
+        passages: list[list[RetrievedPassage]],
+        max_new_tokens: int,
+        model: torch.nn.Module,
+        clock: DecodeClock | None,
+    ) -> list[str]:
+        """`rag.decoding` over one prompt per passage, weighted by the retrieval prior."""
         scores = torch.tensor([[hit.score for hit in found] for found in passages])
         log_prior = document_log_prior(scores, None, self.rag.temperature)
         prompts = [

@@ -14,7 +14,8 @@ from typing import Any
 
 from rag_pet.config import RagPetConfig, to_config, to_dict
 from rag_pet.errors import ConfigError
-from rag_pet.models.rag import DOC_ENCODER_DIR, GENERATOR_DIR, QUERY_ENCODER_DIR, build_trained_encoder
+from rag_pet.models.rag import DOC_ENCODER_DIR, QUERY_ENCODER_DIR, build_trained_encoder
+from rag_pet.objectives import objective_of
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.live_index import ensure_index
 from rag_pet.retrieval.store import IndexStoreError, check_compatible, read_manifest
@@ -84,8 +85,8 @@ def _run_config(run_dir: Path, current: RagPetConfig) -> RagPetConfig:
 
 def _generator_weights(config: RagPetConfig, model_dir: Path) -> tuple[str | None, str | None]:
     """(adapter directory, full-weights directory) of a run's trained generator; both None when it stayed frozen."""
-    folder = model_dir / GENERATOR_DIR if config.objective == "rag" else model_dir
-    if config.objective == "retriever" or config.peft.method == "frozen":
+    folder = objective_of(config).generator_dir(config, model_dir)
+    if folder is None:
         return None, None
     if config.peft.method == "full":
         return None, str(folder)

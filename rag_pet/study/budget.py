@@ -9,11 +9,11 @@ estimated from the training questions' prompts (with each question's gold passag
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import asdict
 
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
+from rag_pet.objectives import objective_of
 from rag_pet.study.spec import BudgetConfig
 
 
@@ -76,38 +76,6 @@ def parameter_counts(config: RagPetConfig, skeleton, is_seq2seq: bool) -> tuple[
     return total, trainable
 
 
-def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool, sample: int = 200) -> float:
-    """Mean generator tokens of one training example: a question's prompt and answer (a paragraph's first
-    `data.max_text_tokens` with `data.train_on=passages`), times `rag.k` rows with a passage (the question's gold
-    passage standing in for what will be retrieved) for a RAG method."""
-    from rag_pet.data import load_qa_split
-    from rag_pet.data.prompts import PromptEncoder
-    from rag_pet.models.generator import build_tokenizer
-    from rag_pet.models.rag_inputs import rag_prompt_encoder
-
-    tokenizer = build_tokenizer(config.model)
-    limit = min(sample, config.data.max_train_examples or sample)
-    examples = load_qa_split(config.data, config.data.train_split, limit)
-    if config.objective != "rag":
-        prompts = PromptEncoder.from_config(tokenizer, config.data, is_seq2seq)
-        if config.data.train_on == "passages":  # the split's paragraphs as text, as `training_features` reads them
-            from rag_pet.data.datasets import load_split_passages
-
-            texts = load_split_passages(config.data, config.data.train_split, limit)
-            return statistics.fmean(
-                len(prompts.text_features(p.text, config.data.max_text_tokens)["input_ids"]) for p in texts
-            )
-        return statistics.fmean(len(prompts.training_features(e)["input_ids"]) for e in examples)
-    from rag_pet.retrieval.corpus import load_corpus
-
-    passages = {p.id: p for p in load_corpus(config.corpus)}
-    prompts = rag_prompt_encoder(config.data, config.rag, tokenizer, is_seq2seq)
-    fallback = config.rag.passage_max_tokens + prompts.rag_overhead_tokens()
-
-    def row_tokens(example) -> int:
-        passage = passages.get(example.gold_passage_id or "")
-        if passage is None:
-            return fallback
-        return len(prompts.prompt_ids(example, passage)) + len(prompts.answer_ids(example.answers[0]))
-
-    return config.rag.k * statistics.fmean(row_tokens(e) for e in examples)
+def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool) -> float:
+    """Mean generator tokens of one training example, as the objective's batches will hold them."""
+    return objective_of(config).example_tokens(config, is_seq2seq)

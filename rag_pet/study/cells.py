@@ -16,8 +16,8 @@ from rag_pet.config import RagPetConfig, TrackingConfig
 from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
+from rag_pet.objectives import Method, study_method
 from rag_pet.study.budget import steps_for_budget
-from rag_pet.study.methods import Method, resolve_method
 from rag_pet.study.spec import BudgetConfig, StudyConfig
 
 EVAL_SPLIT = "validation"
@@ -68,7 +68,7 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
     planner = _Planner(study, study_dir, config_dir, tracking)
     cells = []
     for name in study.methods:
-        method = resolve_method(name)
+        method = study_method(name)
         for seed in study.seeds if method.trains else study.seeds[:1]:
             main = planner.main_cell(method, seed)
             cells.append(main)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rag_pet.evaluation.qa_eval import RECALL_AT
-from rag_pet.experiment import eval_folder
+from rag_pet.evaluation.steps import eval_folder
 
 KEPT = ("id", "article", "prediction", "exact_match", "f1", "answer_nll")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -63,10 +64,16 @@ class ClosedBookTask(LoaderTask):
         trainer: TrainerConfig,
         seed: int,
         ctx: TrainContext,
+        features: Callable[[Generator], list[dict]] | None = None,
     ):
+        """`features`: the training features, made with the generator's tokenizer (default: `training_features`,
+        the questions closed-book or the passages as text); prompt-masked like `PromptEncoder.training_features`."""
         adapted, generator = build_adapted_generator(model, peft, trainer.max_steps, trainer.init_from)
-        encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
-        features = training_features(encoder, data, trainer.batch_size, ctx.world_size)
+        if features is None:
+            encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
+            rows = training_features(encoder, data, trainer.batch_size, ctx.world_size)
+        else:
+            rows = features(generator)
         head_at_loss_only = (
             not generator.is_seq2seq and not prepends_virtual_tokens(adapted) and data.train_on == "questions"
         )
@@ -74,5 +81,5 @@ class ClosedBookTask(LoaderTask):
             collate_loss_positions if head_at_loss_only else collate_training,
             pad_token_id=generator.tokenizer.pad_token_id,
         )
-        loader, sampler = distributed_loader(features, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate)
+        loader, sampler = distributed_loader(rows, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate)
         super().__init__(adapted, loader, sampler, ctx.device)

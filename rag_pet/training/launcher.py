@@ -12,19 +12,13 @@ from pathlib import Path
 from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.devices import resolve_device
 from rag_pet.errors import ConfigError
-from rag_pet.models import adapt_model
-from rag_pet.models.generator import build_skeleton, weights_dir
-from rag_pet.retrieval.corpus import load_corpus
-from rag_pet.retrieval.live_index import ensure_index
+from rag_pet.objectives import objective_of
 from rag_pet.runtime import ensure_ray
 from rag_pet.storage import atomic_directory
-from rag_pet.training.batching import load_training_examples
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext
 from rag_pet.training.export import export_deepspeed_checkpoint
-from rag_pet.training.rag_task import check_rag_setup
 from rag_pet.training.resources import WorkerRequest, wait_for_resources
-from rag_pet.training.retriever_task import relevance_pairs
 from rag_pet.training.tasks import build_objective_model, run_train_loop, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
@@ -66,11 +60,8 @@ def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[f
 
 
 def reserved_cpus(config: RagPetConfig) -> float:
-    """CPUs the run's own actors need besides the workers: RAG's index shards and re-indexing encoder."""
-    if config.objective != "rag":
-        return 0.0
-    encoder = config.index.encode_cpus if config.rag.doc_encoder == "trainable" else 0.0
-    return config.index.num_shards * config.index.shard_cpus + encoder
+    """CPUs the run's own actors need besides the workers (RAG's index shards and re-indexing encoder)."""
+    return objective_of(config).reserved_cpus(config)
 
 
 def _alive_nodes() -> list[dict[str, float]]:
@@ -140,23 +131,10 @@ def _keep_final(checkpoint: Path, config: RagPetConfig) -> Path:
 
 
 def preflight(config: RagPetConfig) -> None:
-    """Everything that can be checked or prepared once, before any worker starts: data, model, index (built if
-    missing)."""
-    if config.objective == "retriever":
-        if not relevance_pairs(config.corpus, config.data):
-            raise ConfigError("corpus.name", config.corpus.name, "a corpus with training relevance judgements")
-        _check_resources(config)
-        return
-    trainer = config.trainer
-    load_training_examples(config.data, trainer.batch_size, trainer.num_workers)  # bad data fails before Ray starts
-    weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
-    skeleton, is_seq2seq = build_skeleton(config.model)
-    adapt_model(skeleton, config.peft, is_seq2seq, trainer.max_steps)  # so do bad methods and target modules
+    """Everything that can be checked or prepared once, before any worker starts: what the objective needs (data,
+    model, index, built if missing), and the workers' resources."""
+    objective_of(config).preflight(config)
     _check_resources(config)
-    if config.objective == "rag":
-        check_rag_setup(config.model, config.data, config.rag, load_corpus(config.corpus))
-        ensure_ray()
-        ensure_index(config.index_source)
 
 
 def _check_resources(config: RagPetConfig) -> None:

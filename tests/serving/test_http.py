@@ -336,7 +336,7 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
 def test_a_study_cell_is_served_and_answers_what_its_predictions_hold(setup, tmp_path):
     """Every study cell's experiment name holds a dot (`tiny.lora-seed0`), which peft refuses in an adapter name:
     the served run must still load it and answer exactly what the cell's own evaluation answered."""
-    from rag_pet.experiment import eval_folder
+    from rag_pet.evaluation.steps import eval_folder
     from rag_pet.study.runner import run_study
     from tests.conftest import CONF_DIR
     from tests.study.test_study import tiny_study

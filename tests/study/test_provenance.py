@@ -16,10 +16,10 @@ from rag_pet.config import (
     RagPetConfig,
     RetrieverConfig,
 )
+from rag_pet.objectives import study_method
 from rag_pet.retrieval import store
 from rag_pet.study import provenance, runner
 from rag_pet.study.cells import CELLS_DIR, FRESH_TRAINING, MAIN, Cell
-from rag_pet.study.methods import resolve_method
 from rag_pet.study.provenance import (
     cell_provenance,
     code_provenance,
@@ -176,7 +176,7 @@ def test_provenance_changes_name_what_changed(old, new, reasons):
 def _cell(tmp_path, cell_id="lora-seed0", after=None, overrides=("seed=0",)) -> Cell:
     config = RagPetConfig(run_dir=str(tmp_path / "study" / CELLS_DIR / cell_id))
     kind = FRESH_TRAINING["text"] if after else MAIN
-    return Cell(cell_id, resolve_method("lora"), 0, kind, overrides, config, after=after)
+    return Cell(cell_id, study_method("lora"), 0, kind, overrides, config, after=after)
 
 
 def _write(tmp_path, cell, **fields) -> dict:

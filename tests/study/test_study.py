@@ -127,7 +127,7 @@ def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_m
     assert "exact_match@test" in main["metrics"]
     assert text["config"]["data"]["eval_split"] == "test"
     from rag_pet.data.squad import split_squad
-    from rag_pet.experiment import eval_folder
+    from rag_pet.evaluation.steps import eval_folder
 
     def asked(cell_id: str, label: str) -> list[str]:
         predictions = study_dir / "cells" / cell_id / "eval" / eval_folder(label) / "predictions.jsonl"

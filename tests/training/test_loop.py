@@ -72,13 +72,13 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config
 
 @pytest.mark.parametrize("method", ["lora", "prompt", "full"])
 def test_training_can_start_from_the_weights_an_earlier_run_trained(tiny_config, tmp_path, method):
-    from rag_pet.experiment import load_trained_generator
+    from rag_pet.objectives import objective_of
     from rag_pet.training.closed_book import build_adapted_generator
     from rag_pet.training.launcher import launch_training
 
     first = tiny_config(*MEMORISE, f"peft={method}", "trainer.max_steps=3", "trainer.launcher=local")
     model_dir = launch_training(first).model_dir
-    trained = load_trained_generator(first, model_dir).model.eval()
+    trained = objective_of(first).load_generator(first, model_dir).model.eval()
 
     second = tiny_config(*MEMORISE, f"peft={method}", f"trainer.init_from={model_dir}")
     adapted, _ = build_adapted_generator(second.model, second.peft, 4, second.trainer.init_from)

@@ -11,10 +11,10 @@ from rag_pet.errors import ConfigError
 from rag_pet.experiment import run_experiment
 from rag_pet.models.encoder import build_encoder
 from rag_pet.models.rag import load_trained_retriever
+from rag_pet.objectives import objective_of
 from rag_pet.retrieval.live_index import LiveIndex, ensure_index
 from rag_pet.training import LocalContext
 from rag_pet.training.launcher import launch_training, preflight
-from rag_pet.training.tasks import build_task
 from tests.conftest import compose_config
 
 pytestmark = pytest.mark.usefixtures("ray_local")
@@ -188,7 +188,7 @@ def test_the_query_tower_trains_at_its_own_learning_rate(tmp_path, shared_indexe
         indexes=shared_indexes,
     )
     preflight(config)
-    task = build_task(config, LocalContext(tmp_path / "groups", torch.device("cpu")))
+    task = objective_of(config).build_task(config, LocalContext(tmp_path / "groups", torch.device("cpu")))
     try:
         groups = task.parameter_groups()
         parameters = task.model.named_parameters()
