@@ -36,7 +36,8 @@ def methods_text(study: StudyConfig) -> str:
         "corrected by Benjamini-Hochberg within each metric and split (all pairs of methods), and a difference is "
         f"called significant when the corrected p < {stats.alpha:g}. ▲ / ▼: significantly better / worse than "
         f"`{_reference_text(study)}`. Answer NLL is the gold answer's mean per-token negative log-likelihood, "
-        "teacher-forced (for RAG methods marginalised over the retrieved passages as the RAG training loss is)."
+        "teacher-forced (for RAG methods marginalised over the retrieved passages as the RAG training loss is; given "
+        "all of them in one prompt for methods that read them together, such as RAFT)."
     )
 
 
