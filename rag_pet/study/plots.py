@@ -32,7 +32,8 @@ def _scatter(summaries: list[dict], x_key: str, x_label: str, title: str, front:
     figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     points = [(s[x_key], s[ACCURACY_KEY]) for s in usable]
     for summary, (x, y) in zip(usable, points, strict=True):
-        axes.errorbar(x, y, yerr=_interval_bar(summary, ACCURACY_KEY, y), fmt="o", capsize=3)
+        yerr, xerr = _interval_bar(summary, ACCURACY_KEY, y), _interval_bar(summary, x_key, x)
+        axes.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="o", capsize=3)
         axes.annotate(summary["method"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if front and points:
         ordered = [points[i] for i in pareto_front(points)]
