@@ -16,6 +16,8 @@ from ray.exceptions import RayActorError
 from ray.train.v2.api.callback import UserCallback
 from ray.util.queue import Empty, Queue
 
+from rag_pet.runtime import ensure_ray
+
 
 class ReportForwarder(UserCallback):
     """Puts the first worker's metrics of every report on `queue` (the loop reports reduced, identical metrics)."""
@@ -30,7 +32,9 @@ class ReportForwarder(UserCallback):
 @contextmanager
 def report_stream(on_report: Callable[[dict[str, Any]], None]) -> Iterator[ReportForwarder]:
     """A callback for `RunConfig(callbacks=...)`; every report it forwards reaches `on_report` in this process, in
-    order, before the block exits."""
+    order, before the block exits. Joins or starts Ray first (`ensure_ray`): the queue's actor would otherwise start
+    a default local instance, whose workers cannot find their own state API beside another local instance."""
+    ensure_ray()
     reports = Queue(actor_options={"num_cpus": 0})
     done = threading.Event()
 

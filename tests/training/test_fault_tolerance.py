@@ -90,3 +90,12 @@ def test_a_killed_controller_is_relaunched_from_the_latest_checkpoint(ray_local,
     config = compose_config([*RUN, "trainer.max_relaunches=1"], run_dir=tmp_path / "controller")
     result, _ = train_with_kills(config, "ray::TrainController", [4])
     assert result.state.step == 6 and result.state.resumed_at == [4]
+    # the killed controller's placement group is removed by Ray Train's cleaner, which asks this instance's state API
+    deadline = time.monotonic() + 120
+    while live_placement_groups(ray_local) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert live_placement_groups(ray_local) == []
+
+
+def live_placement_groups(ray) -> list[str]:
+    return [pg_id for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] != "REMOVED"]
