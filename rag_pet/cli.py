@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from rag_pet.config import RagPetConfig, to_structured
 from rag_pet.config.compose import CONFIG_NAME, compose
+from rag_pet.disk import out_of_disk
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
 
@@ -99,14 +100,19 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 def run_job(function: Callable[[C], T], cfg: DictConfig, schema: type[C] = RagPetConfig) -> T:
-    """Validate `cfg` as `schema` and call `function`; a `RagPetError` exits with status 2 and its one-line
-    message."""
+    """Validate `cfg` as `schema` and call `function`; a `RagPetError`, or running out of disk space anywhere in
+    the job, exits with status 2 and its one-line message."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return function(to_structured(cfg, schema))
     except RagPetError as err:
         _exit_with(err)
+    except Exception as err:
+        full = out_of_disk(err)
+        if full is None:
+            raise
+        _exit_with(full)
 
 
 def exit_if_failed(failed: int, total: int, what: str) -> None:
@@ -118,9 +124,25 @@ def exit_if_failed(failed: int, total: int, what: str) -> None:
 
 
 def _exit_with(err: RagPetError) -> NoReturn:
-    """Print the user error as one `error:` line on stderr and exit with status 2."""
-    print(f"error: {err}", file=sys.stderr)
+    """Print the user error as one `error:` line on stderr, add it to the job's log files (`<run_dir>/<job>.log`)
+    and exit with status 2."""
+    line = f"error: {err}"
+    print(line, file=sys.stderr)
+    _log_to_files(line)
     sys.exit(2)
+
+
+def _log_to_files(line: str) -> None:
+    """`line` in the log files the job writes (Hydra's file handler), not again on the console; best effort: a
+    full disk may refuse it too, and must not turn the one line into a logging traceback."""
+    record = logging.LogRecord("rag_pet", logging.ERROR, __file__, 0, line, None, None)
+    raising, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)  # emit flushes; a failure goes to handleError, silenced above
+    finally:
+        logging.raiseExceptions = raising
 
 
 def format_summary(summary: dict) -> str:

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rag_pet.disk import FULL, OutOfDiskError, free_bytes
+
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write `data` to a temporary sibling of `path`, then rename it into place."""
@@ -23,8 +25,10 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in FULL:  # a write error does not name its file: name it here
+            raise OutOfDiskError(str(path), free_bytes(path)) from err
         raise
     return path
 

@@ -31,7 +31,7 @@ WIRING = {
 # at the top beside the experiment, by name (`objective_named`).
 REGISTRY = {"rag_pet.objectives", "rag_pet.objectives.base"}
 LAYERS = [
-    {"errors", "storage", "devices", "runtime", "run_lock", "naming", "registry"},
+    {"errors", "storage", "devices", "runtime", "run_lock", "naming", "disk", "registry"},
     {"config"},
     {"data"},
     {"models"},

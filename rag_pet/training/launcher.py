@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.devices import resolve_device
+from rag_pet.disk import out_of_disk
 from rag_pet.errors import ConfigError
 from rag_pet.objectives import objective_of
 from rag_pet.runtime import ensure_ray
@@ -104,6 +105,8 @@ def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object
             ).fit()
             break
         except (ControllerError, ray.exceptions.RayActorError) as err:  # the controller failed, or its actor died;
+            if (full := out_of_disk(err)) is not None:  # a relaunch would fail the same way
+                raise full from None
             if relaunch == trainer.max_relaunches:  # failing workers are FailureConfig's to retry
                 raise
             logger.warning(
