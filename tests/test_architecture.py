@@ -40,7 +40,7 @@ LAYERS = [
     {"evaluation", "tracking"},
     {"serving"},
     {"experiment", "cli", "objectives"},
-    {"study", "sweep", "submit"},
+    {"study", "sweep", "submit", "job_output"},
 ]
 
 

@@ -6,12 +6,14 @@ in the slow suite (`python -m pytest -m slow tests/cluster`)."""
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,9 +61,10 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 120) 
 TOKEN = secrets.token_hex(32)
 
 
-@pytest.fixture(scope="module")
-def cluster_address():
-    """The dashboard address of a 2-CPU head node started for these tests, with token authentication on."""
+@contextmanager
+def head_node():
+    """A 2-CPU head node on free ports with token authentication on; its dashboard address as soon as the port is
+    open (its Jobs agent may still be starting). Stopped, with everything it started, when the block ends."""
     ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
     temp_dir = tempfile.mkdtemp(prefix="rp_", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
@@ -90,6 +93,14 @@ def cluster_address():
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster_address():
+    """The dashboard address of a head node started for these tests."""
+    with head_node() as address:
+        yield address
 
 
 def submit_job(*args: str, address: str | None = None, env: dict | None = None, timeout: int = 600):
@@ -115,7 +126,7 @@ def submission_id(stdout: str) -> str:
 
 @pytest.mark.slow
 def test_a_submitted_training_job_succeeds_with_its_metrics_in_the_logs(cluster_address):
-    done = submit_job("train", "debug=tiny", "trainer.max_steps=2", "--wait", address=cluster_address)
+    done = submit_job("train", "debug=tiny", "trainer.max_steps=2", "--ephemeral", "--wait", address=cluster_address)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "SUCCEEDED" in done.stdout
@@ -126,7 +137,7 @@ def test_a_submitted_training_job_succeeds_with_its_metrics_in_the_logs(cluster_
 
 @pytest.mark.slow
 def test_a_failing_job_reports_failed_with_the_tail_of_its_error(cluster_address):
-    done = submit_job("train", "debug=tiny", "trainer.max_steps=-1", "--wait", address=cluster_address)
+    done = submit_job("train", "debug=tiny", "trainer.max_steps=-1", "--ephemeral", "--wait", address=cluster_address)
 
     assert done.returncode == 1
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -135,7 +146,7 @@ def test_a_failing_job_reports_failed_with_the_tail_of_its_error(cluster_address
 
 @pytest.mark.slow
 def test_stop_ends_a_running_job(cluster_address):
-    started = submit_job("train", "debug=tiny", "trainer.max_steps=100000", address=cluster_address)
+    started = submit_job("train", "debug=tiny", "trainer.max_steps=100000", "--ephemeral", address=cluster_address)
     assert started.returncode == 0, started.stderr[-2000:]
     job_id = submission_id(started.stdout)
 
@@ -157,7 +168,7 @@ def test_a_refused_token_and_an_unknown_job_are_one_line_each(cluster_address):
 
 
 def test_an_unreachable_cluster_is_one_line():
-    done = submit_job("train", "debug=tiny", "--wait", address="http://127.0.0.1:9")
+    done = submit_job("train", "debug=tiny", "--ephemeral", "--wait", address="http://127.0.0.1:9")
 
     assert done.returncode == 2
     (line,) = [line for line in done.stderr.splitlines() if line.strip()]
