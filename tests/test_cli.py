@@ -1,54 +1,63 @@
 """Bad overrides reach the user as one `error: config error:` line with exit status 2; Hydra's own flags still work."""
 
-import subprocess
 import sys
 
 import pytest
 
 from rag_pet.cli import config_error
 from rag_pet.config import register_configs
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, jobs_in_background
 
 REPO = CONF_DIR.parent
 EXPERIMENTS = ", ".join(sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml")))
 MODELS = ", ".join(sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml")))
 
 
-def run_job(job: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"jobs.{job}", *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+BAD_OVERRIDES = [
+    ("train", "trainer.lr=abc", "trainer.lr='abc' is invalid; allowed: a float"),
+    ("train", "model=nosuch", f"model='nosuch' is invalid; allowed: one of {MODELS}"),
+    ("evaluate", "experiment=nosuch", f"experiment='nosuch' is invalid; allowed: one of {EXPERIMENTS}"),
+    (
+        "train",
+        "index.max_passages=2000",
+        "index.max_passages='2000' is invalid; allowed: a key the config has (`--cfg job` lists them); did you "
+        "mean corpus.max_passages?",
+    ),
+    (
+        "train",
+        "trainer.lerning_rate=1e-4",
+        "trainer.lerning_rate='1e-4' is invalid; allowed: a key the config has (`--cfg job` lists them); did "
+        "you mean trainer.lr?",
+    ),
+]
+HYDRA_FLAGS = ("train", "--cfg", "job", "debug=tiny")
 
 
-@pytest.mark.parametrize(
-    ("job", "override", "expected"),
-    [
-        ("train", "trainer.lr=abc", "trainer.lr='abc' is invalid; allowed: a float"),
-        ("train", "model=nosuch", f"model='nosuch' is invalid; allowed: one of {MODELS}"),
-        ("evaluate", "experiment=nosuch", f"experiment='nosuch' is invalid; allowed: one of {EXPERIMENTS}"),
-        (
-            "train",
-            "index.max_passages=2000",
-            "index.max_passages='2000' is invalid; allowed: a key the config has (`--cfg job` lists them); did you "
-            "mean corpus.max_passages?",
-        ),
-        (
-            "train",
-            "trainer.lerning_rate=1e-4",
-            "trainer.lerning_rate='1e-4' is invalid; allowed: a key the config has (`--cfg job` lists them); did "
-            "you mean trainer.lr?",
-        ),
-    ],
-)
-def test_a_bad_override_is_one_line_and_exit_status_2(job, override, expected, tmp_path):
-    result = run_job(job, override, f"hydra.run.dir={tmp_path}")
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    """Every `python -m jobs.<job>` this module runs, started together (`jobs_in_background`), each with its own
+    `hydra.run.dir`: the futures and run directories by job line."""
+    lines = [(job, override) for job, override, _ in BAD_OVERRIDES] + [HYDRA_FLAGS]
+    run_dirs = {line: tmp_path_factory.mktemp("job") for line in lines}
+    commands = {
+        line: ([sys.executable, "-m", f"jobs.{line[0]}", *line[1:], f"hydra.run.dir={run_dirs[line]}"], {})
+        for line in lines
+    }
+    with jobs_in_background(commands, cwd=REPO, timeout=120) as started:
+        yield {line: (started[line], run_dirs[line]) for line in lines}
+
+
+@pytest.mark.parametrize(("job", "override", "expected"), BAD_OVERRIDES)
+def test_a_bad_override_is_one_line_and_exit_status_2(jobs, job, override, expected):
+    done, run_dir = jobs[(job, override)]
+    result = done.result()
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: config error: {expected}"]
-    assert not any(tmp_path.iterdir())
+    assert not any(run_dir.iterdir())
 
 
-def test_hydra_flags_still_work(tmp_path):
-    result = run_job("train", "--cfg", "job", "debug=tiny", f"hydra.run.dir={tmp_path}")
+def test_hydra_flags_still_work(jobs):
+    result = jobs[HYDRA_FLAGS][0].result()
     assert result.returncode == 0, result.stderr
     assert "experiment_name: default" in result.stdout
     assert "max_steps: 4" in result.stdout

@@ -1,4 +1,4 @@
-from pathlib import Path
+import re
 
 import pytest
 
@@ -37,9 +37,13 @@ def test_every_group_option_composes(group, option):
     compose_config([f"{group}={option}", *REQUIRED.get((group, option), [])])
 
 
-def test_quickstart_is_the_documented_experiment():
+def test_quickstart_is_the_run_the_readme_describes():
+    """The README's quickstart line ("zero-shot, then N LoRA steps"; `trainer.num_workers=2` for 2 workers) and
+    the experiment file must not drift apart."""
+    readme = (CONF_DIR.parent / "README.md").read_text()
+    described = re.search(r"jobs\.train experiment=quickstart +# zero-shot, then (\d+) LoRA steps", readme)
+    assert described, "README.md no longer describes `python -m jobs.train experiment=quickstart`"
     config = compose_config(["experiment=quickstart"])
-    assert config.model.source == "smollm2"
-    assert config.peft.method == "lora"
-    assert config.eval.before_training and config.eval.after_training
-    assert Path(CONF_DIR / "experiment" / "quickstart.yaml").is_file()
+    assert config.eval.before_training and config.eval.after_training  # zero-shot, then trained
+    assert config.peft.method == "lora" and config.trainer.max_steps == int(described[1])
+    assert config.trainer.num_workers == 1

@@ -1,11 +1,10 @@
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from rag_pet.errors import ConfigError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, jobs_in_background
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,18 +54,35 @@ def test_bad_values_name_the_field_and_what_is_allowed(override, field, allowed)
     assert "\n" not in message
 
 
-def run_train_job(override: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.train", override, f"hydra.run.dir={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+ONE_LINE_ERRORS = [
+    (
+        "peft.method=bogus",
+        "config error: peft.method='bogus' is invalid; allowed: one of lora, dora, adalora, ia3, loha, lokr, "
+        "prefix, prompt, ptuning, full, frozen",
+    ),
+    ("trainer.lr=-1", "config error: trainer.lr=-1.0 is invalid; allowed: a number > 0"),
+]
+WRONG_TYPE = "trainer.max_steps=many"
 
 
-def test_wrong_type_is_one_line_naming_the_field(tmp_path):
-    result = run_train_job("trainer.max_steps=many", tmp_path)
+@pytest.fixture(scope="module")
+def train_jobs(tmp_path_factory):
+    """`python -m jobs.train <override>` for each override this module tries, started together
+    (`jobs_in_background`): the futures by override."""
+    overrides = [WRONG_TYPE, *(override for override, _ in ONE_LINE_ERRORS)]
+    commands = {
+        override: (
+            [sys.executable, "-m", "jobs.train", override, f"hydra.run.dir={tmp_path_factory.mktemp('job')}"],
+            {},
+        )
+        for override in overrides
+    }
+    with jobs_in_background(commands, cwd=REPO, timeout=300) as started:
+        yield started
+
+
+def test_wrong_type_is_one_line_naming_the_field(train_jobs):
+    result = train_jobs[WRONG_TYPE].result()
     assert result.returncode == 2
     assert result.stderr == "error: config error: trainer.max_steps='many' is invalid; allowed: an integer\n"
 
@@ -76,19 +92,9 @@ def test_jsonl_dataset_needs_a_path():
         compose_config(["debug=tiny", "data=jsonl", "data.path=null"])
 
 
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        (
-            "peft.method=bogus",
-            "config error: peft.method='bogus' is invalid; allowed: one of lora, dora, adalora, ia3, loha, lokr, "
-            "prefix, prompt, ptuning, full, frozen",
-        ),
-        ("trainer.lr=-1", "config error: trainer.lr=-1.0 is invalid; allowed: a number > 0"),
-    ],
-)
-def test_train_job_exits_with_one_clear_line(override, expected, tmp_path):
-    result = run_train_job(override, tmp_path)
+@pytest.mark.parametrize(("override", "expected"), ONE_LINE_ERRORS)
+def test_train_job_exits_with_one_clear_line(train_jobs, override, expected):
+    result = train_jobs[override].result()
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {expected}"]

@@ -1,5 +1,6 @@
 from rag_pet.config import DataConfig
 from rag_pet.data import load_qa_split, split_squad, squad_corpus
+from rag_pet.data.squad import load_squad_articles
 
 # Documented in README.md ("Data"): seed 13, 5 test and 5 validation articles, 10 % of train questions held out.
 EXPECTED_ARTICLES = {"train": 38, "validation": 5, "test": 5}
@@ -10,7 +11,10 @@ def test_split_counts_are_the_documented_ones():
     split = split_squad()
     assert {name: len(titles) for name, titles in split.articles.items()} == EXPECTED_ARTICLES
     assert {name: len(examples) for name, examples in split.examples.items()} == EXPECTED_QUESTIONS
-    assert sum(EXPECTED_QUESTIONS.values()) == 10570
+    # the splits partition the file's questions: each one in exactly one split
+    in_file = [qa["id"] for article in load_squad_articles() for p in article["paragraphs"] for qa in p["qas"]]
+    in_splits = [example.id for examples in split.examples.values() for example in examples]
+    assert sorted(in_splits) == sorted(in_file) and len(in_file) == 10570
 
 
 def test_split_is_disjoint_by_article():

@@ -333,20 +333,17 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
     assert "latency" not in serve.status().applications  # stopped after the measurement
 
 
-def test_a_study_cell_is_served_and_answers_what_its_predictions_hold(setup, tmp_path):
+def test_a_study_cell_is_served_and_answers_what_its_predictions_hold(setup, tiny_study_run, tmp_path):
     """Every study cell's experiment name holds a dot (`tiny.lora-seed0`), which peft refuses in an adapter name:
     the served run must still load it and answer exactly what the cell's own evaluation answered."""
+    from pathlib import Path
+
     from rag_pet.evaluation.steps import eval_folder
-    from rag_pet.study.runner import run_study
-    from tests.conftest import CONF_DIR
-    from tests.study.test_study import tiny_study
 
     config, _, _ = setup
-    compare = tiny_study(tmp_path, "corpus.max_passages=64", methods=["lora", "rag+lora"], seeds=[0])
-    compare.study.latency_questions = compare.study.forgetting_texts = 0
-    assert run_study(compare, CONF_DIR)["failed"] == []
+    compare, _ = tiny_study_run
     for cell, label, route in (("lora-seed0", "lora", "/generate"), ("rag_lora-seed0", "rag+lora", "/rag")):
-        run_dir = tmp_path / "study" / "cells" / cell
+        run_dir = Path(compare.study_dir) / "cells" / cell
         rows = [json.loads(line) for line in (run_dir / "eval" / eval_folder(label) / "predictions.jsonl").open()]
         serving = [
             "serve.retriever.num_cpus=0.1",

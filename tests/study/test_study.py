@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,15 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
         **fields,
     )
     return CompareConfig(study=study, study_dir=str(tmp_path / "study"), tracking=TrackingConfig(mode="disabled"))
+
+
+def small_study(root, study_dir) -> CompareConfig:
+    """lora and rag+lora, one seed, over a 64-passage index kept in `root`, without latency or forgetting: the study
+    the test session runs once (`tiny_study_run`) for the tests that serve its cells or run it again."""
+    compare = tiny_study(root, "corpus.max_passages=64", methods=["lora", "rag+lora"], seeds=[0])
+    compare.study_dir = str(study_dir)
+    compare.study.latency_questions = compare.study.forgetting_texts = 0
+    return compare
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -101,10 +111,19 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
         assert (study_dir / "cells" / f"{cell_id}.json").stat().st_mtime_ns == mtimes[cell_id]
 
 
+# Cells training under Ray Train are the other tests' subject; here each cell trains in its Ray task
+# (`trainer.launcher=local`, 25 s instead of 60), and under Ray Train too with -m slow.
+@pytest.mark.parametrize("launcher", ["local", pytest.param("ray", marks=pytest.mark.slow)])
 @pytest.mark.usefixtures("ray_local")
-def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_more_training(tmp_path):
+def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_more_training(tmp_path, launcher):
     freshness = FreshnessConfig(variants=["text", "qa"], budget=BudgetConfig("steps", 2), max_text_tokens=32)
-    compare = tiny_study(tmp_path, methods=["zero_shot", "lora", "rag+lora"], seeds=[0], freshness=freshness)
+    compare = tiny_study(
+        tmp_path,
+        f"trainer.launcher={launcher}",
+        methods=["zero_shot", "lora", "rag+lora"],
+        seeds=[0],
+        freshness=freshness,
+    )
     summary = run_study(compare, CONF_DIR)
     study_dir = tmp_path / "study"
     assert summary["failed"] == []
@@ -224,19 +243,17 @@ def test_every_shipped_study_composes_and_plans(name, tmp_path):
     assert {cell.method.name for cell in cells} == set(compare.study.methods)
 
 
-@pytest.mark.usefixtures("ray_local")
-def test_the_same_study_twice_gives_identical_per_question_records(tmp_path):
+def test_the_same_study_twice_gives_identical_per_question_records(tiny_study_run, tmp_path):
     """Reproducibility: two runs of one study (fresh directories, one machine) answer and score every question
-    identically, so a study's figures can be traced to its command."""
+    identically, so a study's figures can be traced to its command. The first run is the session's."""
+    first, root = tiny_study_run
+    second = small_study(root, tmp_path / "second")
+    assert run_study(second, CONF_DIR)["failed"] == []
     runs = []
-    for name in ("first", "second"):
-        compare = tiny_study(tmp_path, "corpus.max_passages=64", methods=["lora", "rag"], seeds=[0])
-        compare.study_dir = str(tmp_path / name)
-        compare.study.latency_questions = compare.study.forgetting_texts = 0
-        assert run_study(compare, CONF_DIR)["failed"] == []
-        cells = sorted((tmp_path / name / "cells").glob("*.json"))
+    for compare in (first, second):
+        cells = sorted((Path(compare.study_dir) / "cells").glob("*.json"))
         runs.append({path.stem: json.loads(path.read_text())["questions"] for path in cells})
-    assert set(runs[0]) == {"lora-seed0", "rag"}
+    assert set(runs[0]) == {"lora-seed0", "rag_lora-seed0"}
     for cell, splits in runs[0].items():
         assert splits["validation"] and all(q["answer_nll"] is not None for q in splits["validation"])
         assert splits == runs[1][cell], cell
@@ -269,7 +286,8 @@ def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path
     assert compose_experiment(CONF_DIR, list(lora.overrides)) == lora.config
 
 
-def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(tmp_path):
+def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_local, tmp_path):
+    import os
     import subprocess
     import sys
 
@@ -290,6 +308,7 @@ def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(tmp_
             "tracking=disabled",
         ],
         cwd=CONF_DIR.parent,
+        env={**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address},  # no Ray of its own to start
         capture_output=True,
         text=True,
         timeout=600,

@@ -18,7 +18,7 @@ from rag_pet.sweep.plan import experiment_overrides, plan_sweep
 from rag_pet.sweep.space import override_value, overrides
 from rag_pet.sweep.summary import FINISHED_STATUS, STOPPED
 from rag_pet.sweep.tuner import run_sweep
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, jobs_in_background
 
 ROOT = CONF_DIR.parent
 SMOKE = ["sweep=smoke", "debug=tiny", "trainer.max_steps=6", "trainer.cpus_per_worker=1"]
@@ -101,36 +101,41 @@ def test_an_asha_sweep_stops_trials_early_tracks_each_trial_and_writes_a_best_ex
     assert json.loads((run_dir / "results.json").read_text())["metrics"]["train_steps"] == 6
 
 
-def run_sweep_job(*command_line: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.sweep", *command_line],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+BAD_SWEEPS = {
+    "unknown-type": (["sweep.space.trainer.lr.type=logunif"], {}, "sweep.space.trainer.lr.type='logunif'"),
+    "missing-key": (["+sweep.space.trainer.lrr={type: grid, values: [1, 2]}"], {}, "sweep.space.trainer.lrr="),
+    "unreported-metric": (["sweep.metric=bleu"], {}, "sweep.metric='bleu'"),
+    "asha-on-a-final-metric": (["sweep.scheduler.metric=exact_match"], {}, "sweep.scheduler.metric='exact_match'"),
+    "unreachable-cluster": ([], {"RAY_ADDRESS": "127.0.0.1:9"}, "RAY_ADDRESS='127.0.0.1:9'"),
+}
 
 
-@pytest.mark.parametrize(
-    ("command_line", "env", "field"),
-    [
-        (["sweep.space.trainer.lr.type=logunif"], {}, "sweep.space.trainer.lr.type='logunif'"),
-        (["+sweep.space.trainer.lrr={type: grid, values: [1, 2]}"], {}, "sweep.space.trainer.lrr="),
-        (["sweep.metric=bleu"], {}, "sweep.metric='bleu'"),
-        (["sweep.scheduler.metric=exact_match"], {}, "sweep.scheduler.metric='exact_match'"),
-        ([], {"RAY_ADDRESS": "127.0.0.1:9"}, "RAY_ADDRESS='127.0.0.1:9'"),
-    ],
-    ids=["unknown-type", "missing-key", "unreported-metric", "asha-on-a-final-metric", "unreachable-cluster"],
-)
-def test_a_bad_sweep_is_one_error_line_before_any_trial(tmp_path, command_line, env, field):
-    done = run_sweep_job(*SMOKE, *command_line, f"hydra.run.dir={tmp_path / 'sweep'}", env=env)
+@pytest.fixture(scope="module")
+def bad_sweep_jobs(tmp_path_factory):
+    """`python -m jobs.sweep` for each bad sweep, started together (`jobs_in_background`): by name, the future and
+    the folder the job was pointed at."""
+    folders = {name: tmp_path_factory.mktemp(name) for name in BAD_SWEEPS}
+    commands = {
+        name: (
+            [sys.executable, "-m", "jobs.sweep", *SMOKE, *command_line, f"hydra.run.dir={folders[name] / 'sweep'}"],
+            env,
+        )
+        for name, (command_line, env, _) in BAD_SWEEPS.items()
+    }
+    with jobs_in_background(commands, cwd=ROOT, timeout=300) as started:
+        yield {name: (started[name], folders[name]) for name in BAD_SWEEPS}
+
+
+@pytest.mark.parametrize("name", list(BAD_SWEEPS))
+def test_a_bad_sweep_is_one_error_line_before_any_trial(bad_sweep_jobs, name):
+    future, folder = bad_sweep_jobs[name]
+    done, field = future.result(), BAD_SWEEPS[name][2]
 
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and field in lines[0], done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / "sweep" / "tune").exists()  # no trial started
+    assert not (folder / "sweep" / "tune").exists()  # no trial started
 
 
 @pytest.mark.slow  # two trials more, about a minute

@@ -55,36 +55,43 @@ def save_tiny_model(config, directory):
     return directory
 
 
-def test_zero2_and_zero3_on_two_ray_workers_match_ddp(ray_local, tiny_config, tmp_path):
-    model_dir = save_tiny_model(tiny_config(), tmp_path / "tiny_model")
-    runs = {}
-    for deepspeed in ("disabled", "zero2", "zero3"):
-        overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, f"deepspeed={deepspeed}"]
-        runs[deepspeed] = launch_training(compose_config(overrides, run_dir=tmp_path / deepspeed))
-    ddp_losses = [record["loss"] for record in runs["disabled"].state.history]
+@pytest.fixture(scope="module")
+def ddp_on_two_ray_workers(ray_local, tmp_path_factory):
+    """The tiny model saved as a checkpoint, and the plain DDP run on 2 Ray Train workers each ZeRO stage is held
+    to (trained once for the module)."""
+    root = tmp_path_factory.mktemp("two_workers")
+    model_dir = save_tiny_model(compose_config(["debug=tiny"], run_dir=root / "unused"), root / "tiny_model")
+    overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, "deepspeed=disabled"]
+    return model_dir, launch_training(compose_config(overrides, run_dir=root / "disabled"))
+
+
+@pytest.mark.parametrize("stage", [pytest.param("zero2", marks=pytest.mark.slow), "zero3"])
+def test_zero_on_two_ray_workers_matches_ddp(ddp_on_two_ray_workers, tmp_path, stage):
+    model_dir, ddp = ddp_on_two_ray_workers
+    ddp_losses = [record["loss"] for record in ddp.state.history]
     assert len(ddp_losses) == 4 and ddp_losses[-1] < ddp_losses[0]
-    for stage in ("zero2", "zero3"):
-        result = runs[stage]
-        assert [record["loss"] for record in result.state.history] == pytest.approx(ddp_losses, rel=1e-4)
-        state_dir = result.checkpoint_dir / "deepspeed" / "state"
-        assert sorted(path.name for path in state_dir.glob("zero_pp_rank_*_optim_states.pt")) == [
-            "zero_pp_rank_0_mp_rank_00_optim_states.pt",
-            "zero_pp_rank_1_mp_rank_00_optim_states.pt",
-        ]  # both workers' partitions merged into one checkpoint
-        exported = load_file(result.model_dir / "adapter_model.safetensors")
-        reference = load_file(runs["disabled"].model_dir / "adapter_model.safetensors")
-        assert exported.keys() == reference.keys()
-        for name, tensor in reference.items():
-            torch.testing.assert_close(exported[name], tensor, rtol=1e-3, atol=1e-5)
-    # the consolidated ZeRO-3 adapter loads the way evaluation loads any adapter, and predicts like DDP's
+    overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, f"deepspeed={stage}"]
+    result = launch_training(compose_config(overrides, run_dir=tmp_path / stage))
+    assert [record["loss"] for record in result.state.history] == pytest.approx(ddp_losses, rel=1e-4)
+    state_dir = result.checkpoint_dir / "deepspeed" / "state"
+    assert sorted(path.name for path in state_dir.glob("zero_pp_rank_*_optim_states.pt")) == [
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    ]  # both workers' partitions merged into one checkpoint
+    exported = load_file(result.model_dir / "adapter_model.safetensors")
+    reference = load_file(ddp.model_dir / "adapter_model.safetensors")
+    assert exported.keys() == reference.keys()
+    for name, tensor in reference.items():
+        torch.testing.assert_close(exported[name], tensor, rtol=1e-3, atol=1e-5)
+    # the consolidated adapter loads the way evaluation loads any adapter, and predicts like DDP's
     tokens = torch.arange(3, 19).reshape(2, 8)
     logits = {}
-    for name in ("disabled", "zero3"):
+    for name, run in (("ddp", ddp), (stage, result)):
         base = AutoModelForCausalLM.from_pretrained(model_dir)
-        model = attach_adapter(base, runs[name].model_dir).eval()
+        model = attach_adapter(base, run.model_dir).eval()
         with torch.no_grad():
             logits[name] = model(input_ids=tokens).logits
-    torch.testing.assert_close(logits["zero3"], logits["disabled"], rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(logits[stage], logits["ddp"], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize(

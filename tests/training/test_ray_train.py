@@ -14,6 +14,11 @@ MEMORISE = (
 )
 
 
+# Both runs repeat others of the default suite, so they run with -m slow: one worker is how `run_experiment` trains
+# (tests/test_experiment.py); LoRA under DDP on two workers is the reference of the ZeRO runs, whose loss falls and
+# whose adapter is exported (tests/training/test_deepspeed.py); the loss halving on a memorisable batch is
+# tests/training/test_loop.py's.
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_lora_under_ray_train_lowers_the_loss(ray_local, tiny_config, workers):
     config = tiny_config(*MEMORISE, f"trainer.num_workers={workers}", f"trainer.batch_size={8 // workers}")
