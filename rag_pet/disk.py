@@ -32,8 +32,8 @@ class OutOfDiskError(RagPetError):
 
 
 def out_of_disk(err: BaseException) -> OutOfDiskError | None:
-    """The `OutOfDiskError` that `err` amounts to (itself, an `OSError` among its causes, or a worker's error whose
-    text says so); None for any other error."""
+    """The `OutOfDiskError` that `err` amounts to (itself, an `OSError` among its causes or among the worker errors
+    of a Ray Train `WorkerGroupError`, or a worker's error whose text says so); None for any other error."""
     seen: set[int] = set()
     pending: list[BaseException] = [err]
     while pending:
@@ -46,6 +46,7 @@ def out_of_disk(err: BaseException) -> OutOfDiskError | None:
         if isinstance(found, OSError) and found.errno in FULL:
             return OutOfDiskError(found.filename, free_bytes(found.filename))
         pending += [link for link in (found.__cause__, found.__context__) if link is not None]
+        pending += list(getattr(found, "worker_failures", {}).values())
     match = FULL_TEXT.search(str(err))
     if match is None:
         return None

@@ -89,3 +89,42 @@ def test_a_job_that_runs_out_of_disk_prints_one_line_exits_2_and_logs_it(tmp_pat
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: out of disk space") and "MiB free" in lines[0]
     assert lines[0] in log_file.read_text()
+
+
+def test_a_worker_group_out_of_disk_is_raised_at_once_while_other_failures_restart(tiny_config, caplog, tmp_path):
+    """Ray Train's error types as `fit` raises them: out of disk fails the same way on every restart, so the first
+    one ends the run; any other worker failure restarts it up to `trainer.max_failures` times."""
+    from ray.train import ControllerError, WorkerGroupError
+
+    from rag_pet.training.launcher import _fit_with_restarts
+
+    config = tiny_config("trainer.max_failures=2", "trainer.max_relaunches=1")
+    calls = []
+
+    def failing(error: Exception):
+        def fit():
+            calls.append(type(error).__name__)
+            raise error
+
+        return fit
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/ckpt/model.safetensors")
+    with pytest.raises(OutOfDiskError) as caught:
+        _fit_with_restarts(failing(WorkerGroupError("rank 0 failed", {0: full})), config, "/ckpt")
+    assert calls == ["WorkerGroupError"] and caught.value.path == "/ckpt/model.safetensors"
+
+    calls.clear()
+    with caplog.at_level(logging.WARNING), pytest.raises(WorkerGroupError):
+        _fit_with_restarts(failing(WorkerGroupError("rank 1 failed", {1: RuntimeError("killed")})), config, "/ckpt")
+    assert len(calls) == 3 and "restarting from the latest checkpoint (2 of 2)" in caplog.text
+
+    calls.clear()
+    with pytest.raises(ControllerError):
+        _fit_with_restarts(failing(ControllerError(RuntimeError("controller died"))), config, "/ckpt")
+    assert len(calls) == 2
+
+    # Ray Train's checkpoint upload fails without naming its file: the run's checkpoint storage is named instead
+    unnamed = OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    with pytest.raises(OutOfDiskError) as caught:
+        _fit_with_restarts(failing(WorkerGroupError("rank 0 failed", {0: unnamed})), config, str(tmp_path))
+    assert caught.value.path == str(tmp_path) and caught.value.free_bytes == free_bytes(tmp_path)

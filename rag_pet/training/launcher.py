@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.devices import resolve_device
-from rag_pet.disk import out_of_disk
+from rag_pet.disk import OutOfDiskError, free_bytes, out_of_disk
 from rag_pet.errors import ConfigError
 from rag_pet.objectives import objective_of
 from rag_pet.runtime import ensure_ray
@@ -80,8 +81,7 @@ def worker_request(config: RagPetConfig) -> WorkerRequest:
 
 
 def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object]) -> Path:
-    import ray
-    from ray.train import CheckpointConfig, ControllerError, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     ensure_ray()
@@ -91,30 +91,23 @@ def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object
         use_gpu=trainer.use_gpu,
         resources_per_worker={"CPU": worker_request(config).cpus},
     )
+    # Failed workers are restarted by `_fit_with_restarts`, not by FailureConfig: Ray Train retries every worker
+    # failure and its failure policy is not public, but out of disk space would fail the same way each time.
+    # Preemptions stay Ray Train's to retry (they count against `max_preemption_failures`, not `max_failures`).
     run = RunConfig(
         name="train",
         storage_path=storage,
-        failure_config=FailureConfig(max_failures=trainer.max_failures),
+        failure_config=FailureConfig(max_failures=0),
         checkpoint_config=CheckpointConfig(num_to_keep=trainer.num_to_keep),
         callbacks=list(callbacks),
     )
-    for relaunch in range(trainer.max_relaunches + 1):
-        try:  # the same RunConfig name and storage: a relaunched trainer restores the run's latest checkpoint
-            result = TorchTrainer(
-                train_loop_per_worker, train_loop_config=to_dict(config), scaling_config=scaling, run_config=run
-            ).fit()
-            break
-        except (ControllerError, ray.exceptions.RayActorError) as err:  # the controller failed, or its actor died;
-            if (full := out_of_disk(err)) is not None:  # a relaunch would fail the same way
-                raise full from None
-            if relaunch == trainer.max_relaunches:  # failing workers are FailureConfig's to retry
-                raise
-            logger.warning(
-                "Ray Train's controller failed (%s); relaunching from the latest checkpoint (%d of %d)",
-                type(err).__name__,
-                relaunch + 1,
-                trainer.max_relaunches,
-            )
+    result = _fit_with_restarts(
+        lambda: TorchTrainer(
+            train_loop_per_worker, train_loop_config=to_dict(config), scaling_config=scaling, run_config=run
+        ).fit(),
+        config,
+        storage,
+    )
     if result.checkpoint is None:
         raise ConfigError(
             "trainer.checkpoint_every",
@@ -124,6 +117,36 @@ def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object
     with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:
         result.checkpoint.to_directory(str(staging))
     return Path(config.run_dir) / FINAL_CHECKPOINT
+
+
+def _fit_with_restarts(fit: Callable[[], Any], config: RagPetConfig, storage: str) -> Any:
+    """`fit()`, run again after a worker group failure (up to `trainer.max_failures` times) or a failure of Ray
+    Train's controller (up to `trainer.max_relaunches`). Every run has the same RunConfig name and storage, so it
+    restores the latest checkpoint. Out of disk space is raised at once as an `OutOfDiskError`, naming `storage`
+    when the failed write did not name its file (Ray Train's checkpoint upload does not)."""
+    import ray
+    from ray.train import TrainingFailedError, WorkerGroupError
+
+    trainer = config.trainer
+    failures = {"worker": 0, "controller": 0}
+    limits = {"worker": trainer.max_failures, "controller": trainer.max_relaunches}
+    while True:
+        try:
+            return fit()
+        except (TrainingFailedError, ray.exceptions.RayActorError) as err:  # a controller's actor can die too
+            if (full := out_of_disk(err)) is not None:
+                raise (full if full.path else OutOfDiskError(storage, free_bytes(storage))) from None
+            source = "worker" if isinstance(err, WorkerGroupError) else "controller"
+            failures[source] += 1
+            if failures[source] > limits[source]:
+                raise
+            logger.warning(
+                "a Ray Train %s failed (%s); restarting from the latest checkpoint (%d of %d)",
+                source,
+                type(err).__name__,
+                failures[source],
+                limits[source],
+            )
 
 
 def _keep_final(checkpoint: Path, config: RagPetConfig) -> Path:
