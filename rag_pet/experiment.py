@@ -10,7 +10,7 @@ from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
-from rag_pet.config import RagPetConfig, to_dict
+from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, to_dict
 from rag_pet.evaluation.metric_names import COST_METRICS, TRAINING_METRICS
 from rag_pet.evaluation.steps import eval_dir, eval_examples
 from rag_pet.models import Generator, build_generator
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def _eval_split(config: RagPetConfig) -> str:
     """The split results are reported on: BEIR qrels split for BEIR retrieval, else the QA split."""
-    if config.eval.task == "retrieval" and config.corpus.name != "squad":
+    if config.eval.task == "retrieval" and config.corpus.name not in ARTICLE_SOURCES:
         return f"{config.corpus.name} {config.eval.retrieval_split}"
     return config.data.eval_split
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag_pet.config.articles import ARTICLE_SOURCES, FICTIONAL_ENTITIES, FICTIONAL_SEED, check_fictional_entities
 from rag_pet.config.checks import one_of, positive
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
 
 ENCODER_SOURCES = ("minilm", "tiny", "path")
 POOLINGS = ("mean", "cls")
-CORPORA = ("squad", "scifact", "beir")
+CORPORA = (*ARTICLE_SOURCES, "scifact", "beir")
 METRICS = ("ip", "l2")
 MARGINALS = ("sequence", "token")
 QUERY_ENCODER_TRAINING = ("frozen", "full", "lora")
@@ -48,17 +49,21 @@ class RetrieverConfig:
 
 @dataclass
 class CorpusConfig:
-    """The passages that are indexed, retrieved and learnt from: bundled SQuAD paragraphs or SciFact abstracts, or a
-    local BEIR folder (the first `max_passages` when set), without the passages whose title is in
-    `exclude_titles` (articles held back until they "arrive", as a study's freshness test does)."""
+    """The passages that are indexed, retrieved and learnt from: bundled SQuAD paragraphs, the generated fictional
+    articles (`fictional_seed`, `fictional_entities`: the data's, so that RAG retrieves the articles it is asked
+    about) or SciFact abstracts, or a local BEIR folder (the first `max_passages` when set), without the passages
+    whose title is in `exclude_titles` (articles held back until they "arrive", as a study's freshness test does)."""
 
     name: str = "squad"
     path: str | None = None
+    fictional_seed: int = FICTIONAL_SEED
+    fictional_entities: int = FICTIONAL_ENTITIES
     max_passages: int | None = None
     exclude_titles: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         one_of("corpus.name", self.name, CORPORA)
+        check_fictional_entities("corpus.fictional_entities", self.fictional_entities)
         if self.name == "beir" and not self.path:
             raise ConfigError("corpus.path", self.path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
         if self.max_passages is not None:

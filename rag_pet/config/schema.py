@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag_pet.config.articles import ARTICLE_SOURCES, FICTIONAL_ENTITIES, FICTIONAL_SEED, check_fictional_entities
 from rag_pet.config.checks import one_of, positive
 from rag_pet.config.retrieval import CorpusConfig, IndexConfig, IndexSource, RagConfig, RetrieverConfig
 from rag_pet.config.serve import ServeConfig
@@ -12,7 +13,7 @@ from rag_pet.config.sweep import SweepConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives import objective_named
 
-DATASETS = ("squad", "nq_open", "jsonl")
+DATASETS = (*ARTICLE_SOURCES, "nq_open", "jsonl")
 SPLITS = ("train", "validation_seen", "validation", "test", "test_train")
 TRAIN_ON = ("questions", "passages")
 TEMPLATES = ("closed_book",)
@@ -37,8 +38,9 @@ LATENCY_VIA = ("in_process", "endpoint")
 class DataConfig:
     """Which QA task to train and evaluate on, how it is split, and how prompts are built.
 
-    SQuAD splits by article: `train`, `validation` and `test` articles, with `seen_holdout` of the train articles'
-    questions held out as `validation_seen`; `test_train_fraction` of the test articles' questions move to
+    Article datasets (`squad`; `fictional`, `fictional_entities` invented entities generated from
+    `fictional_seed`) split by article: `train`, `validation` and `test` articles, with `seen_holdout` of the train
+    articles' questions held out as `validation_seen`; `test_train_fraction` of the test articles' questions move to
     `test_train` (question-answer pairs about new articles to train on, the rest of `test` to evaluate). With
     `train_on=passages` training reads the paragraphs of the `train_split` articles as plain text (language
     modelling, each cut to `max_text_tokens`) instead of question-answer pairs.
@@ -46,6 +48,8 @@ class DataConfig:
 
     name: str = "squad"
     path: str | None = None
+    fictional_seed: int = FICTIONAL_SEED
+    fictional_entities: int = FICTIONAL_ENTITIES
     split_seed: int = 13
     validation_articles: int = 5
     test_articles: int = 5
@@ -66,6 +70,7 @@ class DataConfig:
         one_of("data.name", self.name, DATASETS)
         if self.name == "jsonl" and not self.path:
             raise ConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
+        check_fictional_entities("data.fictional_entities", self.fictional_entities)
         one_of("data.train_split", self.train_split, SPLITS)
         one_of("data.eval_split", self.eval_split, SPLITS)
         one_of("data.template", self.template, TEMPLATES)
@@ -76,8 +81,10 @@ class DataConfig:
         if not 0.0 <= self.test_train_fraction < 1.0:
             raise ConfigError("data.test_train_fraction", self.test_train_fraction, "a fraction in [0, 1)")
         one_of("data.train_on", self.train_on, TRAIN_ON)
-        if self.train_on == "passages" and self.name != "squad":
-            raise ConfigError("data.train_on", "passages", "questions unless data.name=squad (articles by split)")
+        if self.train_on == "passages" and self.name not in ARTICLE_SOURCES:
+            raise ConfigError(
+                "data.train_on", "passages", f"questions unless data.name is one of {', '.join(ARTICLE_SOURCES)}"
+            )
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             if value is not None:
@@ -363,6 +370,7 @@ class RagPetConfig:
         return IndexSource(self.corpus, self.index, self.retriever)
 
     def __post_init__(self) -> None:
+        _check_fictional_corpus(self.data, self.corpus)
         objective = objective_named(self.objective)
         objective.options(self)
         objective.check(self)
@@ -378,4 +386,17 @@ class RagPetConfig:
                 "adalora",
                 "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
                 " ZeRO keeps partitioned); or run it under DDP with deepspeed=disabled",
+            )
+
+
+def _check_fictional_corpus(data: DataConfig, corpus: CorpusConfig) -> None:
+    """With `data=fictional`, the fictional corpus must be generated from the same seed and size as the data."""
+    if data.name != "fictional" or corpus.name != "fictional":
+        return
+    for name in ("fictional_seed", "fictional_entities"):
+        if getattr(corpus, name) != getattr(data, name):
+            raise ConfigError(
+                f"corpus.{name}",
+                getattr(corpus, name),
+                f"data.{name} ({getattr(data, name)}): the corpus holds the data's articles (leave it unset)",
             )

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag_pet.config import DataConfig
+from rag_pet.config import ARTICLE_SOURCES, DataConfig
+from rag_pet.data.fictional import fictional_articles
 from rag_pet.data.jsonl import read_qa_jsonl
 from rag_pet.data.nq_open import load_nq_open
-from rag_pet.data.squad import SquadSplit, split_passages, split_squad
+from rag_pet.data.squad import SquadSplit, load_squad_articles, split_passages, split_squad
 from rag_pet.data.types import Passage, QAExample
 from rag_pet.errors import ConfigError
 
 
 def load_qa_split(data: DataConfig, split: str, limit: int | None = None) -> list[QAExample]:
     """Questions of `split` for the configured dataset, the first `limit` of them when given."""
-    if data.name == "squad":
-        examples = squad_split(data).examples[split]
+    if data.name in ARTICLE_SOURCES:
+        examples = article_split(data).examples[split]
     elif data.name == "nq_open":
         if split in ("validation_seen", "test_train"):
             raise ConfigError("data.eval_split", split, "train, validation or test for nq_open")
@@ -28,18 +29,34 @@ def load_qa_split(data: DataConfig, split: str, limit: int | None = None) -> lis
     return examples[:limit] if limit is not None else examples
 
 
-def squad_split(data: DataConfig) -> SquadSplit:
-    """The SQuAD article split `data` configures."""
+def articles_of(name: str, fictional_seed: int, fictional_entities: int) -> tuple[dict, ...]:
+    """The SQuAD-shaped articles of an article dataset or corpus (`ARTICLE_SOURCES`): the bundled SQuAD dev, or the
+    fictional set generated from `fictional_seed` with `fictional_entities` entities."""
+    if name == "squad":
+        return load_squad_articles()
+    if name == "fictional":
+        return fictional_articles(fictional_seed, fictional_entities)
+    raise ConfigError("data.name", name, f"one of {', '.join(ARTICLE_SOURCES)} (a dataset of articles)")
+
+
+def data_articles(data: DataConfig) -> tuple[dict, ...]:
+    """The articles of the configured article dataset."""
+    return articles_of(data.name, data.fictional_seed, data.fictional_entities)
+
+
+def article_split(data: DataConfig) -> SquadSplit:
+    """The by-article split `data` configures (SQuAD or fictional)."""
     return split_squad(
         data.split_seed,
         data.validation_articles,
         data.test_articles,
         data.seen_holdout,
+        articles=data_articles(data),
         test_train_fraction=data.test_train_fraction,
     )
 
 
 def load_split_passages(data: DataConfig, split: str, limit: int | None = None) -> list[Passage]:
-    """The paragraphs of the articles behind `split` (SQuAD), the first `limit` of them when given."""
-    passages = split_passages(squad_split(data), split)
+    """The paragraphs of the articles behind `split` (an article dataset), the first `limit` of them when given."""
+    passages = split_passages(article_split(data), split, data_articles(data))
     return passages[:limit] if limit is not None else passages

@@ -1,10 +1,12 @@
-"""SQuAD v1.1 dev as the platform's main task: a deterministic split by article, and its paragraph corpus."""
+"""SQuAD v1.1 dev as the platform's main task, and any articles in its shape (the generated fictional set): a
+deterministic split by article, and their paragraph corpus."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,9 +39,14 @@ def passage_id(title: str, paragraph_index: int) -> str:
 
 def squad_corpus(path: Path = SQUAD_DEV) -> list[Passage]:
     """All paragraphs of the file (2,067 for dev) as passages, in file order."""
+    return article_corpus(load_squad_articles(path))
+
+
+def article_corpus(articles: Iterable[dict]) -> list[Passage]:
+    """All paragraphs of SQuAD-shaped articles as passages, in order."""
     return [
         Passage(passage_id(article["title"], index), article["title"].replace("_", " "), paragraph["context"])
-        for article in load_squad_articles(path)
+        for article in articles
         for index, paragraph in enumerate(article["paragraphs"])
     ]
 
@@ -72,16 +79,17 @@ def split_squad(
     validation_articles: int = 5,
     test_articles: int = 5,
     seen_holdout: float = 0.1,
-    path: Path = SQUAD_DEV,
+    articles: tuple[dict, ...] | None = None,
     test_train_fraction: float = 0.0,
 ) -> SquadSplit:
-    """Split by article into train / validation / test, holding out `seen_holdout` of train questions.
+    """Split `articles` (default: the bundled SQuAD dev) by article into train / validation / test, holding out
+    `seen_holdout` of train questions.
 
     `validation_seen` asks about train articles (knowledge seen in training); `validation` and `test`
     ask about articles no training question came from. `test_train` takes the first `test_train_fraction` of the
     test questions (to train on knowledge that arrives late), and `test` keeps the rest.
     """
-    articles = sorted(load_squad_articles(path), key=lambda article: article["title"])
+    articles = sorted(load_squad_articles() if articles is None else articles, key=lambda article: article["title"])
     if validation_articles + test_articles >= len(articles):
         raise ConfigError(
             "data.validation_articles",
@@ -108,13 +116,9 @@ def split_squad(
     return SquadSplit(examples=examples, articles=titles)
 
 
-def split_passages(split: SquadSplit, name: str, path: Path = SQUAD_DEV) -> list[Passage]:
-    """The paragraphs of the articles behind split `name` (`test_train` and `test`: the test articles), in file
-    order."""
+def split_passages(split: SquadSplit, name: str, articles: tuple[dict, ...] | None = None) -> list[Passage]:
+    """The paragraphs of the articles (default: the bundled SQuAD dev) behind split `name` (`test_train` and
+    `test`: the test articles), in file order."""
     titles = set(split.articles[SPLIT_ARTICLES[name]])
-    return [
-        Passage(passage_id(article["title"], index), article["title"].replace("_", " "), paragraph["context"])
-        for article in load_squad_articles(path)
-        if article["title"] in titles
-        for index, paragraph in enumerate(article["paragraphs"])
-    ]
+    chosen = [a for a in (load_squad_articles() if articles is None else articles) if a["title"] in titles]
+    return article_corpus(chosen)

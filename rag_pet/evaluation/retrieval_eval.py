@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rag_pet.config import CorpusConfig, DataConfig, EvalConfig, IndexSource
+from rag_pet.config import ARTICLE_SOURCES, CorpusConfig, DataConfig, EvalConfig, IndexSource
 from rag_pet.data import Passage, load_beir, load_qa_split, load_scifact
 from rag_pet.evaluation.retrieval_metrics import Qrels, retrieval_scores, to_run
 from rag_pet.storage import write_json_atomic, write_text_atomic
@@ -19,9 +19,9 @@ Ranking = list[tuple[str, float]]
 
 
 def queries_and_qrels(corpus: CorpusConfig, data: DataConfig, split: str) -> tuple[list[str], list[str], Qrels]:
-    """(query ids, query texts, qrels) for the corpus: BEIR qrels of `split`, or each SQuAD question's gold
-    paragraph (`data.eval_split`)."""
-    if corpus.name == "squad":
+    """(query ids, query texts, qrels) for the corpus: BEIR qrels of `split`, or each question's gold paragraph
+    (`data.eval_split`) for an article corpus (SQuAD, fictional)."""
+    if corpus.name in ARTICLE_SOURCES:
         examples = load_qa_split(data, data.eval_split, data.max_eval_examples)
         return (
             [e.id for e in examples],

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import ARTICLE_SOURCES, RagPetConfig
 from rag_pet.objectives.base import Objective
 
 if TYPE_CHECKING:
@@ -103,6 +103,15 @@ def refuse_init_from(config: RagPetConfig) -> None:
             config.trainer.init_from,
             "null unless closed-book training (objective=closed_book) of a PET method or full fine-tuning",
         )
+
+
+def refuse_other_articles(config: RagPetConfig) -> None:
+    """Questions about one article dataset are answered from its own corpus, never from another's articles."""
+    from rag_pet.errors import ConfigError
+
+    data, corpus = config.data.name, config.corpus.name
+    if data in ARTICLE_SOURCES and corpus in ARTICLE_SOURCES and corpus != data:
+        raise ConfigError("corpus.name", corpus, f"{data}, the articles data.name={data} asks about (or scifact/beir)")
 
 
 def estimate_sample(config: RagPetConfig, sample: int = 200) -> int:

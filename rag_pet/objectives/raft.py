@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Method
-from rag_pet.objectives.generator import check_generator_training, estimate_sample, refuse_init_from
+from rag_pet.objectives.generator import (
+    check_generator_training,
+    estimate_sample,
+    refuse_init_from,
+    refuse_other_articles,
+)
 from rag_pet.objectives.rag import Rag
 
 if TYPE_CHECKING:
@@ -44,6 +49,7 @@ class Raft(Rag):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
+        refuse_other_articles(config)
         if config.rag.reader != "concatenated":
             raise ConfigError("rag.reader", config.rag.reader, "concatenated: RAFT reads its passages together")
         if config.rag.retriever_trains:

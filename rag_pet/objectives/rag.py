@@ -13,7 +13,13 @@ from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Method
 from rag_pet.objectives.closed_book import PET_METHODS
-from rag_pet.objectives.generator import GeneratorObjective, check_generator_training, estimate_sample, refuse_init_from
+from rag_pet.objectives.generator import (
+    GeneratorObjective,
+    check_generator_training,
+    estimate_sample,
+    refuse_init_from,
+    refuse_other_articles,
+)
 
 if TYPE_CHECKING:
     from rag_pet.models import Generator
@@ -26,6 +32,7 @@ class Rag(GeneratorObjective):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
+        refuse_other_articles(config)
         rag = config.rag
         if rag.reader == "concatenated" and self.trains(config):
             raise ConfigError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rag_pet.config import RagPetConfig
+from rag_pet.config import ARTICLE_SOURCES, RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Objective
 from rag_pet.objectives.generator import refuse_init_from
@@ -18,8 +18,9 @@ class Retriever(Objective):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
-        if config.corpus.name == "squad" and config.data.name != "squad":
-            raise ConfigError("corpus.name", "squad", "the corpus of data.name, or scifact/beir")
+        corpus = config.corpus.name
+        if corpus in ARTICLE_SOURCES and config.data.name != corpus:
+            raise ConfigError("corpus.name", corpus, "the corpus of data.name, or scifact/beir")
 
     def trains(self, config: RagPetConfig) -> bool:
         return True

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from rag_pet.config import CorpusConfig
-from rag_pet.data import Passage, load_beir, load_scifact, squad_corpus
+from rag_pet.config import ARTICLE_SOURCES, CorpusConfig
+from rag_pet.data import Passage, article_corpus, articles_of, load_beir, load_scifact
 from rag_pet.errors import DataFormatError
 
 
 def load_corpus(config: CorpusConfig) -> list[Passage]:
     """Passages of the configured corpus, without `exclude_titles` (the first `max_passages` of the rest when set)."""
-    if config.name == "squad":
-        passages = squad_corpus()
+    if config.name in ARTICLE_SOURCES:
+        passages = article_corpus(articles_of(config.name, config.fictional_seed, config.fictional_entities))
     elif config.name == "scifact":
         passages = load_scifact().corpus
     else:

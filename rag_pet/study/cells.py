@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rag_pet.config import RagPetConfig, TrackingConfig
+from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, TrackingConfig
 from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
@@ -168,8 +168,12 @@ class _Planner:
         if study.latency == "endpoint":  # each cell's own Serve application, beside any other cell's
             fixed += ["eval.latency_via=endpoint", f"serve.app_name={identifier}", f"serve.route_prefix=/{identifier}"]
         overrides, config = self._compose(method, fixed)
-        if study.freshness.enabled and config.data.name != "squad":
-            raise ConfigError("study.freshness.enabled", True, "false unless data.name=squad (articles arrive late)")
+        if study.freshness.enabled and config.data.name not in ARTICLE_SOURCES:
+            raise ConfigError(
+                "study.freshness.enabled",
+                True,
+                f"false unless data.name is one of {', '.join(ARTICLE_SOURCES)} (articles arrive late)",
+            )
         if study.freshness.enabled and method.retrieves:  # the late articles are not in the first index
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         if method.trains:
@@ -227,6 +231,6 @@ class _Planner:
 
 def _late_titles(config: RagPetConfig) -> list[str]:
     """Passage titles of the articles that arrive late (the test articles of the configured split)."""
-    from rag_pet.data.datasets import squad_split
+    from rag_pet.data.datasets import article_split
 
-    return [title.replace("_", " ") for title in squad_split(config.data).articles["test"]]
+    return [title.replace("_", " ") for title in article_split(config.data).articles["test"]]

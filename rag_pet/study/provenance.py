@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rag_pet.config import CorpusConfig, DataConfig, IndexSource, ModelConfig, RetrieverConfig
+from rag_pet.data.fictional import fictional_articles
 from rag_pet.data.nq_open import NQ_OPEN_FILES
 from rag_pet.data.resources import NQ_OPEN_DIR, SQUAD_DEV
 from rag_pet.errors import ConfigError
@@ -133,9 +134,12 @@ def retriever_sha256(retriever: RetrieverConfig) -> str | None:
 
 
 def data_files(data: DataConfig) -> list[Path]:
-    """The files the QA dataset is read from: bundled SQuAD or NQ-open, or the user's JSONL files."""
+    """The files the QA dataset is read from: bundled SQuAD or NQ-open, or the user's JSONL files (none for the
+    generated fictional set, whose articles `data_sha256` hashes)."""
     if data.name == "squad":
         return [SQUAD_DEV]
+    if data.name == "fictional":
+        return []
     if data.name == "nq_open":
         return [NQ_OPEN_DIR / name for name in sorted(NQ_OPEN_FILES.values())]
     folder = Path(data.path).expanduser()
@@ -143,8 +147,12 @@ def data_files(data: DataConfig) -> list[Path]:
 
 
 def data_sha256(data: DataConfig) -> str:
-    """The training and evaluation data: the dataset's files and the data section that splits and cuts them."""
-    return _digest({"config": asdict(data), "files": {p.name: file_sha256(p) for p in data_files(data)}})
+    """The training and evaluation data: the dataset's files (or the generated articles themselves, so a changed
+    generator re-runs the cells) and the data section that splits and cuts them."""
+    content = {"config": asdict(data), "files": {p.name: file_sha256(p) for p in data_files(data)}}
+    if data.name == "fictional":
+        content["articles"] = _digest(fictional_articles(data.fictional_seed, data.fictional_entities))
+    return _digest(content)
 
 
 def index_provenance(source: IndexSource) -> dict:

@@ -1,4 +1,4 @@
-"""Retriever-only training on relevance judgements (BEIR train qrels, or SQuAD questions' gold paragraphs)."""
+"""Retriever-only training on relevance judgements (BEIR train qrels, or article questions' gold paragraphs)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import partial
 
 import torch
 
-from rag_pet.config import CorpusConfig, DataConfig, RetrieverConfig, TrainerConfig
+from rag_pet.config import ARTICLE_SOURCES, CorpusConfig, DataConfig, RetrieverConfig, TrainerConfig
 from rag_pet.data import Passage, load_beir, load_qa_split, load_scifact, passage_text
 from rag_pet.errors import ConfigError
 from rag_pet.models.dual_encoder import DualEncoderModel
@@ -31,9 +31,9 @@ class TrainingPair:
 
 
 def relevance_pairs(corpus: CorpusConfig, data: DataConfig) -> list[tuple[str, list[str]]]:
-    """(query text, relevant passage ids) for the training queries of the corpus: BEIR train qrels, or (SQuAD)
-    each training question's gold paragraph."""
-    if corpus.name == "squad":
+    """(query text, relevant passage ids) for the training queries of the corpus: BEIR train qrels, or (an article
+    corpus: SQuAD, fictional) each training question's gold paragraph."""
+    if corpus.name in ARTICLE_SOURCES:
         examples = load_qa_split(data, data.train_split, data.max_train_examples)
         return [(e.question, [e.gold_passage_id]) for e in examples if e.gold_passage_id]
     dataset = load_scifact() if corpus.name == "scifact" else load_beir(corpus.path)

@@ -21,6 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
         ("trainer.num_workers=0", "trainer.num_workers", "a number > 0"),
         ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
         ("data.seen_holdout=1.5", "data.seen_holdout", "a fraction in [0, 1)"),
+        ("data=fictional data.fictional_entities=2", "data.fictional_entities", "at least 3"),
+        (
+            "data=nq_open data.train_on=passages",
+            "data.train_on",
+            "questions unless data.name is one of squad, fictional",
+        ),
         ("model.dtype=float16", "model.dtype", "float32 or bfloat16 on CPU"),
         ("trainer.precision=fp8", "trainer.precision", "one of auto, fp32, bf16, fp16"),
         ("trainer.precision=fp16", "trainer.precision", "fp32 or bf16 on CPU"),

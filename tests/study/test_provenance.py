@@ -86,6 +86,21 @@ def test_the_data_hash_follows_the_jsonl_files_and_the_split_settings(tmp_path):
     assert data_sha256(DataConfig(split_seed=1)) != data_sha256(DataConfig())
 
 
+def test_the_fictional_data_hash_follows_the_generated_articles(monkeypatch):
+    data = DataConfig(name="fictional")
+    before = data_sha256(data)
+    assert (
+        before
+        == data_sha256(DataConfig(name="fictional"))
+        != data_sha256(DataConfig(name="fictional", fictional_seed=1))
+    )
+    # a changed generator (same seed and size, other articles) is a changed data hash
+    monkeypatch.setattr(
+        provenance, "fictional_articles", lambda seed, entities: ({"title": "Other", "paragraphs": []},)
+    )
+    assert data_sha256(data) != before
+
+
 def test_a_cell_that_does_not_retrieve_records_no_retriever_or_index():
     recorded = cell_provenance(ModelConfig(source="tiny"), DataConfig())
     assert recorded["hashes"]["retriever"] is None and recorded["hashes"]["index"] is None
