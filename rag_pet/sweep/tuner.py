@@ -12,6 +12,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 
 from rag_pet.config import dimensions
 from rag_pet.run_lock import run_directory_lock
@@ -59,8 +60,32 @@ def run_sweep(plan: SweepPlan) -> dict:
                     failure_config=tune.FailureConfig(max_failures=plan.sweep.max_failures),
                 ),
             )
-        results = tuner.fit()
+        before = set(ray.util.placement_group_table())
+        try:
+            results = tuner.fit()
+        finally:
+            release_placement_groups(before)
         return summarise(plan, results, group)
+
+
+def release_placement_groups(before: set[str]) -> None:
+    """Remove the placement groups this job created during the sweep that are still reserved once every trial ended.
+
+    Ray Train reserves a run's workers in a placement group of the job, which Ray frees only when the job ends. When
+    Tune stops a trial, Ray kills its Train controller with it, and Train's PlacementGroupCleaner frees only the
+    placement group of a worker group that had finished starting; a controller that starts a worker group while it
+    is being killed (it sees its workers die with it and retries) leaves one nothing frees (ray-project/ray#54305)."""
+    job = ray.get_runtime_context().get_job_id()
+    # A placement group's id ends with the id of the job that created it (`PlacementGroupID.of(job_id)`).
+    left = [
+        pg_id
+        for pg_id, pg in ray.util.placement_group_table().items()
+        if pg_id not in before and pg_id.endswith(job) and pg["state"] != "REMOVED"
+    ]
+    for pg_id in left:
+        remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(pg_id)))
+    if left:
+        logger.warning("removed %d placement group(s) that stopped trials' Train runs left reserved", len(left))
 
 
 def trial_concurrency(plan: SweepPlan) -> tuple[int, float]:

@@ -17,7 +17,7 @@ from rag_pet.errors import ConfigError
 from rag_pet.sweep.plan import experiment_overrides, plan_sweep
 from rag_pet.sweep.space import override_value, overrides
 from rag_pet.sweep.summary import FINISHED_STATUS, STOPPED
-from rag_pet.sweep.tuner import run_sweep
+from rag_pet.sweep.tuner import release_placement_groups, run_sweep
 from tests.conftest import CONF_DIR, jobs_in_background
 
 ROOT = CONF_DIR.parent
@@ -99,6 +99,22 @@ def test_an_asha_sweep_stops_trials_early_tracks_each_trial_and_writes_a_best_ex
     assert config["trainer"]["lr"] == best["params"]["trainer.lr"]
     assert config["experiment_name"] == "default_best" and config["trainer"]["max_steps"] == 6
     assert json.loads((run_dir / "results.json").read_text())["metrics"]["train_steps"] == 6
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_sweep_removes_only_the_placement_groups_its_job_created_while_trials_ran():
+    import ray
+
+    earlier = ray.util.placement_group([{"CPU": 0.01}])
+    ray.get(earlier.ready())
+    before = set(ray.util.placement_group_table())
+    left = ray.util.placement_group([{"CPU": 0.01}])
+    ray.get(left.ready())
+
+    release_placement_groups(before)
+    assert ray.util.placement_group_table(left)["state"] == "REMOVED"
+    assert ray.util.placement_group_table(earlier)["state"] == "CREATED"
+    ray.util.remove_placement_group(earlier)
 
 
 BAD_SWEEPS = {
