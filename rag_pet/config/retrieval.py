@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag_pet.config.articles import ARTICLE_SOURCES, FICTIONAL_ENTITIES, FICTIONAL_SEED, check_fictional_entities
+from rag_pet.config.articles import (
+    ARTICLE_SOURCES,
+    FICTIONAL_ENTITIES,
+    FICTIONAL_SEED,
+    check_fictional_entities,
+    documents_folder,
+)
 from rag_pet.config.checks import one_of, positive
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
@@ -51,8 +57,9 @@ class RetrieverConfig:
 class CorpusConfig:
     """The passages that are indexed, retrieved and learnt from: bundled SQuAD paragraphs, the generated fictional
     articles (`fictional_seed`, `fictional_entities`: the data's, so that RAG retrieves the articles it is asked
-    about) or SciFact abstracts, or a local BEIR folder (the first `max_passages` when set), without the passages
-    whose title is in `exclude_titles` (articles held back until they "arrive", as a study's freshness test does)."""
+    about), the documents of a `data=documents` folder (`path`: the data's), SciFact abstracts, or a local BEIR
+    folder (the first `max_passages` when set), without the passages whose title is in `exclude_titles` (articles
+    held back until they "arrive", as a study's freshness test does)."""
 
     name: str = "squad"
     path: str | None = None
@@ -66,6 +73,8 @@ class CorpusConfig:
         check_fictional_entities("corpus.fictional_entities", self.fictional_entities)
         if self.name == "beir" and not self.path:
             raise ConfigError("corpus.path", self.path, "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+        if self.name == "documents":
+            self.path = documents_folder("corpus.path", self.path)
         if self.max_passages is not None:
             positive("corpus.max_passages", self.max_passages)
 

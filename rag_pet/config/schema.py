@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_pet.config.articles import ARTICLE_SOURCES, FICTIONAL_ENTITIES, FICTIONAL_SEED, check_fictional_entities
+from rag_pet.config.articles import (
+    ARTICLE_SOURCES,
+    FICTIONAL_ENTITIES,
+    FICTIONAL_SEED,
+    check_fictional_entities,
+    check_same_articles,
+    documents_folder,
+)
 from rag_pet.config.checks import one_of, positive
 from rag_pet.config.retrieval import CorpusConfig, IndexConfig, IndexSource, RagConfig, RetrieverConfig
 from rag_pet.config.serve import ServeConfig
@@ -39,11 +46,12 @@ class DataConfig:
     """Which QA task to train and evaluate on, how it is split, and how prompts are built.
 
     Article datasets (`squad`; `fictional`, `fictional_entities` invented entities generated from
-    `fictional_seed`) split by article: `train`, `validation` and `test` articles, with `seen_holdout` of the train
-    articles' questions held out as `validation_seen`; `test_train_fraction` of the test articles' questions move to
-    `test_train` (question-answer pairs about new articles to train on, the rest of `test` to evaluate). With
-    `train_on=passages` training reads the paragraphs of the `train_split` articles as plain text (language
-    modelling, each cut to `max_text_tokens`) instead of question-answer pairs.
+    `fictional_seed`; `documents`, the user's folder at `path`, see rag_pet/data/documents.py) split by article:
+    `train`, `validation` and `test` articles (a documents folder's `splits.json` may name the last two), with
+    `seen_holdout` of the train articles' questions held out as `validation_seen`; `test_train_fraction` of the
+    test articles' questions move to `test_train` (question-answer pairs about new articles to train on, the rest
+    of `test` to evaluate). With `train_on=passages` training reads the paragraphs of the `train_split` articles as
+    plain text (language modelling, each cut to `max_text_tokens`) instead of question-answer pairs.
     """
 
     name: str = "squad"
@@ -70,6 +78,8 @@ class DataConfig:
         one_of("data.name", self.name, DATASETS)
         if self.name == "jsonl" and not self.path:
             raise ConfigError("data.path", self.path, "a directory holding train.jsonl and validation.jsonl")
+        if self.name == "documents":
+            self.path = documents_folder("data.path", self.path)
         check_fictional_entities("data.fictional_entities", self.fictional_entities)
         one_of("data.train_split", self.train_split, SPLITS)
         one_of("data.eval_split", self.eval_split, SPLITS)
@@ -370,7 +380,7 @@ class RagPetConfig:
         return IndexSource(self.corpus, self.index, self.retriever)
 
     def __post_init__(self) -> None:
-        _check_fictional_corpus(self.data, self.corpus)
+        check_same_articles(self.data, self.corpus)
         objective = objective_named(self.objective)
         objective.options(self)
         objective.check(self)
@@ -386,17 +396,4 @@ class RagPetConfig:
                 "adalora",
                 "a method other than adalora with deepspeed.enabled (AdaLoRA reads per-parameter gradients, which"
                 " ZeRO keeps partitioned); or run it under DDP with deepspeed=disabled",
-            )
-
-
-def _check_fictional_corpus(data: DataConfig, corpus: CorpusConfig) -> None:
-    """With `data=fictional`, the fictional corpus must be generated from the same seed and size as the data."""
-    if data.name != "fictional" or corpus.name != "fictional":
-        return
-    for name in ("fictional_seed", "fictional_entities"):
-        if getattr(corpus, name) != getattr(data, name):
-            raise ConfigError(
-                f"corpus.{name}",
-                getattr(corpus, name),
-                f"data.{name} ({getattr(data, name)}): the corpus holds the data's articles (leave it unset)",
             )

@@ -57,7 +57,8 @@ def require_str(record: dict, key: str, path: str | Path, line: int) -> str:
     return value
 
 
-def _answers(record: dict, path: Path, line: int) -> tuple[str, ...]:
+def read_answers(record: dict, path: str | Path, line: int) -> tuple[str, ...]:
+    """The non-empty answer strings of `record` (`answers`, or NQ-open's `answer`), or a `DataFormatError`."""
     key = "answers" if "answers" in record else "answer"
     value = record.get(key)
     if isinstance(value, str):
@@ -78,7 +79,7 @@ def read_qa_jsonl(path: str | Path) -> list[QAExample]:
         title = record.get("title")
         examples.append(
             QAExample(
-                example_id, question.strip(), _answers(record, path, line), gold and str(gold), title and str(title)
+                example_id, question.strip(), read_answers(record, path, line), gold and str(gold), title and str(title)
             )
         )
     if not examples:

@@ -1,5 +1,5 @@
-"""SQuAD v1.1 dev as the platform's main task, and any articles in its shape (the generated fictional set): a
-deterministic split by article, and their paragraph corpus."""
+"""SQuAD v1.1 dev as the platform's main task, and any articles in its shape (the generated fictional set, a user's
+documents): a deterministic split by article, and their paragraph corpus."""
 
 from __future__ import annotations
 
@@ -42,10 +42,16 @@ def squad_corpus(path: Path = SQUAD_DEV) -> list[Passage]:
     return article_corpus(load_squad_articles(path))
 
 
+def paragraph_id(article: dict, index: int) -> str:
+    """The passage id of an article's `index`-th paragraph: its own `id` where it has one (a user's document id),
+    else `passage_id`."""
+    return article["paragraphs"][index].get("id") or passage_id(article["title"], index)
+
+
 def article_corpus(articles: Iterable[dict]) -> list[Passage]:
     """All paragraphs of SQuAD-shaped articles as passages, in order."""
     return [
-        Passage(passage_id(article["title"], index), article["title"].replace("_", " "), paragraph["context"])
+        Passage(paragraph_id(article, index), article["title"].replace("_", " "), paragraph["context"])
         for article in articles
         for index, paragraph in enumerate(article["paragraphs"])
     ]
@@ -57,7 +63,7 @@ def _article_examples(article: dict) -> list[QAExample]:
             id=qa["id"],
             question=qa["question"].strip(),
             answers=tuple(answer["text"] for answer in qa["answers"]),
-            gold_passage_id=passage_id(article["title"], index),
+            gold_passage_id=paragraph_id(article, index),
             article=article["title"],
         )
         for index, paragraph in enumerate(article["paragraphs"])
@@ -81,28 +87,23 @@ def split_squad(
     seen_holdout: float = 0.1,
     articles: tuple[dict, ...] | None = None,
     test_train_fraction: float = 0.0,
+    chosen: dict[str, list[str]] | None = None,
 ) -> SquadSplit:
     """Split `articles` (default: the bundled SQuAD dev) by article into train / validation / test, holding out
     `seen_holdout` of train questions.
 
     `validation_seen` asks about train articles (knowledge seen in training); `validation` and `test`
     ask about articles no training question came from. `test_train` takes the first `test_train_fraction` of the
-    test questions (to train on knowledge that arrives late), and `test` keeps the rest.
+    test questions (to train on knowledge that arrives late), and `test` keeps the rest. The validation and test
+    articles are drawn with `seed`, or are the titles `chosen` names (`{"validation": [...], "test": [...]}`).
     """
     articles = sorted(load_squad_articles() if articles is None else articles, key=lambda article: article["title"])
-    if validation_articles + test_articles >= len(articles):
-        raise ConfigError(
-            "data.validation_articles",
-            validation_articles,
-            f"fewer, so that with data.test_articles={test_articles} some of the {len(articles)} articles are left"
-            " for training",
-        )
-    random.Random(seed).shuffle(articles)
-    groups = {
-        "test": articles[:test_articles],
-        "validation": articles[test_articles : test_articles + validation_articles],
-        "train": articles[test_articles + validation_articles :],
-    }
+    if chosen is None:
+        groups = _drawn_groups(articles, seed, validation_articles, test_articles)
+    else:
+        groups = {name: [a for a in articles if a["title"] in chosen[name]] for name in ("test", "validation")}
+        taken = {*chosen["test"], *chosen["validation"]}
+        groups["train"] = [a for a in articles if a["title"] not in taken]
     examples = {name: [ex for article in group for ex in _article_examples(article)] for name, group in groups.items()}
     train = examples["train"]
     random.Random(seed + 1).shuffle(train)
@@ -114,6 +115,23 @@ def split_squad(
     examples["test_train"], examples["test"] = examples["test"][:moved], examples["test"][moved:]
     titles = {name: sorted(article["title"] for article in group) for name, group in groups.items()}
     return SquadSplit(examples=examples, articles=titles)
+
+
+def _drawn_groups(articles: list[dict], seed: int, validation: int, test: int) -> dict[str, list[dict]]:
+    """`test`, `validation` and (the rest) `train` articles drawn with `seed` from the sorted `articles`."""
+    if validation + test >= len(articles):
+        raise ConfigError(
+            "data.validation_articles",
+            validation,
+            f"fewer, so that with data.test_articles={test} some of the {len(articles)} articles are left for training",
+        )
+    articles = list(articles)
+    random.Random(seed).shuffle(articles)
+    return {
+        "test": articles[:test],
+        "validation": articles[test : test + validation],
+        "train": articles[test + validation :],
+    }
 
 
 def split_passages(split: SquadSplit, name: str, articles: tuple[dict, ...] | None = None) -> list[Passage]:

@@ -117,7 +117,7 @@ def paired_permutation(a: np.ndarray, b: np.ndarray, resamples: int = 9999, seed
     """Two-sided p-value of a paired permutation test of the mean difference (each question's two scores swapped
     at random; exact when 2^n is at most `resamples`)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if np.all(a == b):
+    if np.all(a == b) or len(a) < 2:  # one pair: its swap is the same difference negated, so p = 1 exactly
         return 1.0
     result = stats.permutation_test(
         (a, b),

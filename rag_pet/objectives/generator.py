@@ -84,10 +84,11 @@ def check_generator_training(config: RagPetConfig) -> None:
     does not fit the model."""
     from rag_pet.models import adapt_model
     from rag_pet.models.generator import build_skeleton, weights_dir
-    from rag_pet.training.batching import load_training_examples
+    from rag_pet.training.batching import load_training_examples, load_training_texts
 
     trainer = config.trainer
-    load_training_examples(config.data, trainer.batch_size, trainer.num_workers)
+    load = load_training_texts if config.data.train_on == "passages" else load_training_examples
+    load(config.data, trainer.batch_size, trainer.num_workers)
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     skeleton, is_seq2seq = build_skeleton(config.model)
     adapt_model(skeleton, config.peft, is_seq2seq, trainer.max_steps)
@@ -111,7 +112,9 @@ def refuse_other_articles(config: RagPetConfig) -> None:
 
     data, corpus = config.data.name, config.corpus.name
     if data in ARTICLE_SOURCES and corpus in ARTICLE_SOURCES and corpus != data:
-        raise ConfigError("corpus.name", corpus, f"{data}, the articles data.name={data} asks about (or scifact/beir)")
+        raise ConfigError(
+            "corpus.name", corpus, f"{data} (corpus={data}), the articles data.name={data} asks about (or scifact/beir)"
+        )
 
 
 def estimate_sample(config: RagPetConfig, sample: int = 200) -> int:

@@ -12,7 +12,9 @@ from rag_pet.errors import DataFormatError
 def load_corpus(config: CorpusConfig) -> list[Passage]:
     """Passages of the configured corpus, without `exclude_titles` (the first `max_passages` of the rest when set)."""
     if config.name in ARTICLE_SOURCES:
-        passages = article_corpus(articles_of(config.name, config.fictional_seed, config.fictional_entities))
+        passages = article_corpus(
+            articles_of(config.name, config.fictional_seed, config.fictional_entities, config.path)
+        )
     elif config.name == "scifact":
         passages = load_scifact().corpus
     else:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, TrackingConfig
+from rag_pet.config import ARTICLE_SOURCES, DataConfig, RagPetConfig, TrackingConfig
 from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
@@ -115,6 +115,7 @@ class _Planner:
     study_dir: Path
     config_dir: Path
     tracking: TrackingConfig
+    checked: set[str] = field(default_factory=set)
 
     def _common(self, method: Method, identifier: str, seed: int) -> list[str]:
         study, tracking = self.study, self.tracking
@@ -140,6 +141,16 @@ class _Planner:
         study = self.study
         overrides = [*method.overrides, *fixed, *study.overrides, *study.method_overrides.get(method.name, [])]
         return overrides, compose_experiment(self.config_dir, overrides, "study.overrides")
+
+    def _check_splits(self, method: Method, config: RagPetConfig) -> None:
+        """Refuse data that cannot give the cell every split it reads (checked once per data section and splits)."""
+        data = config.data
+        trains_on = [data.train_split] if method.trains and data.train_on == "questions" else []
+        splits = list(dict.fromkeys([data.eval_split, *config.eval.extra_splits, *trains_on]))
+        key = json.dumps([asdict(data), splits])
+        if key not in self.checked:
+            check_splits(data, splits)
+            self.checked.add(key)
 
     def _budgeted(self, overrides: list[str], config: RagPetConfig, budget: BudgetConfig, where: str) -> RagPetConfig:
         """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell."""
@@ -174,6 +185,7 @@ class _Planner:
                 True,
                 f"false unless data.name is one of {', '.join(ARTICLE_SOURCES)} (articles arrive late)",
             )
+        self._check_splits(method, config)
         if study.freshness.enabled and method.retrieves:  # the late articles are not in the first index
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         if method.trains:
@@ -185,6 +197,8 @@ class _Planner:
                 f"at least one batch of every worker ({config.trainer.batch_size} x {config.trainer.num_workers})"
                 f" for {method.name}",
             )
+        if method.trains:
+            check_fills_batch(identifier, config)
         return Cell(identifier, method, seed, MAIN, tuple(overrides), config)
 
     def freshness_cells(self, main: Cell) -> list[Cell]:
@@ -224,9 +238,65 @@ class _Planner:
                 f"trainer.init_from={model_dir}",
             ]
             overrides, config = self._compose(method, fixed)
+            self._check_splits(method, config)
+            check_fills_batch(identifier, config)
             config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
             cells.append(Cell(identifier, method, main.seed, kind, tuple(overrides), config, after=main.id))
         return cells
+
+
+# Per split: the field that gives it questions when it has none, the data attribute holding its value, the fix.
+EMPTY_SPLIT_FIX = {
+    "train": ("data.validation_articles", "validation_articles", "fewer, or articles with questions left to train on"),
+    "validation_seen": ("data.seen_holdout", "seen_holdout", "a larger fraction, so that a train question is held out"),
+    "validation": ("data.validation_articles", "validation_articles", "more, or validation articles with questions"),
+    "test": ("data.test_articles", "test_articles", "more, or late (test) articles with questions"),
+    "test_train": ("study.freshness.qa_fraction", "test_train_fraction", "a larger fraction of the late questions"),
+}
+
+
+def check_splits(data: DataConfig, splits: list[str]) -> None:
+    """Refuse, naming the field, data without one of `splits` (the splits a study's cell reads) or whose split has
+    no questions; reading each split also checks the data files."""
+    from rag_pet.data.datasets import available_splits, load_qa_split
+
+    missing = [split for split in splits if split not in available_splits(data)]
+    if missing and data.name == "jsonl":
+        raise ConfigError(
+            "data.path",
+            data.path,
+            f"a folder holding {', '.join(s + '.jsonl' for s in missing)} (the study reads {', '.join(splits)}); or"
+            " data=documents data.path=<folder of documents.jsonl and questions.jsonl>, which splits by article",
+        )
+    if missing:
+        raise ConfigError(
+            "data.name",
+            data.name,
+            f"a dataset with the {', '.join(missing)} split (the study reads {', '.join(splits)}): one of"
+            f" {', '.join(ARTICLE_SOURCES)}, or jsonl with {missing[0]}.jsonl",
+        )
+    for split in splits:
+        if not load_qa_split(data, split):
+            name, attribute, fix = EMPTY_SPLIT_FIX[split]
+            raise ConfigError(name, getattr(data, attribute), f"{fix}: the {split} split has no questions")
+
+
+def check_fills_batch(cell: str, config: RagPetConfig) -> None:
+    """Refuse a training cell whose data cannot give every worker one full batch (a small dataset, or the few
+    paragraphs of the late articles), which would otherwise fail inside the cell."""
+    from rag_pet.data.datasets import load_qa_split, load_split_passages
+
+    data, trainer = config.data, config.trainer
+    load, kind = (load_split_passages, "paragraphs") if data.train_on == "passages" else (load_qa_split, "questions")
+    count = len(load(data, data.train_split, data.max_train_examples))
+    if count < trainer.batch_size * trainer.num_workers:
+        raise ConfigError(
+            "trainer.batch_size",
+            trainer.batch_size,
+            f"at most {max(1, count // trainer.num_workers)} for {cell}, which trains on {count} {kind} of the"
+            f" {data.train_split} split, a full batch per worker ('trainer.batch_size=N' in study.overrides); or more"
+            " data",
+        )
 
 
 def _late_titles(config: RagPetConfig) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rag_pet.config import CorpusConfig, DataConfig, IndexSource, ModelConfig, RetrieverConfig
+from rag_pet.data.documents import DOCUMENTS, QUESTIONS, SPLITS
 from rag_pet.data.fictional import fictional_articles
 from rag_pet.data.nq_open import NQ_OPEN_FILES
 from rag_pet.data.resources import NQ_OPEN_DIR, SQUAD_DEV
@@ -134,8 +135,8 @@ def retriever_sha256(retriever: RetrieverConfig) -> str | None:
 
 
 def data_files(data: DataConfig) -> list[Path]:
-    """The files the QA dataset is read from: bundled SQuAD or NQ-open, or the user's JSONL files (none for the
-    generated fictional set, whose articles `data_sha256` hashes)."""
+    """The files the QA dataset is read from: bundled SQuAD or NQ-open, or the user's JSONL files or documents folder
+    (none for the generated fictional set, whose articles `data_sha256` hashes)."""
     if data.name == "squad":
         return [SQUAD_DEV]
     if data.name == "fictional":
@@ -143,6 +144,8 @@ def data_files(data: DataConfig) -> list[Path]:
     if data.name == "nq_open":
         return [NQ_OPEN_DIR / name for name in sorted(NQ_OPEN_FILES.values())]
     folder = Path(data.path).expanduser()
+    if data.name == "documents":
+        return [folder / name for name in (DOCUMENTS, QUESTIONS, SPLITS) if (folder / name).is_file()]
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rag_pet.config import DataConfig
-from rag_pet.data import QAExample, load_qa_split
+from rag_pet.data import Passage, QAExample, load_qa_split
+from rag_pet.data.datasets import load_split_passages
 from rag_pet.errors import ConfigError
 
 
@@ -48,3 +49,11 @@ def load_training_examples(data: DataConfig, batch_size: int, world_size: int) -
     examples = load_qa_split(data, data.train_split, data.max_train_examples)
     check_fills_batches(len(examples), batch_size, world_size)
     return examples
+
+
+def load_training_texts(data: DataConfig, batch_size: int, world_size: int) -> list[Passage]:
+    """The paragraphs of the train split's articles (`data.train_on=passages`), checked as `load_training_examples`
+    checks the questions."""
+    passages = load_split_passages(data, data.train_split, data.max_train_examples)
+    check_fills_batches(len(passages), batch_size, world_size)
+    return passages

@@ -9,12 +9,11 @@ from pathlib import Path
 from torch import nn
 
 from rag_pet.config import DataConfig, ModelConfig, PeftConfig, TrainerConfig
-from rag_pet.data.datasets import load_split_passages
 from rag_pet.data.prompts import PromptEncoder, collate_loss_positions, collate_training
 from rag_pet.errors import ConfigError
 from rag_pet.models import Generator, adapt_model, build_generator
 from rag_pet.models.adaptation import continue_adapter, prepends_virtual_tokens
-from rag_pet.training.batching import check_fills_batches, distributed_loader, load_training_examples
+from rag_pet.training.batching import distributed_loader, load_training_examples, load_training_texts
 from rag_pet.training.context import TrainContext
 from rag_pet.training.task import LoaderTask
 
@@ -43,8 +42,7 @@ def training_features(encoder: PromptEncoder, data: DataConfig, batch_size: int,
     """Prompt-masked (question, answer) features, or (`data.train_on=passages`) the train split's paragraphs as
     language-modelling text."""
     if data.train_on == "passages":
-        passages = load_split_passages(data, data.train_split, data.max_train_examples)
-        check_fills_batches(len(passages), batch_size, world_size)
+        passages = load_training_texts(data, batch_size, world_size)
         return [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
     examples = load_training_examples(data, batch_size, world_size)
     return [encoder.training_features(e) for e in examples]

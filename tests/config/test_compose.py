@@ -16,6 +16,8 @@ REQUIRED = {
     ("model", "hf_path"): ["model.path=/tmp/model"],
     ("retriever", "hf_path"): ["retriever.path=/tmp/encoder"],
     ("corpus", "beir"): ["corpus.path=/tmp/beir"],
+    ("data", "documents"): ["data.path=/tmp/docs"],
+    ("corpus", "documents"): ["data=documents", "data.path=/tmp/docs"],  # the corpus of the data's folder
 }
 
 

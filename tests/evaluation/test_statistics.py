@@ -87,6 +87,7 @@ def test_paired_permutation_test_is_exact_for_small_samples():
     assert paired_permutation(a, b) == pytest.approx(2 / 16)
     assert paired_permutation(b, a) == pytest.approx(2 / 16)
     assert paired_permutation(a, a) == 1.0
+    assert paired_permutation(np.ones(1), np.zeros(1)) == 1.0  # one question (a tiny split of a user's data)
     same_mean = np.array([1.0, -1.0, 2.0, -2.0])
     assert paired_permutation(same_mean, np.zeros(4)) == pytest.approx(1.0)
 

@@ -56,11 +56,11 @@ def small_study(root, study_dir) -> CompareConfig:
 
 @pytest.mark.usefixtures("ray_local")
 def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path):
-    # ia3's cells read a data folder that does not exist: they fail at run time, the others must finish
+    # ia3's cells load a model folder that does not exist: they fail at run time, the others must finish
     compare = tiny_study(
         tmp_path,
         "corpus.max_passages=64",
-        method_overrides={"ia3": ["data=jsonl", f"data.path={tmp_path / 'missing'}"]},
+        method_overrides={"ia3": ["model.source=path", f"model.path={tmp_path / 'missing'}"]},
         parallel_cells=2,  # two cells at a time on the 4 logical CPUs of the test's Ray instance
     )
     summary = run_study(compare, CONF_DIR)
@@ -69,7 +69,7 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
     assert summary["failed"] == ["ia3-seed0", "ia3-seed1"]
     records = {p.stem: json.loads(p.read_text()) for p in (study_dir / "cells").glob("*.json")}
     assert set(records) == {"zero_shot", "lora-seed0", "lora-seed1", "rag", "ia3-seed0", "ia3-seed1"}
-    assert "data.path" in records["ia3-seed0"]["error"]
+    assert "model.path" in records["ia3-seed0"]["error"]
     lora = records["lora-seed0"]["metrics"]
     assert lora["train_steps"] == 2 and lora["trainable_params"] > 0
     for key in ("exact_match@validation_seen", "exact_match@train", "batch1_latency_p95_ms", "forgetting"):
@@ -291,7 +291,7 @@ def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_
     import subprocess
     import sys
 
-    elements = [*TINY, "data=jsonl", f"data.path={tmp_path / 'missing'}", f"index.storage_path={tmp_path}"]
+    elements = [*TINY, "model.source=path", f"model.path={tmp_path / 'missing'}", f"index.storage_path={tmp_path}"]
     overrides = ",".join(json.dumps(element) for element in elements)  # elements holding `=` are quoted
     result = subprocess.run(
         [
@@ -315,4 +315,4 @@ def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.splitlines()[-1] == "error: 1 of 1 study cells failed (see above and the report)"
-    assert "data.path" in (tmp_path / "study" / "report.md").read_text()
+    assert "model.path" in (tmp_path / "study" / "report.md").read_text()
