@@ -186,6 +186,8 @@ def test_a_study_holds_the_late_documents_back_and_refuses_data_without_its_spli
         plan_cells(compare.study, tmp_path / "study", CONF_DIR, compare.tracking)
 
 
+# A whole study (with -m slow); the default suite checks the documents' reading, splits, corpus and plan.
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_a_study_over_the_documents_retrieves_only_them_and_takes_the_late_ones_in(tmp_path):
     from rag_pet.evaluation.steps import eval_folder

@@ -54,6 +54,8 @@ def small_study(root, study_dir) -> CompareConfig:
     return compare
 
 
+# A second whole study (with -m slow); the default suite runs `tiny_study_run` and a study whose cells fail.
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path):
     # ia3's cells load a model folder that does not exist: they fail at run time, the others must finish
@@ -243,6 +245,7 @@ def test_every_shipped_study_composes_and_plans(name, tmp_path):
     assert {cell.method.name for cell in cells} == set(compare.study.methods)
 
 
+@pytest.mark.slow  # repeats the session's study
 def test_the_same_study_twice_gives_identical_per_question_records(tiny_study_run, tmp_path):
     """Reproducibility: two runs of one study (fresh directories, one machine) answer and score every question
     identically, so a study's figures can be traced to its command. The first run is the session's."""

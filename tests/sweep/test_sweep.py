@@ -39,6 +39,9 @@ def train_placement_groups_alive() -> list[str]:
     return [pg_id for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] != "REMOVED"]
 
 
+# A whole 4-trial sweep (about 2 minutes on 2 cores) runs with -m slow; the default suite checks the plan, every bad
+# sweep and the placement-group release.
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_an_asha_sweep_stops_trials_early_tracks_each_trial_and_writes_a_best_experiment_that_trains(tmp_path):
     import ray
