@@ -190,14 +190,13 @@ class _Planner:
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         if method.trains:
             config = self._budgeted(overrides, config, study.budget, "study.budget.amount")
-        if method.trains and config.data.max_train_examples < config.trainer.batch_size * config.trainer.num_workers:
-            raise ConfigError(
-                "study.train_examples",
-                study.train_examples,
-                f"at least one batch of every worker ({config.trainer.batch_size} x {config.trainer.num_workers})"
-                f" for {method.name}",
-            )
-        if method.trains:
+            if config.data.max_train_examples < config.trainer.batch_size * config.trainer.num_workers:
+                raise ConfigError(
+                    "study.train_examples",
+                    study.train_examples,
+                    f"at least one batch of every worker ({config.trainer.batch_size} x {config.trainer.num_workers})"
+                    f" for {method.name}",
+                )
             check_fills_batch(identifier, config)
         return Cell(identifier, method, seed, MAIN, tuple(overrides), config)
 
