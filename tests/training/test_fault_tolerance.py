@@ -42,13 +42,15 @@ def registered_steps(storage: Path) -> set[int]:
     return {result["metrics"]["step"] for result in snapshot["checkpoint_results"]}
 
 
-def session_processes(command: str) -> list[int]:
-    """Processes of this test session's Ray instance (its raylet is our child) whose command starts with `command`;
-    other jobs' Ray instances are left alone."""
+def session_processes(command: str, since: float) -> list[int]:
+    """Processes of this test session's Ray instance (its raylet is our child) started at `since` or later whose
+    command starts with `command`: other jobs' Ray instances, and earlier tests' processes of this one, are left
+    alone."""
     return [
         process.pid
-        for process in psutil.process_iter(["cmdline"])
+        for process in psutil.process_iter(["cmdline", "create_time"])
         if (process.info["cmdline"] or [""])[0].startswith(command)
+        and process.info["create_time"] >= since
         and any(parent.pid == os.getpid() for parent in process.parents())
     ]
 
@@ -57,12 +59,13 @@ def train_with_kills(config, command: str, after_steps: list[int]) -> tuple[Trai
     """`launch_training(config)` while the session's one `command` process is SIGKILLed each time the next step of
     `after_steps` has a registered checkpoint; the result and the killed pids."""
     storage = Path(config.run_dir) / "checkpoints"
+    started = time.time() - 1  # process start times are rounded
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=launch_training(config)))
     runner.start()
     killed: list[int] = []
     while runner.is_alive() and len(killed) < len(after_steps):
-        pids = [pid for pid in session_processes(command) if pid not in killed]
+        pids = [pid for pid in session_processes(command, started) if pid not in killed]
         if after_steps[len(killed)] in registered_steps(storage) and len(pids) == 1:
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
@@ -88,14 +91,15 @@ def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
 @pytest.mark.slow
 def test_a_killed_controller_is_relaunched_from_the_latest_checkpoint(ray_local, tmp_path):
     config = compose_config([*RUN, "trainer.max_relaunches=1"], run_dir=tmp_path / "controller")
+    before = live_placement_groups(ray_local)  # earlier tests' runs in this Ray instance
     result, _ = train_with_kills(config, "ray::TrainController", [4])
     assert result.state.step == 6 and result.state.resumed_at == [4]
     # the killed controller's placement group is removed by Ray Train's cleaner, which asks this instance's state API
     deadline = time.monotonic() + 120
-    while live_placement_groups(ray_local) and time.monotonic() < deadline:
+    while live_placement_groups(ray_local) - before and time.monotonic() < deadline:
         time.sleep(1)
-    assert live_placement_groups(ray_local) == []
+    assert live_placement_groups(ray_local) - before == set()
 
 
-def live_placement_groups(ray) -> list[str]:
-    return [pg_id for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] != "REMOVED"]
+def live_placement_groups(ray) -> set[str]:
+    return {pg_id for pg_id, pg in ray.util.placement_group_table().items() if pg["state"] != "REMOVED"}
