@@ -12,10 +12,11 @@ PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A
 
 
 def peak_memory_bytes(device: torch.device) -> int:
-    """Peak allocated GPU memory on CUDA; this process's peak resident memory (RSS) on CPU."""
+    """Peak allocated GPU memory on CUDA; this process's peak resident memory (RSS) on CPU. The kernel updates the
+    recorded peak (`ru_maxrss`, KiB on Linux) lazily, so it can lag the RSS of this moment: the larger counts."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, psutil.Process().memory_info().rss)
 
 
 def memory_in_use_bytes(device: torch.device) -> int:
