@@ -2,6 +2,9 @@
 
     documents.jsonl   {"id": str, "title": str, "text": str}   documents sharing a title are one article's
                       paragraphs, in file order; a document's id is its passage id
+      or corpus.jsonl a BEIR corpus, {"_id": str, "title": str, "text": str} (other keys, e.g. metadata, ignored):
+                      the same, but a document with an empty or missing title is an article of its own, titled
+                      by its `_id`
     questions.jsonl   {"question": str, "answers": [str, ...], "id": str (optional), "document_id": str}
     splits.json       optional: {"validation": [title, ...], "test": [title, ...]}, the unseen and late articles
 
@@ -19,21 +22,36 @@ from pathlib import Path
 from rag_pet.data.jsonl import iter_json_lines, read_answers, require_str
 from rag_pet.errors import DataFormatError
 
-DOCUMENTS, QUESTIONS, SPLITS = "documents.jsonl", "questions.jsonl", "splits.json"
+DOCUMENTS, BEIR_CORPUS, QUESTIONS, SPLITS = "documents.jsonl", "corpus.jsonl", "questions.jsonl", "splits.json"
 SPLIT_KEYS = ("validation", "test")
+HOLDING = f"data.path must be a folder holding {DOCUMENTS} (or a BEIR {BEIR_CORPUS}) and {QUESTIONS}"
 
 
 def documents_articles(folder: str | Path) -> tuple[dict, ...]:
     """The folder's articles (in order of each title's first document), read once per version of its files."""
     folder = Path(folder).expanduser().resolve()
-    for name in (DOCUMENTS, QUESTIONS):
-        if not (folder / name).is_file():
-            raise DataFormatError(
-                str(folder / name),
-                None,
-                f"file not found; data.path must be a folder holding {DOCUMENTS} and {QUESTIONS}",
-            )
-    return _articles(folder, _signature(folder, DOCUMENTS, QUESTIONS))
+    documents = documents_file(folder)
+    if not (folder / QUESTIONS).is_file():
+        raise DataFormatError(str(folder / QUESTIONS), None, f"file not found; {HOLDING}")
+    return _articles(folder, documents.name, _signature(folder, documents.name, QUESTIONS))
+
+
+def documents_file(folder: Path) -> Path:
+    """The folder's one file of documents: `documents.jsonl`, or a BEIR `corpus.jsonl`."""
+    present = [folder / name for name in (DOCUMENTS, BEIR_CORPUS) if (folder / name).is_file()]
+    if len(present) > 1:
+        raise DataFormatError(
+            str(folder), None, f"holds both {DOCUMENTS} and {BEIR_CORPUS}; keep the one whose ids questions.jsonl names"
+        )
+    if not present:
+        raise DataFormatError(str(folder / DOCUMENTS), None, f"file not found; {HOLDING}")
+    return present[0]
+
+
+def documents_files(folder: str | Path) -> list[Path]:
+    """The files of the folder that `data=documents` reads, those present (what a study's data hash covers)."""
+    folder = Path(folder).expanduser()
+    return [folder / name for name in (DOCUMENTS, BEIR_CORPUS, QUESTIONS, SPLITS) if (folder / name).is_file()]
 
 
 def documents_splits(folder: str | Path) -> dict[str, list[str]] | None:
@@ -42,7 +60,7 @@ def documents_splits(folder: str | Path) -> dict[str, list[str]] | None:
     if not (folder / SPLITS).is_file():
         return None
     titles = {article["title"] for article in documents_articles(folder)}
-    return _splits(folder / SPLITS, frozenset(titles), _signature(folder, SPLITS))
+    return _splits(folder / SPLITS, frozenset(titles), documents_file(folder).name, _signature(folder, SPLITS))
 
 
 def _signature(folder: Path, *names: str) -> tuple:
@@ -52,9 +70,9 @@ def _signature(folder: Path, *names: str) -> tuple:
 
 
 @lru_cache(maxsize=4)
-def _articles(folder: Path, signature: tuple) -> tuple[dict, ...]:
-    paragraphs = _read_documents(folder / DOCUMENTS)
-    _attach_questions(folder / QUESTIONS, paragraphs)
+def _articles(folder: Path, documents: str, signature: tuple) -> tuple[dict, ...]:
+    paragraphs = _read_documents(folder / documents)
+    _attach_questions(folder / QUESTIONS, paragraphs, documents)
     articles: dict[str, dict] = {}
     for title, paragraph in paragraphs.values():
         articles.setdefault(title, {"title": title, "paragraphs": []})["paragraphs"].append(paragraph)
@@ -63,30 +81,50 @@ def _articles(folder: Path, signature: tuple) -> tuple[dict, ...]:
 
 def _read_documents(path: Path) -> dict[str, tuple[str, dict]]:
     """(title, SQuAD paragraph with the document's id) per document id, in file order."""
+    beir = path.name == BEIR_CORPUS
+    key = "_id" if beir else "id"
     paragraphs: dict[str, tuple[str, dict]] = {}
     lines: dict[str, int] = {}
+    untitled: dict[str, int] = {}  # BEIR documents without a title: line per id
     for line, record in iter_json_lines(path):
-        doc_id = require_str(record, "id", path, line)
+        doc_id = require_str(record, key, path, line)
         if doc_id in paragraphs:
             raise DataFormatError(
-                str(path), line, f"id {doc_id!r} is also the id of line {lines[doc_id]}; give every document its own id"
+                str(path), line, f"{key} {doc_id!r} is also the {key} of line {lines[doc_id]}; give each its own {key}"
             )
-        title, text = require_str(record, "title", path, line), require_str(record, "text", path, line)
+        title = _beir_title(record, path, line) if beir else require_str(record, "title", path, line)
+        if not title:
+            title, untitled[doc_id] = doc_id, line
+        text = require_str(record, "text", path, line)
         paragraphs[doc_id], lines[doc_id] = (title, {"id": doc_id, "context": text, "qas": []}), line
     if not paragraphs:
         raise DataFormatError(str(path), None, "no documents (the file is empty)")
+    titled = {title for doc_id, (title, _) in paragraphs.items() if doc_id not in untitled}
+    clashes = [doc_id for doc_id in untitled if doc_id in titled]  # in file order
+    if clashes:
+        raise DataFormatError(
+            str(path), untitled[clashes[0]], f"_id {clashes[0]!r} has no title but is another's title; give it a title"
+        )
     return paragraphs
 
 
-def _attach_questions(path: Path, paragraphs: dict[str, tuple[str, dict]]) -> None:
-    """Each question of the file, in the `qas` of the document that answers it."""
+def _beir_title(record: dict, path: Path, line: int) -> str:
+    """A BEIR document's title, "" when it has none (empty, blank or missing)."""
+    title = record.get("title")
+    if title is not None and not isinstance(title, str):
+        raise DataFormatError(str(path), line, f"field 'title' must be a string, got {title!r}")
+    return title if title and title.strip() else ""
+
+
+def _attach_questions(path: Path, paragraphs: dict[str, tuple[str, dict]], documents: str) -> None:
+    """Each question of the file, in the `qas` of the document (of the file `documents`) that answers it."""
     seen: dict[str, int] = {}
     for line, record in iter_json_lines(path):
         question = require_str(record, "question", path, line).strip()
         doc_id = require_str(record, "document_id", path, line)
         if doc_id not in paragraphs:
             raise DataFormatError(
-                str(path), line, f"document_id {doc_id!r} is no id in {DOCUMENTS}; name the document with the answer"
+                str(path), line, f"document_id {doc_id!r} is no id in {documents}; name the document with the answer"
             )
         qa_id = str(record["id"]) if "id" in record else f"{path.stem}-{line}"
         if qa_id in seen:
@@ -102,7 +140,7 @@ def _attach_questions(path: Path, paragraphs: dict[str, tuple[str, dict]]) -> No
 
 
 @lru_cache(maxsize=4)
-def _splits(path: Path, titles: frozenset[str], signature: tuple) -> dict[str, list[str]]:
+def _splits(path: Path, titles: frozenset[str], documents: str, signature: tuple) -> dict[str, list[str]]:
     try:
         chosen = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
@@ -118,7 +156,7 @@ def _splits(path: Path, titles: frozenset[str], signature: tuple) -> dict[str, l
         unknown = [title for title in value if title not in titles]
         if unknown:
             raise DataFormatError(
-                str(path), None, f"'{key}' names {unknown[0]!r}, no title in {DOCUMENTS}; use the titles it has"
+                str(path), None, f"'{key}' names {unknown[0]!r}, no title in {documents}; use the titles it has"
             )
     both = set(chosen["validation"]) & set(chosen["test"])
     if both:

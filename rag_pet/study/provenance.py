@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rag_pet.config import CorpusConfig, DataConfig, IndexSource, ModelConfig, RetrieverConfig
-from rag_pet.data.documents import DOCUMENTS, QUESTIONS, SPLITS
+from rag_pet.data.documents import documents_files
 from rag_pet.data.fictional import fictional_articles
 from rag_pet.data.nq_open import NQ_OPEN_FILES
 from rag_pet.data.resources import NQ_OPEN_DIR, SQUAD_DEV
@@ -145,7 +145,7 @@ def data_files(data: DataConfig) -> list[Path]:
         return [NQ_OPEN_DIR / name for name in sorted(NQ_OPEN_FILES.values())]
     folder = Path(data.path).expanduser()
     if data.name == "documents":
-        return [folder / name for name in (DOCUMENTS, QUESTIONS, SPLITS) if (folder / name).is_file()]
+        return documents_files(folder)
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
