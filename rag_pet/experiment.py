@@ -133,6 +133,7 @@ def _training_row(result: TrainingResult) -> dict:
         "train_steps": state.step,
         "train_seconds": state.train_seconds,
         "train_wall_seconds": result.wall_seconds,
+        "train_steps_wall_seconds": state.wall_seconds,
         "train_tokens": state.tokens,
         "tokens_per_s": state.tokens / state.train_seconds if state.train_seconds else None,
         "train_flops": state.flops,

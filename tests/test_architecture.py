@@ -21,7 +21,9 @@ WIRING = {
     "rag_pet.evaluation.steps",
     # a study composes whole experiment configs, one per cell
     "rag_pet.study.cells",
+    "rag_pet.study.curve_cells",
     "rag_pet.study.budget",
+    "rag_pet.study.index_cost",
     "rag_pet.study.shared",
     # a sweep composes one whole experiment config per trial
     "rag_pet.sweep.plan",

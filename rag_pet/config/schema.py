@@ -21,8 +21,8 @@ from rag_pet.errors import ConfigError
 from rag_pet.objectives import objective_named
 
 DATASETS = (*ARTICLE_SOURCES, "nq_open", "jsonl")
-SPLITS = ("train", "validation_seen", "validation", "test", "test_train")
-TRAIN_ON = ("questions", "passages")
+SPLITS = ("train", "validation_seen", "validation", "test", "test_train", "dev")
+TRAIN_ON = ("questions", "passages", "corpus")
 TEMPLATES = ("closed_book",)
 MODEL_SOURCES = ("tiny", "smollm2", "path")
 TINY_ARCHS = ("llama", "t5")
@@ -48,10 +48,13 @@ class DataConfig:
     Article datasets (`squad`; `fictional`, `fictional_entities` invented entities generated from
     `fictional_seed`; `documents`, the user's folder at `path`, see rag_pet/data/documents.py) split by article:
     `train`, `validation` and `test` articles (a documents folder's `splits.json` may name the last two), with
-    `seen_holdout` of the train articles' questions held out as `validation_seen`; `test_train_fraction` of the
-    test articles' questions move to `test_train` (question-answer pairs about new articles to train on, the rest
-    of `test` to evaluate). With `train_on=passages` training reads the paragraphs of the `train_split` articles as
-    plain text (language modelling, each cut to `max_text_tokens`) instead of question-answer pairs.
+    `seen_holdout` of the train articles' questions held out as `validation_seen` and `dev_fraction` of them as
+    `dev` (for choosing hyperparameters; 0: no dev split, the other splits as without it); `test_train_fraction` of
+    the test articles' questions move to `test_train` (question-answer pairs about new articles to train on, the
+    rest of `test` to evaluate). With `train_on=passages` closed-book training reads the paragraphs of the
+    `train_split` articles as plain text (language modelling, each cut to `max_text_tokens`) instead of
+    question-answer pairs; with `train_on=corpus` every passage of the `corpus` section, the passages an index over
+    it holds.
     """
 
     name: str = "squad"
@@ -63,6 +66,7 @@ class DataConfig:
     test_articles: int = 5
     seen_holdout: float = 0.1
     test_train_fraction: float = 0.0
+    dev_fraction: float = 0.0
     train_split: str = "train"
     eval_split: str = "validation"
     train_on: str = "questions"
@@ -90,6 +94,8 @@ class DataConfig:
             raise ConfigError("data.seen_holdout", self.seen_holdout, "a fraction in [0, 1)")
         if not 0.0 <= self.test_train_fraction < 1.0:
             raise ConfigError("data.test_train_fraction", self.test_train_fraction, "a fraction in [0, 1)")
+        if not 0.0 <= self.dev_fraction < 1.0 - self.seen_holdout:
+            raise ConfigError("data.dev_fraction", self.dev_fraction, f"a fraction in [0, {1 - self.seen_holdout:g})")
         one_of("data.train_on", self.train_on, TRAIN_ON)
         if self.train_on == "passages" and self.name not in ARTICLE_SOURCES:
             raise ConfigError(

@@ -68,6 +68,7 @@ def article_split(data: DataConfig) -> SquadSplit:
         data.seen_holdout,
         articles=data_articles(data),
         test_train_fraction=data.test_train_fraction,
+        dev_fraction=data.dev_fraction,
         chosen=documents_splits(data.path) if data.name == "documents" else None,
     )
 

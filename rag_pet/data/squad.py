@@ -74,6 +74,7 @@ def _article_examples(article: dict) -> list[QAExample]:
 SPLIT_ARTICLES = {
     "train": "train",
     "validation_seen": "train",
+    "dev": "train",
     "validation": "validation",
     "test": "test",
     "test_train": "test",
@@ -88,13 +89,16 @@ def split_squad(
     articles: tuple[dict, ...] | None = None,
     test_train_fraction: float = 0.0,
     chosen: dict[str, list[str]] | None = None,
+    dev_fraction: float = 0.0,
 ) -> SquadSplit:
     """Split `articles` (default: the bundled SQuAD dev) by article into train / validation / test, holding out
-    `seen_holdout` of train questions.
+    `seen_holdout` of train questions (and `dev_fraction` of them as `dev`).
 
-    `validation_seen` asks about train articles (knowledge seen in training); `validation` and `test`
-    ask about articles no training question came from. `test_train` takes the first `test_train_fraction` of the
-    test questions (to train on knowledge that arrives late), and `test` keeps the rest. The validation and test
+    `validation_seen` asks about train articles (knowledge seen in training); `dev`, drawn after it from the same
+    shuffled questions, is held out from training for choosing hyperparameters (empty at 0, leaving every other
+    split as it is); `validation` and `test` ask about articles no training question came from. `test_train` takes
+    the first `test_train_fraction` of the test questions (to train on knowledge that arrives late), and `test`
+    keeps the rest. The validation and test
     articles are drawn with `seed`, or are the titles `chosen` names (`{"validation": [...], "test": [...]}`).
     """
     articles = sorted(load_squad_articles() if articles is None else articles, key=lambda article: article["title"])
@@ -108,7 +112,9 @@ def split_squad(
     train = examples["train"]
     random.Random(seed + 1).shuffle(train)
     held_out = int(round(len(train) * seen_holdout))
-    examples["validation_seen"], examples["train"] = train[:held_out], train[held_out:]
+    dev_end = held_out + int(round(len(train) * dev_fraction))
+    examples["validation_seen"], examples["dev"] = train[:held_out], train[held_out:dev_end]
+    examples["train"] = train[dev_end:]
     for name in ("validation", "test"):
         random.Random(seed + 2).shuffle(examples[name])
     moved = int(round(len(examples["test"]) * test_train_fraction))

@@ -87,8 +87,10 @@ def check_generator_training(config: RagPetConfig) -> None:
     from rag_pet.training.batching import load_training_examples, load_training_texts
 
     trainer = config.trainer
-    load = load_training_texts if config.data.train_on == "passages" else load_training_examples
-    load(config.data, trainer.batch_size, trainer.num_workers)
+    if config.data.train_on == "questions":
+        load_training_examples(config.data, trainer.batch_size, trainer.num_workers)
+    else:
+        load_training_texts(config.data, config.corpus, trainer.batch_size, trainer.num_workers)
     weights_dir(config.model)  # convert/cache pretrained weights once here, not in every worker
     skeleton, is_seq2seq = build_skeleton(config.model)
     adapt_model(skeleton, config.peft, is_seq2seq, trainer.max_steps)
@@ -103,6 +105,16 @@ def refuse_init_from(config: RagPetConfig) -> None:
             "trainer.init_from",
             config.trainer.init_from,
             "null unless closed-book training (objective=closed_book) of a PET method or full fine-tuning",
+        )
+
+
+def refuse_text_training(config: RagPetConfig) -> None:
+    """Training on texts (`data.train_on=passages|corpus`) is closed-book language modelling only."""
+    from rag_pet.errors import ConfigError
+
+    if config.data.train_on != "questions":
+        raise ConfigError(
+            "data.train_on", config.data.train_on, "questions unless closed-book training (objective=closed_book)"
         )
 
 

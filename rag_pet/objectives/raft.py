@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Method
+from rag_pet.objectives.closed_book import learning_rate_override
 from rag_pet.objectives.generator import (
     check_generator_training,
     estimate_sample,
     refuse_init_from,
     refuse_other_articles,
+    refuse_text_training,
 )
 from rag_pet.objectives.rag import Rag
 
@@ -49,6 +51,7 @@ class Raft(Rag):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
+        refuse_text_training(config)
         refuse_other_articles(config)
         if config.rag.reader != "concatenated":
             raise ConfigError("rag.reader", config.rag.reader, "concatenated: RAFT reads its passages together")
@@ -64,7 +67,7 @@ class Raft(Rag):
         return f"raft+{config.peft.method}" if trained else "rag (passages read together)"
 
     def study_methods(self) -> list[Method]:
-        return [Method("raft", ("experiment=raft",), trains=True, retrieves=True)]
+        return [Method("raft", ("experiment=raft", learning_rate_override("lora")), trains=True, retrieves=True)]
 
     def preflight(self, config: RagPetConfig) -> None:
         """Training questions with gold passages in the corpus, prompts that fit the generator, the index for
@@ -92,7 +95,9 @@ class Raft(Rag):
             contexts = training_contexts(config, examples)
             return [prompts.passages_training_features(e, c) for e, c in zip(examples, contexts, strict=True)]
 
-        return ClosedBookTask(config.model, config.peft, config.data, config.trainer, config.seed, ctx, features)
+        return ClosedBookTask(
+            config.model, config.peft, config.data, config.corpus, config.trainer, config.seed, ctx, features
+        )
 
     def build_model(self, config):
         from rag_pet.training.closed_book import build_adapted_generator

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 from rag_pet.config import RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Method
-from rag_pet.objectives.closed_book import PET_METHODS
+from rag_pet.objectives.closed_book import PET_METHODS, learning_rate_override
 from rag_pet.objectives.generator import (
     GeneratorObjective,
     check_generator_training,
     estimate_sample,
     refuse_init_from,
     refuse_other_articles,
+    refuse_text_training,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Rag(GeneratorObjective):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
+        refuse_text_training(config)
         refuse_other_articles(config)
         rag = config.rag
         if rag.reader == "concatenated" and self.trains(config):
@@ -75,10 +77,15 @@ class Rag(GeneratorObjective):
         return [
             Method("rag", ("experiment=rag_frozen",), trains=False, retrieves=True),
             *(
-                Method(f"rag+{pet}", ("experiment=hybrid_rag_lora", f"peft={pet}"), trains=True, retrieves=True)
+                Method(
+                    f"rag+{pet}",
+                    ("experiment=hybrid_rag_lora", f"peft={pet}", learning_rate_override(pet)),
+                    trains=True,
+                    retrieves=True,
+                )
                 for pet in PET_METHODS
             ),
-            Method("joint_rag", ("experiment=joint_rag",), trains=True, retrieves=True),
+            Method("joint_rag", ("experiment=joint_rag", learning_rate_override("lora")), trains=True, retrieves=True),
         ]
 
     def preflight(self, config: RagPetConfig) -> None:

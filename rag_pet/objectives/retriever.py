@@ -9,7 +9,7 @@ from pathlib import Path
 from rag_pet.config import ARTICLE_SOURCES, RagPetConfig
 from rag_pet.errors import ConfigError
 from rag_pet.objectives.base import Objective
-from rag_pet.objectives.generator import refuse_init_from
+from rag_pet.objectives.generator import refuse_init_from, refuse_text_training
 
 
 class Retriever(Objective):
@@ -18,6 +18,7 @@ class Retriever(Objective):
 
     def check(self, config: RagPetConfig) -> None:
         refuse_init_from(config)
+        refuse_text_training(config)
         corpus = config.corpus.name
         if corpus in ARTICLE_SOURCES and config.data.name != corpus:
             raise ConfigError("corpus.name", corpus, "the corpus of data.name, or scifact/beir")

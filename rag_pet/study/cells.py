@@ -17,15 +17,18 @@ from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.naming import safe_name
 from rag_pet.objectives import Method, study_method
-from rag_pet.study.budget import steps_for_budget
+from rag_pet.objectives.generator import refuse_other_articles
+from rag_pet.study.budget import estimated_step_flops, steps_for_budget
+from rag_pet.study.curve_cells import CURVE, check_size, curve_id, curve_steps
 from rag_pet.study.spec import BudgetConfig, StudyConfig
+from rag_pet.training.batching import training_texts
 
 EVAL_SPLIT = "validation"
 SEEN_SPLIT = "validation_seen"
 TRAIN_SAMPLE_SPLIT = "train"
 NEW_SPLIT, NEW_TRAIN_SPLIT = "test", "test_train"
 CELLS_DIR = "cells"
-MAIN, FRESH_INDEX = "main", "fresh_index"
+KNOWLEDGE, MAIN, FRESH_INDEX = "knowledge", "main", "fresh_index"
 FRESH_TRAINING = {"text": "fresh_text", "qa": "fresh_qa"}
 MODEL_DIR = Path("final_checkpoint") / "model"
 
@@ -34,8 +37,10 @@ MODEL_DIR = Path("final_checkpoint") / "model"
 class Cell:
     """One run of the study: `method` at `seed`, the overrides that make it, and its validated config.
 
-    A `main` cell trains (or only evaluates) the method; a freshness cell starts from its main cell (`after`):
-    `fresh_text`/`fresh_qa` train on, `fresh_index` evaluates a RAG method over the index with the new articles."""
+    A `knowledge` cell (protocol `knowledge_matched`) trains a closed-book method on the indexed documents, and its
+    `main` cell goes on from it (`after`); a `main` cell trains (or only evaluates) the method; a freshness cell
+    starts from its main cell: `fresh_text`/`fresh_qa` train on, `fresh_index` evaluates a RAG method over the index
+    with the new articles."""
 
     id: str
     method: Method
@@ -44,6 +49,11 @@ class Cell:
     overrides: tuple[str, ...]
     config: RagPetConfig
     after: str | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the cell's trained weights are saved."""
+        return Path(self.config.run_dir) / MODEL_DIR
 
     @property
     def job(self) -> str:
@@ -63,18 +73,48 @@ def cell_id(method: str, seed: int, trains: bool) -> str:
 
 
 def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: TrackingConfig) -> list[Cell]:
-    """Every cell of the study, each config composed once and validated: per method (in order) and seed, the main
-    cell and then its freshness cells."""
+    """Every cell of the study, each config composed once and validated: per method (in order) and seed, its
+    knowledge cell (a closed-book method that trains, under `knowledge_matched`), the main cell, its data-needs
+    cells (`study.budgets`), then its freshness cells."""
     planner = _Planner(study, study_dir, config_dir, tracking)
     cells = []
     for name in study.methods:
         method = study_method(name)
         for seed in study.seeds if method.trains else study.seeds[:1]:
-            main = planner.main_cell(method, seed)
-            cells.append(main)
+            knowledge = planner.knowledge_cell(method, seed) if reads_documents(study, method) else None
+            main = planner.main_cell(method, seed, knowledge)
+            cells.extend([knowledge, main] if knowledge else [main])
+            cells.extend(planner.curve_cell(main, knowledge, size) for size in curve_sizes(study, method))
             if study.freshness.enabled:
                 cells.extend(planner.freshness_cells(main))
+    check_same_documents(cells)
     return cells
+
+
+def curve_sizes(study: StudyConfig, method: Method) -> list[int]:
+    """The data-needs sizes `method` trains at besides `study.train_examples`; none for a method that does not train
+    (its one score stands at every size)."""
+    return [size for size in study.budgets if size != study.train_examples] if method.trains else []
+
+
+def check_same_documents(cells: list[Cell]) -> None:
+    """Refuse a plan whose closed-book training text (knowledge cells) and retrieval index (retrieving main cells)
+    are built from different corpora: knowledge-matched means the same documents for every method."""
+    readers = [c for c in cells if c.kind == KNOWLEDGE or (c.kind == MAIN and c.method.retrieves)]
+    for cell in readers[1:]:
+        if cell.config.corpus != readers[0].config.corpus:
+            first = readers[0]
+            raise ConfigError(
+                "study.method_overrides",
+                f"corpus of {cell.id}",
+                f"the corpus {first.id} reads ({first.config.corpus.name}, the same settings) under"
+                " study.protocol=knowledge_matched; or study.protocol=questions_only",
+            )
+
+
+def reads_documents(study: StudyConfig, method: Method) -> bool:
+    """Whether `method` trains on the documents as text (closed-book methods that train, knowledge-matched)."""
+    return study.protocol == "knowledge_matched" and method.trains and not method.retrieves
 
 
 def share_cpus(cells: list[Cell], cpus_per_cell: float) -> list[Cell]:
@@ -131,6 +171,8 @@ class _Planner:
         ]
         if study.freshness.enabled:
             common.append(f"data.test_train_fraction={study.freshness.qa_fraction}")
+        if study.tune.enabled:  # the dev questions tuning scores on are no cell's training questions
+            common.append(f"data.dev_fraction={study.tune.dev_fraction}")
         return common
 
     def run_dir(self, identifier: str) -> Path:
@@ -152,9 +194,12 @@ class _Planner:
             check_splits(data, splits)
             self.checked.add(key)
 
-    def _budgeted(self, overrides: list[str], config: RagPetConfig, budget: BudgetConfig, where: str) -> RagPetConfig:
-        """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell."""
-        steps = steps_for_budget(budget, config, where)
+    def _budgeted(
+        self, overrides: list[str], config: RagPetConfig, budget: BudgetConfig, where: str, reads_index: bool = False
+    ) -> RagPetConfig:
+        """The trainer steps (and warmup, checkpoint and log intervals) a budget gives this cell (a FLOPs budget less
+        building the index, for a cell that `reads_index`)."""
+        steps = steps_for_budget(budget, config, where, reads_index)
         changes = {
             "max_steps": steps,
             "warmup_steps": math.floor(steps * self.study.warmup_fraction),
@@ -163,7 +208,42 @@ class _Planner:
         }
         return _with(overrides, config, "trainer", changes)
 
-    def main_cell(self, method: Method, seed: int) -> Cell:
+    def _passes(self, overrides: list[str], config: RagPetConfig, cell: str, where: str) -> RagPetConfig:
+        """The trainer steps of `study.knowledge.epochs` passes over the cell's training texts."""
+        trainer = config.trainer
+        count = len(training_texts(config.data, config.corpus))
+        per_pass = count // trainer.num_workers // trainer.batch_size // trainer.grad_accum_steps
+        if per_pass == 0:
+            raise ConfigError(
+                "trainer.grad_accum_steps",
+                trainer.grad_accum_steps,
+                f"at most {max(1, count // trainer.num_workers // trainer.batch_size)} for {cell}, whose {count} texts"
+                " fill fewer batches than one optimizer step accumulates",
+            )
+        steps = BudgetConfig(unit="steps", amount=self.study.knowledge.epochs * per_pass)
+        return self._budgeted(overrides, config, steps, where)
+
+    def knowledge_cell(self, method: Method, seed: int) -> Cell:
+        """`method` trained on every passage of the index's corpus as text (`study.knowledge`); its main cell goes
+        on from the weights it saves."""
+        identifier = f"{cell_id(method.name, seed, True)}.{KNOWLEDGE}"
+        fixed = [
+            *self._common(method, identifier, seed),
+            "data.train_on=corpus",
+            "data.max_train_examples=null",
+            f"data.max_text_tokens={self.study.knowledge.max_text_tokens}",
+            *NO_EVALUATION,
+        ]
+        overrides, config = self._compose(method, fixed)
+        refuse_other_articles(config)
+        if self.study.freshness.enabled:  # the late articles are in no method's first knowledge
+            config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
+        check_fills_batch(identifier, config)
+        config = self._passes(overrides, config, identifier, "study.knowledge.epochs")
+        return Cell(identifier, method, seed, KNOWLEDGE, tuple(overrides), config)
+
+    def main_cell(self, method: Method, seed: int, knowledge: Cell | None = None) -> Cell:
+        """The method's training (or evaluation) on the study's questions; after `knowledge`, from its weights."""
         identifier = cell_id(method.name, seed, method.trains)
         study = self.study
         splits = [SEEN_SPLIT, TRAIN_SAMPLE_SPLIT] + ([NEW_SPLIT] if study.freshness.enabled else [])
@@ -176,6 +256,8 @@ class _Planner:
             f"eval.forgetting_texts={study.forgetting_texts}",
             f"eval.before_training={'false' if method.trains else 'true'}",
         ]
+        if knowledge:
+            fixed.append(f"trainer.init_from={knowledge.model_dir}")
         if study.latency == "endpoint":  # each cell's own Serve application, beside any other cell's
             fixed += ["eval.latency_via=endpoint", f"serve.app_name={identifier}", f"serve.route_prefix=/{identifier}"]
         overrides, config = self._compose(method, fixed)
@@ -189,7 +271,8 @@ class _Planner:
         if study.freshness.enabled and method.retrieves:  # the late articles are not in the first index
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         if method.trains:
-            config = self._budgeted(overrides, config, study.budget, "study.budget.amount")
+            budget = left_after(study.budget, knowledge)
+            config = self._budgeted(overrides, config, budget, "study.budget.amount", method.retrieves)
             if config.data.max_train_examples < config.trainer.batch_size * config.trainer.num_workers:
                 raise ConfigError(
                     "study.train_examples",
@@ -198,7 +281,32 @@ class _Planner:
                     f" for {method.name}",
                 )
             check_fills_batch(identifier, config)
-        return Cell(identifier, method, seed, MAIN, tuple(overrides), config)
+        return Cell(identifier, method, seed, MAIN, tuple(overrides), config, after=knowledge.id if knowledge else None)
+
+    def curve_cell(self, main: Cell, knowledge: Cell | None, size: int) -> Cell:
+        """`main` trained on the first `size` training questions for its share of the budget, scored on the unseen
+        split alone (`study.budgets`); from the same knowledge cell's weights as `main`."""
+        study, method = self.study, main.method
+        identifier = curve_id(main.id, size)
+        fixed = [
+            *self._common(method, identifier, main.seed),
+            f"data.max_train_examples={size}",
+            f"data.eval_split={EVAL_SPLIT}",
+            "eval.extra_splits=[]",
+            "eval.latency_questions=0",
+            "eval.forgetting_texts=0",
+            "eval.before_training=false",
+        ]
+        if knowledge:
+            fixed.append(f"trainer.init_from={knowledge.model_dir}")
+        overrides, config = self._compose(method, fixed)
+        check_size(size, config, method.name)
+        if config.corpus != main.config.corpus:  # the index the main cell reads (the late articles held back)
+            config = _with(overrides, config, "corpus", {"exclude_titles": list(main.config.corpus.exclude_titles)})
+        budget = left_after(study.budget, knowledge)
+        steps = curve_steps(budget, config, size / study.train_examples, method.retrieves)
+        config = self._budgeted(overrides, config, BudgetConfig("steps", steps), "study.budgets")
+        return Cell(identifier, method, main.seed, CURVE, tuple(overrides), config, after=main.after)
 
     def freshness_cells(self, main: Cell) -> list[Cell]:
         """The cells that give `main`'s method the new articles: an evaluation over the grown index (RAG), or
@@ -224,9 +332,11 @@ class _Planner:
         for variant in freshness.variants:
             kind = FRESH_TRAINING[variant]
             identifier = f"{main.id}.{kind}"
+            reads_all = variant == "text" and reads_documents(self.study, method)
             if variant == "text":
                 data = [f"data.train_split={NEW_SPLIT}", "data.train_on=passages"]
-                data.append(f"data.max_text_tokens={freshness.max_text_tokens}")
+                tokens = self.study.knowledge.max_text_tokens if reads_all else freshness.max_text_tokens
+                data.append(f"data.max_text_tokens={tokens}")
             else:
                 data = [f"data.train_split={NEW_TRAIN_SPLIT}"]
             fixed = [
@@ -239,9 +349,39 @@ class _Planner:
             overrides, config = self._compose(method, fixed)
             self._check_splits(method, config)
             check_fills_batch(identifier, config)
-            config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
+            if reads_all:  # every new paragraph, as the knowledge cell read every indexed one
+                config = self._passes(overrides, config, identifier, "study.knowledge.epochs")
+            else:
+                config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
             cells.append(Cell(identifier, method, main.seed, kind, tuple(overrides), config, after=main.id))
         return cells
+
+
+NO_EVALUATION = (
+    "eval.before_training=false",
+    "eval.after_training=false",
+    "eval.extra_splits=[]",
+    "eval.latency_questions=0",
+    "eval.forgetting_texts=0",
+)
+
+
+def left_after(budget: BudgetConfig, knowledge: Cell | None) -> BudgetConfig:
+    """The budget left for question-answer training after `knowledge`: a FLOPs budget less the knowledge cell's
+    estimated FLOPs (its text training is part of what the method spends to be ready); other units count the
+    question-answer training alone."""
+    if knowledge is None or budget.unit != "flops":
+        return budget
+    trainer = knowledge.config.trainer
+    spent = trainer.max_steps * estimated_step_flops(knowledge.config)
+    if budget.amount <= spent:
+        raise ConfigError(
+            "study.budget.amount",
+            budget.amount,
+            f"more than the {spent:.3g} FLOPs of {knowledge.id} (reading every indexed document once"
+            f" {trainer.max_steps} steps); or study.protocol=questions_only",
+        )
+    return replace(budget, amount=budget.amount - spent)
 
 
 # Per split: the field that gives it questions when it has none, the data attribute holding its value, the fix.
@@ -251,6 +391,7 @@ EMPTY_SPLIT_FIX = {
     "validation": ("data.validation_articles", "validation_articles", "more, or validation articles with questions"),
     "test": ("data.test_articles", "test_articles", "more, or late (test) articles with questions"),
     "test_train": ("study.freshness.qa_fraction", "test_train_fraction", "a larger fraction of the late questions"),
+    "dev": ("study.tune.dev_fraction", "dev_fraction", "a larger fraction, so that a training question is held out"),
 }
 
 
@@ -283,18 +424,22 @@ def check_splits(data: DataConfig, splits: list[str]) -> None:
 def check_fills_batch(cell: str, config: RagPetConfig) -> None:
     """Refuse a training cell whose data cannot give every worker one full batch (a small dataset, or the few
     paragraphs of the late articles), which would otherwise fail inside the cell."""
-    from rag_pet.data.datasets import load_qa_split, load_split_passages
+    from rag_pet.data.datasets import load_qa_split
 
     data, trainer = config.data, config.trainer
-    load, kind = (load_split_passages, "paragraphs") if data.train_on == "passages" else (load_qa_split, "questions")
-    count = len(load(data, data.train_split, data.max_train_examples))
+    if data.train_on == "questions":
+        count = len(load_qa_split(data, data.train_split, data.max_train_examples))
+        source = f"questions of the {data.train_split} split"
+    else:
+        count = len(training_texts(data, config.corpus))
+        corpus = data.train_on == "corpus"
+        source = "passages of the corpus" if corpus else f"paragraphs of the {data.train_split} split"
     if count < trainer.batch_size * trainer.num_workers:
         raise ConfigError(
             "trainer.batch_size",
             trainer.batch_size,
-            f"at most {max(1, count // trainer.num_workers)} for {cell}, which trains on {count} {kind} of the"
-            f" {data.train_split} split, a full batch per worker ('trainer.batch_size=N' in study.overrides); or more"
-            " data",
+            f"at most {max(1, count // trainer.num_workers)} for {cell}, which trains on {count} {source}, a full"
+            " batch per worker ('trainer.batch_size=N' in study.overrides); or more data",
         )
 
 

@@ -1,5 +1,6 @@
-"""A study's plots: accuracy against training cost (Pareto front marked) and against answer latency, and the
-freshness bars; error bars are the report's 95 % intervals."""
+"""A study's plots: accuracy against the compute to be ready to answer (training plus building the index; Pareto
+front marked) and against answer latency, the freshness bars and the data-needs curves; error bars are the report's
+95 % intervals."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rag_pet.storage import write_bytes_atomic  # noqa: E402
 
 ACCURACY_KEY, ACCURACY_LABEL = "f1", "F1 on unseen-article questions"
+COST_KEY, COST_LABEL = "ready_flops", "FLOPs to be ready: training + index build (0: neither)"
+CURVE_PANELS = (  # key, y label, title
+    (ACCURACY_KEY, ACCURACY_LABEL, "Data needs: F1"),
+    ("answer_nll", "answer NLL on unseen-article questions", "Data needs: answer NLL (lower is better)"),
+)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -93,12 +99,48 @@ def _freshness_bars(fresh: list[dict]) -> bytes:
     return buffer
 
 
-def write_plots(summaries: list[dict], fresh: list[dict], study_dir: Path) -> list[Path]:
-    """accuracy_vs_cost.png (training FLOPs, Pareto front), accuracy_vs_latency.png and (with a freshness test)
-    freshness.png; the files written."""
+def _data_needs(curves: list[dict]) -> bytes:
+    """F1 and answer NLL on the unseen split against the training questions (log x), one line per method (dashed:
+    a method that does not train), error bars the intervals."""
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120)
+    sizes = sorted({row["size"] for row in curves})
+    for axes, (key, label, title) in zip(panels, CURVE_PANELS, strict=True):
+        for method in dict.fromkeys(row["method"] for row in curves):
+            points = [r for r in curves if r["method"] == method and r.get(key) is not None]
+            if not points:
+                continue
+            bars = [_interval_bar(r, key, r[key]) or [[0.0], [0.0]] for r in points]
+            axes.errorbar(
+                [r["size"] for r in points],
+                [r[key] for r in points],
+                yerr=[[bar[0][0] for bar in bars], [bar[1][0] for bar in bars]],
+                fmt="o-" if points[0]["trains"] else "o--",
+                capsize=3,
+                label=method,
+            )
+        axes.set_xscale("log")
+        axes.set_xticks(sizes, [str(size) for size in sizes], minor=False)
+        axes.minorticks_off()
+        axes.set_xlabel("training questions")
+        axes.set_ylabel(label)
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+    panels[0].legend(fontsize=8)
+    figure.tight_layout()
+    buffer = _png(figure)
+    plt.close(figure)
+    return buffer
+
+
+def write_plots(
+    summaries: list[dict], fresh: list[dict], study_dir: Path, curves: list[dict] | None = None
+) -> list[Path]:
+    """accuracy_vs_cost.png (FLOPs to be ready: training plus index, Pareto front), accuracy_vs_latency.png, (with
+    a freshness test) freshness.png and (with `study.budgets`: `curves.data_needs`) data_needs.png; the files
+    written."""
     plots = {
         "accuracy_vs_cost.png": _scatter(
-            summaries, "train_flops", "training FLOPs (0: nothing trained)", "Accuracy vs training cost", True, True
+            summaries, COST_KEY, COST_LABEL, "Accuracy vs compute to be ready", True, True
         ),
         "accuracy_vs_latency.png": _scatter(
             summaries, "batch1_latency_p50_ms", "answer latency p50 at batch 1 (ms)", "Accuracy vs latency", True, False
@@ -106,6 +148,8 @@ def write_plots(summaries: list[dict], fresh: list[dict], study_dir: Path) -> li
     }
     if fresh:
         plots["freshness.png"] = _freshness_bars(fresh)
+    if curves:
+        plots["data_needs.png"] = _data_needs(curves)
     written = []
     for name, data in plots.items():
         written.append(write_bytes_atomic(study_dir / name, data))

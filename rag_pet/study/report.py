@@ -11,13 +11,17 @@ from pathlib import Path
 
 from rag_pet.config import TrackingConfig
 from rag_pet.evaluation.report import format_columns
+from rag_pet.objectives import study_methods
 from rag_pet.storage import write_text_atomic
 from rag_pet.study import report_stats
 from rag_pet.study.analysis import Analysis, analyse, fresh_name
 from rag_pet.study.cells import EVAL_SPLIT, MAIN, NEW_SPLIT
+from rag_pet.study.curves import data_needs, data_needs_markdown
 from rag_pet.study.freshness import freshness_markdown, freshness_rows
+from rag_pet.study.knowledge import knowledge_markdown, protocol_text
 from rag_pet.study.plots import write_plots
 from rag_pet.study.spec import StudyConfig
+from rag_pet.study.tuning_report import tuning_markdown, tuning_records
 
 GIB = 1024**3
 
@@ -28,9 +32,13 @@ OTHER_ACCURACY_COLUMNS = (
 )
 COST_COLUMNS = (
     ("trainable params", "trainable_params", "{:,.0f}"),
-    ("train wall s", "train_wall_seconds", "{:.0f}"),
+    ("train wall s", "train_steps_wall_seconds", "{:.0f}"),
+    ("start-up s", "train_startup_seconds", "{:.0f}"),
     ("train tokens", "train_tokens", "{:,.0f}"),
     ("train FLOPs", "train_flops", "{:.2e}"),
+    ("index FLOPs", "index_flops", "{:.2e}"),
+    ("total FLOPs to be ready", "ready_flops", "{:.2e}"),
+    ("retrieval FLOPs / 1k questions", "retrieval_flops_per_1k", "{:.2e}"),
     ("peak memory GiB", "peak_memory_gib", "{:.2f}"),
     ("answer p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
     ("answer p95 ms", "batch1_latency_p95_ms", "{:.0f}"),
@@ -45,22 +53,49 @@ COST_COLUMNS = (
 def cell_rows(records: list[dict]) -> list[dict]:
     """One flat row per cell: id, method, seed, status, error, then its metrics and the derived ones."""
     rows = []
+    by_id = {record["id"]: record for record in records}
     for record in records:
         metrics = dict(record.get("metrics") or {})
         if "exact_match@train" in metrics and "exact_match@validation_seen" in metrics:
             metrics["overfit_gap"] = metrics["exact_match@train"] - metrics["exact_match@validation_seen"]
         if metrics.get("peak_memory_bytes") is not None:
             metrics["peak_memory_gib"] = metrics["peak_memory_bytes"] / GIB
-        if record["status"] == "done":  # a method that does not train spends nothing on it
-            for key in ("train_wall_seconds", "train_tokens", "train_flops"):
-                metrics.setdefault(key, 0.0)
+        if record["status"] == "done":
+            _with_costs(record, metrics, by_id.get(record.get("after")) if record["kind"] == MAIN else None)
         keys = ("id", "method", "kind", "seed", "index", "status", "error", "wall_seconds", "command", "rerun_reason")
         identity = {k: record.get(k) for k in keys}
         provenance = record.get("provenance") or {}
         identity.update(revision=provenance.get("revision"), dirty=provenance.get("dirty"))
+        identity["learning_rate"] = _learning_rate(record)
         metrics["label"] = metrics.pop("method", None)  # the run's own name for its row ("zero-shot", "rag+lora")
         rows.append({**identity, **metrics})
     return rows
+
+
+def _learning_rate(record: dict) -> float | None:
+    """The peak learning rate the cell's own config trained at; None for a method that does not train."""
+    method = study_methods().get(record["method"])
+    if method is None or not method.trains:
+        return None
+    return ((record.get("config") or {}).get("trainer") or {}).get("lr")
+
+
+def _with_costs(record: dict, metrics: dict, first: dict | None) -> None:
+    """A finished cell's cost keys: 0 for what it did not spend (training, an index), its training launch's
+    start-up (the launch's wall time outside its steps), and the FLOPs to be ready to answer: its training, the
+    index it reads and the training of the cell it started from (`first`: a main cell's pass over the documents)."""
+    if "train_flops" not in metrics:  # a method that does not train spends nothing on it
+        for key in ("train_wall_seconds", "train_steps_wall_seconds", "train_tokens", "train_flops"):
+            metrics.setdefault(key, 0.0)
+    launch, steps = metrics.get("train_wall_seconds"), metrics.get("train_steps_wall_seconds")
+    if launch is not None and steps is not None and launch >= steps:  # not when it resumed an earlier launch's steps
+        metrics["train_startup_seconds"] = launch - steps
+    reads_index = record.get("index") is not None
+    metrics["index_flops"] = record.get("index_flops") if reads_index else 0.0
+    metrics["retrieval_flops_per_1k"] = record.get("retrieval_flops_per_1k") if reads_index else 0.0
+    before = ((first or {}).get("metrics") or {}).get("train_flops", 0.0)
+    if metrics["index_flops"] is not None:
+        metrics["ready_flops"] = before + metrics["train_flops"] + metrics["index_flops"]
 
 
 def method_summaries(rows: list[dict], methods: list[str]) -> list[dict]:
@@ -168,6 +203,8 @@ def _opening(study: StudyConfig) -> list[str]:
         "token, and retrieval, so answer length does not decide the ranking)"
         + (" and through each model's Ray Serve endpoint over HTTP." if study.latency == "endpoint" else "."),
         "",
+        protocol_text(study),
+        "",
         report_stats.methods_text(study),
     ]
 
@@ -198,7 +235,8 @@ def _freshness(study: StudyConfig, fresh: list[dict], analysis: Analysis) -> lis
         f"{1 - freshness.qa_fraction:.0%} that no method trains on (the other {freshness.qa_fraction:.0%} are "
         "the QA pairs closed-book methods may train on), before and after each method took them in. "
         f"Closed-book methods trained on from their trained weights for {freshness.budget.amount:g} "
-        f"{freshness.budget.unit}; wall s is the whole run (Ray Train start included) or the index growth.",
+        f"{freshness.budget.unit}; wall s is the whole training launch, its start-up included, or the whole index "
+        "growth, Ray Data's start-up included: each way of taking the articles in timed from start to end.",
         "",
         freshness_markdown(fresh),
         "",
@@ -213,16 +251,17 @@ def _shared_indexes(shared: dict) -> list[str]:
     if not shared:
         return []
     parts = ["", "## Shared indexes (built once for every retrieval method)", ""]
-    parts += ["| index | version | vectors | size MiB | build s |", "| --- | --- | --- | --- | --- |"]
+    parts += ["| index | version | vectors | size MiB | build s | encoding FLOPs |", "|" + " --- |" * 6]
     for entry in shared.values():
         for version in (entry, entry.get("fresh")):
             if version is None:
                 continue
             built = f"{version['build_seconds']:.0f}" if version["build_seconds"] is not None else "built before"
             grown = f" (+{version['passages_added']} new passages)" if "passages_added" in version else ""
+            flops = f"{version['encode_flops']:.2e}" if version.get("encode_flops") is not None else "-"
             parts.append(
                 f"| {version['index']}{grown} | {version['version']} | {version['num_vectors']:,} | "
-                f"{version['size_bytes'] / 2**20:.1f} | {built} |"
+                f"{version['size_bytes'] / 2**20:.1f} | {built} | {flops} |"
             )
     return parts
 
@@ -273,8 +312,68 @@ def _cost_reading(study: StudyConfig) -> list[str]:
         "Trainable parameters, training tokens and FLOPs follow from the configuration and do not vary between runs. "
         f"Training wall time and peak memory are measured once per cell; {spread}. Latency medians carry a "
         "distribution-free 95 % interval over the timed questions in brackets (order statistics, scipy "
-        "`quantile_test`); wall times depend on the machine and its load (see the closing section)."
+        "`quantile_test`); wall times depend on the machine and its load (see the closing section).",
+        "",
+        "*train wall s* runs from the first optimizer step to the last (checkpoint writes included); *start-up s* is "
+        "the rest of the training launch (checks, Ray Train's worker group, building the model, copying the final "
+        "checkpoint). *index FLOPs*: building the index a retrieving method reads, every passage of the corpus "
+        "through the document tower once (2 FLOPs per parameter and token; 0 closed-book); *total FLOPs to be ready* "
+        "= train + index, plus a closed-book method's pass over the documents before its questions "
+        "(`knowledge_matched`): all a method spends to be ready to answer, what a FLOPs budget matches and the x "
+        "axis of `accuracy_vs_cost.png`. *retrieval FLOPs / 1k questions* is what retrieval adds to answering, apart "
+        "from generation: per question the query tower's forward pass over the questions' mean tokens (2 per "
+        "parameter and token) plus an inner product with every indexed vector (2 per dimension; exact search, an "
+        "upper bound for IVF or HNSW), times 1,000.",
     ]
+
+
+def _budget_reading(study: StudyConfig, summaries: list[dict]) -> list[str]:
+    """Which unit the study matches, and how far apart the trained methods' actual FLOPs to be ready ended up."""
+    budget = study.budget
+    if budget.unit == "flops":
+        matched = (
+            f"Compute is matched: every trained method may spend {budget.amount:.3g} FLOPs to be ready to answer, "
+            "all its training plus building the index it retrieves from. A retrieving method trains the whole steps "
+            "its index leaves (under `knowledge_matched`, a closed-book method those its pass over the documents "
+            "leaves)."
+        )
+    else:
+        matched = (
+            f"The study matches training {budget.unit} ({budget.amount:g} per trained method), not compute: a "
+            "method's FLOPs follow from its steps, and a retrieving method also spends building its index "
+            "(`study.budget.unit=flops` matches both)."
+        )
+    trained = {s["method"]: s["ready_flops"] for s in summaries if s.get("ready_flops") and _trains(s["method"])}
+    if trained:
+        low, high = min(trained, key=trained.get), max(trained, key=trained.get)
+        matched += (
+            f" Actual FLOPs to be ready (all training + index) across trained methods: min {trained[low]:.2e} "
+            f"({low}), max {trained[high]:.2e} ({high}), max/min {trained[high] / trained[low]:.2f}."
+        )
+    return ["", "## Budget", "", matched]
+
+
+def _trains(method: str) -> bool:
+    found = study_methods().get(method)
+    return found is not None and found.trains
+
+
+def _learning_rates(study: StudyConfig, rows: list[dict]) -> list[str]:
+    """Each trained method's learning rate as its main cells' configs set it, a user's override included."""
+    lines = []
+    for method in study.methods:
+        mains = [row for row in rows if row["method"] == method and row["kind"] == MAIN]
+        rates = sorted({row["learning_rate"] for row in mains if row.get("learning_rate") is not None})
+        if rates:
+            lines.append(f"| {method} | {', '.join(f'{rate:g}' for rate in rates)} |")
+    if not lines:
+        return []
+    reading = (
+        "Peak AdamW learning rate of each trained method, read from its cells' configs: by default the method's own"
+        " (`LEARNING_RATES` in rag_pet/objectives/closed_book.py, from each method's paper or peft's examples);"
+        " `study.overrides` and `study.method_overrides` set others."
+    )
+    return ["", "## Learning rates", "", reading, "", "| method | learning rate |", "| --- | --- |", *lines]
 
 
 def report_markdown(
@@ -286,11 +385,17 @@ def report_markdown(
     environment: dict | None,
     fresh: list[dict],
     analysis: Analysis,
+    curves: list[dict] | None = None,
+    tuning: list[dict] | None = None,
 ) -> str:
-    """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, cost,
-    freshness, the shared indexes, failures, plots, the command that re-runs each cell alone, and the machine."""
-    parts = _opening(study) + _accuracy(study, summaries, analysis)
+    """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, data
+    needs (`curves`), cost, freshness, the shared indexes, failures, plots, the command that re-runs each cell
+    alone, and the machine."""
+    parts = _opening(study) + _budget_reading(study, summaries) + _accuracy(study, summaries, analysis)
+    parts += data_needs_markdown(study, curves or [])
     parts += ["", "## Cost", "", *_cost_reading(study), "", markdown_table(summaries, COST_COLUMNS)]
+    parts += _learning_rates(study, rows) + tuning_markdown(study, tuning or [])
+    parts += knowledge_markdown(study, rows)
     parts += _freshness(study, fresh, analysis) + _shared_indexes(shared) + _closing(rows, plots, environment)
     return "\n".join(parts) + "\n"
 
@@ -303,12 +408,15 @@ def write_report(
     analysis = analyse(study, records)
     summaries = with_intervals(method_summaries(rows, study.methods), analysis)
     fresh = freshness_rows(rows, study.methods, shared) if study.freshness.enabled else []
-    plots = write_plots(summaries, with_fresh_intervals(fresh, analysis), study_dir)
+    curves = data_needs(study, records)
+    plots = write_plots(summaries, with_fresh_intervals(fresh, analysis), study_dir, curves)
     write_text_atomic(study_dir / "results.csv", results_csv(rows))
     environment = next((r["environment"] for r in records if r["status"] == "done"), None)
-    markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh, analysis)
+    tuning = tuning_records(study, study_dir)
+    markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh, analysis, curves, tuning)
     write_text_atomic(study_dir / "report.md", markdown)
-    _log_to_wandb(study, study_dir, {"cells": rows, "methods": summaries, "freshness": fresh}, plots, tracking)
+    tables = {"cells": rows, "methods": summaries, "freshness": fresh, "data_needs": curves}
+    _log_to_wandb(study, study_dir, tables, plots, tracking)
     return {
         "study": study.name,
         "study_dir": str(study_dir),
@@ -353,8 +461,8 @@ SUMMARY_COLUMNS = (
     ("NLL unseen", "answer_nll", "{:.3f}"),
     ("95% CI", "answer_nll_ci", "{}"),
     ("F1 seen", "f1@validation_seen", "{:.3f}"),
-    ("train s", "train_wall_seconds", "{:.0f}"),
-    ("FLOPs", "train_flops", "{:.1e}"),
+    ("train s", "train_steps_wall_seconds", "{:.0f}"),
+    ("FLOPs", "ready_flops", "{:.1e}"),
     ("p50 ms", "batch1_latency_p50_ms", "{:.0f}"),
     ("ms/token", "batch1_ms_per_token_p50", "{:.1f}"),
 )

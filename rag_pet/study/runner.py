@@ -1,5 +1,6 @@
-"""Run a study: validate every cell, build each shared index once, run the cells on Ray (several at once when the
-cluster has room), skip cells that finished before, keep going past a cell that fails, then write the report."""
+"""Run a study: validate every cell, build each shared index once, tune each trained method (`study.tune`), run the
+cells on Ray (several at once when the cluster has room), skip cells that finished before, keep going past a cell
+that fails, then write the report."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells, share_cpus
 from rag_pet.study.environment import environment
+from rag_pet.study.index_cost import index_costs
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
+from rag_pet.study.tuning import plan_tuning, tuned_cells
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +38,22 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
     study = compare.study
     study_dir = Path(compare.study_dir).expanduser().resolve()
     cells = plan_cells(study, study_dir, config_dir, compare.tracking)  # validates everything before Ray starts
+    tunings = plan_tuning(study, cells, study_dir, config_dir)  # and each trained method's tuning (study.tune)
     with run_directory_lock(study_dir):
         runtime.ensure_ray()
+        shared = build_shared_indexes(
+            [c.config for c in cells if c.method.retrieves and c.kind == MAIN],
+            [c.config for c in cells if c.kind == FRESH_INDEX],
+            study_dir,
+        )
+        if tunings:  # its trials read the shared indexes; the cells then train with the values it chose
+            cells = tuned_cells(study, tunings, study_dir, config_dir, compare.tracking)
         parallel = parallel_cells(study)
         if parallel > 1:
             cells = share_cpus(cells, study.cpus_per_cell)
         write_json_atomic(
             study_dir / "study.json",
             {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},
-        )
-        shared = build_shared_indexes(
-            [c.config for c in cells if c.method.retrieves and c.kind == MAIN],
-            [c.config for c in cells if c.kind == FRESH_INDEX],
-            study_dir,
         )
         records = run_cells(cells, study_dir, parallel)
         return write_report(study, study_dir, records, shared, compare.tracking)
@@ -158,8 +164,9 @@ def _record(
     error: str | None = None,
     questions: dict[str, list[dict]] | None = None,
 ):
-    """Write the cell's record (what ran, on what, its metrics and per-question records per split, or its error)
-    next to its run directory, with its provenance and why it ran again (None for a first run): the base cell's
+    """Write the cell's record (what ran, on what, its metrics and per-question records per split, or its error;
+    for a retrieving cell the FLOPs of building and of searching its index, `index_cost.index_costs`) next to its
+    run directory, with its provenance and why it ran again (None for a first run): the base cell's
     record it follows is read back from disk."""
     base = _read_record(study_dir / CELLS_DIR / f"{cell.after}.json") if cell.after else None
     provenance = provenance_of(cell)
@@ -170,6 +177,7 @@ def _record(
         "seed": cell.seed if cell.method.trains else None,
         "after": cell.after,
         "index": index_key(cell.config.index_source) if cell.method.retrieves else None,
+        **(index_costs(cell.config) if cell.method.retrieves else {}),
         "command": cell.command,
         "overrides": list(cell.overrides),
         "wall_seconds": seconds,

@@ -13,6 +13,7 @@ from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.retrieval.live_index import ensure_index
 from rag_pet.retrieval.store import version_dir, versions
 from rag_pet.storage import write_json_atomic
+from rag_pet.study.index_cost import encoding_flops, index_flops
 
 logger = logging.getLogger(__name__)
 SHARED_FILE = "shared.json"
@@ -28,8 +29,8 @@ def build_shared_indexes(
 ) -> dict[str, dict]:
     """Find or build the index each distinct retriever of the retrieving cells reads, then, for the freshness
     cells, grow it by the new articles (encoding only their passages). Per index: version, build seconds (None
-    when an earlier run built it), size, vectors; and under `fresh` the same for the grown version with the
-    passages added and their encoding FLOPs."""
+    when an earlier run built it), size, vectors and the FLOPs of encoding its corpus; and under `fresh` the same
+    for the grown version, with the passages added and the FLOPs of encoding only them."""
     path = study_dir / SHARED_FILE
     known = json.loads(path.read_text()) if path.is_file() else {}
     shared: dict[str, dict] = {}
@@ -37,6 +38,7 @@ def build_shared_indexes(
         source, key = config.index_source, index_key(config.index_source)
         if key not in shared:
             shared[key] = _timed(lambda source=source: ensure_index(source), source, known.get(key, {}))
+            shared[key]["encode_flops"] = index_flops(source)
     for config in fresh_configs:
         key = index_key(config.index_source)
         if key in shared and "fresh" not in shared[key]:
@@ -76,15 +78,3 @@ def _grow(base: IndexSource, grown: IndexSource, known: dict) -> dict:
     added = [p for p in load_corpus(grown.corpus) if p not in present]
     entry.update(passages_added=len(added), encode_flops=encoding_flops(grown, added))
     return entry
-
-
-def encoding_flops(source: IndexSource, passages: list) -> float:
-    """Forward FLOPs of encoding `passages` with the document tower: 2 per parameter and token (cut to the tower's
-    `doc_max_length`)."""
-    from rag_pet.data import passage_text
-    from rag_pet.models.rag import build_trained_encoder
-
-    encoder = build_trained_encoder(source.retriever)
-    params = sum(p.numel() for p in encoder.doc_tower.parameters())
-    tokens = encoder.tokenize([passage_text(p) for p in passages], source.retriever.doc_max_length)
-    return 2.0 * params * float(tokens["attention_mask"].sum())

@@ -4,20 +4,24 @@ and the knowledge-freshness test; validated before anything runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rag_pet.config import TrackingConfig
 from rag_pet.config.checks import one_of, positive
 from rag_pet.errors import ConfigError
+from rag_pet.study.tune_space import tune_sweep
 
 BUDGET_UNITS = ("examples", "steps", "flops")
 LATENCY_MODES = ("in_process", "endpoint")
 FRESHNESS_VARIANTS = ("text", "qa")
+PROTOCOLS = ("knowledge_matched", "questions_only")
 
 
 @dataclass
 class BudgetConfig:
-    """How much every trained method may train: training `examples` seen, optimizer `steps`, or training `flops`
-    (converted to each method's steps from its own FLOPs per example, estimated before training)."""
+    """How much every trained method may train: training `examples` seen, optimizer `steps`, or `flops` to be ready
+    to answer (training plus building the index a retrieving method reads; converted to each method's steps from
+    its own FLOPs per example, estimated before training)."""
 
     unit: str = "examples"
     amount: float = 96
@@ -54,6 +58,46 @@ class FreshnessConfig:
 
 
 @dataclass
+class KnowledgeConfig:
+    """What closed-book methods read of the documents under `protocol=knowledge_matched`: before their
+    question-answer training, `epochs` passes of language modelling over every passage the retrieval methods' index
+    holds (each cut to `max_text_tokens`; each pass drops the last incomplete batch of every worker); in the freshness
+    stage (`text`) the same passes over every paragraph of the new articles."""
+
+    epochs: int = 3
+    max_text_tokens: int = 128
+
+    def check(self) -> None:
+        positive("study.knowledge.epochs", self.epochs)
+        positive("study.knowledge.max_text_tokens", self.max_text_tokens)
+
+
+@dataclass
+class TuneConfig:
+    """Hyperparameters chosen per method before the main cells (`enabled`): a Ray Tune sweep of `num_samples` trials
+    (`search`, `scheduler` as in conf/sweep/) over each trained method's first-seed main cell, every trial at its
+    budget, trained without the `dev_fraction` of the training articles' questions held out as the `dev` split
+    and scored there by `metric` (`mode`); the method's cells then train with the best trial's values. `space` is
+    a sweep space (conf/sweep/ format); unless it sets `trainer.lr`, the learning rate is drawn log-uniform from
+    the method's own rate times `lr_factor`."""
+
+    enabled: bool = False
+    dev_fraction: float = 0.1
+    lr_factor: list[float] | None = field(default_factory=lambda: [0.1, 10.0])
+    space: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 4
+    search: str = "random"
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
+    metric: str = "answer_nll"
+    mode: str = "min"
+
+    def check(self) -> None:
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ConfigError("study.tune.dev_fraction", self.dev_fraction, "a fraction in (0, 1)")
+        tune_sweep(self, "check", 1.0, 0)
+
+
+@dataclass
 class StatsConfig:
     """How a study's results are read: `confidence` of every interval; paired tests at `alpha` after a
     Benjamini-Hochberg correction, against `reference` (null: zero_shot when the study has it, else its first
@@ -84,30 +128,45 @@ class StatsConfig:
 
 @dataclass
 class StudyConfig:
-    """A comparison study: every method in `methods` trained on the same `train_examples` SQuAD questions under the
-    same `budget`, once per seed in `seeds`, evaluated on the same `questions` per split, then (`freshness`) given
-    new articles to take in.
+    """A comparison study: every method in `methods` trained on the same `train_examples` questions under the same
+    `budget`, once per seed in `seeds`, evaluated on the same `questions` per split, then (`freshness`) given new
+    articles to take in.
+
+    `protocol` says what knowledge each method gets. `knowledge_matched` (after Ovadia et al. 2023, "Fine-Tuning or
+    Retrieval?", and Soudani et al. 2024): the documents the retrieval methods index are also the closed-book
+    methods' training text (`knowledge`), read before their questions, so *unseen* articles are ones no training
+    question came from, not ones a method never saw. `questions_only`: closed-book methods train on the questions
+    alone, so on unseen articles retrieval reads documents the closed-book methods never had.
+
+    `budgets` (data needs): more training-set sizes, each trained method trained again on the first n training
+    questions with `budget` scaled in proportion (`rag_pet.study.curve_cells`).
 
     `overrides` apply to every cell (any experiment override: model, data, trainer, ...), `method_overrides` to
     the cells of one method. `parallel_cells` 0 runs as many cells at once as the cluster holds at
     `cpus_per_cell` CPUs each (one at a time on a small machine)."""
 
     name: str = "default"
+    protocol: str = "knowledge_matched"
     methods: list[str] = field(
         default_factory=lambda: ["zero_shot", "full", "lora", "ia3", "prompt", "rag", "rag+lora", "joint_rag"]
     )
     seeds: list[int] = field(default_factory=lambda: [0])
     budget: BudgetConfig = field(default_factory=lambda: BudgetConfig(unit="examples", amount=96))
     train_examples: int = 96
+    budgets: list[int] = field(default_factory=list)
     questions: int = 40
     warmup_fraction: float = 0.1
     latency_questions: int = 50
     latency: str = "in_process"
     forgetting_texts: int = 16
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     overrides: list[str] = field(
         default_factory=lambda: [
+            "data=fictional",
+            "corpus=fictional",
             "data.chat_template=true",
             "eval.max_new_tokens=12",
             "rag.passage_max_tokens=128",
@@ -125,11 +184,18 @@ class StudyConfig:
             raise ConfigError("study.methods", self.methods, "each method once")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("study.seeds", self.seeds, "one or more different seeds")
+        one_of("study.protocol", self.protocol, PROTOCOLS)
         self.budget.check("study.budget")
+        self.knowledge.check()
         self.freshness.check()
+        self.tune.check()
         self.stats.check(self.methods)
         for name in ("train_examples", "questions", "cpus_per_cell"):
             positive(f"study.{name}", getattr(self, name))
+        for size in self.budgets:
+            positive("study.budgets", size)
+        if len(set(self.budgets)) != len(self.budgets):
+            raise ConfigError("study.budgets", self.budgets, "each training-set size once")
         for name in ("latency_questions", "forgetting_texts", "parallel_cells"):
             positive(f"study.{name}", getattr(self, name), allow_zero=True)
         if not 0.0 <= self.warmup_fraction < 1.0:

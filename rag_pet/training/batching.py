@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from rag_pet.config import DataConfig
+from rag_pet.config import CorpusConfig, DataConfig
 from rag_pet.data import Passage, QAExample, load_qa_split
 from rag_pet.data.datasets import load_split_passages
 from rag_pet.errors import ConfigError
+from rag_pet.retrieval.corpus import load_corpus
 
 
 def token_count(batch: dict[str, torch.Tensor]) -> int:
@@ -51,9 +52,19 @@ def load_training_examples(data: DataConfig, batch_size: int, world_size: int) -
     return examples
 
 
-def load_training_texts(data: DataConfig, batch_size: int, world_size: int) -> list[Passage]:
-    """The paragraphs of the train split's articles (`data.train_on=passages`), checked as `load_training_examples`
-    checks the questions."""
-    passages = load_split_passages(data, data.train_split, data.max_train_examples)
+def training_texts(data: DataConfig, corpus: CorpusConfig) -> list[Passage]:
+    """The texts language modelling trains on, the first `data.max_train_examples` of them: the paragraphs of the
+    train split's articles (`data.train_on=passages`), or every passage of `corpus` (`data.train_on=corpus`: the
+    very passages an index over that corpus holds, so closed-book training reads the knowledge RAG retrieves)."""
+    if data.train_on == "corpus":
+        passages = load_corpus(corpus)
+    else:
+        passages = load_split_passages(data, data.train_split)
+    return passages[: data.max_train_examples] if data.max_train_examples is not None else passages
+
+
+def load_training_texts(data: DataConfig, corpus: CorpusConfig, batch_size: int, world_size: int) -> list[Passage]:
+    """`training_texts`, checked as `load_training_examples` checks the questions."""
+    passages = training_texts(data, corpus)
     check_fills_batches(len(passages), batch_size, world_size)
     return passages

@@ -26,6 +26,7 @@ class TrainState:
 
     step: int = 0
     train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # from the first step to the last, checkpoint writes included
     tokens: int = 0
     trainable_params: int = 0
     total_params: int = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from rag_pet.config import DataConfig, ModelConfig, PeftConfig, TrainerConfig
+from rag_pet.config import CorpusConfig, DataConfig, ModelConfig, PeftConfig, TrainerConfig
 from rag_pet.data.prompts import PromptEncoder, collate_loss_positions, collate_training
 from rag_pet.errors import ConfigError
 from rag_pet.models import Generator, adapt_model, build_generator
@@ -38,11 +38,13 @@ def build_adapted_generator(
     return adapt_model(generator.model, peft, generator.is_seq2seq, max_steps), generator
 
 
-def training_features(encoder: PromptEncoder, data: DataConfig, batch_size: int, world_size: int) -> list[dict]:
-    """Prompt-masked (question, answer) features, or (`data.train_on=passages`) the train split's paragraphs as
+def training_features(
+    encoder: PromptEncoder, data: DataConfig, corpus: CorpusConfig, batch_size: int, world_size: int
+) -> list[dict]:
+    """Prompt-masked (question, answer) features, or (`data.train_on=passages|corpus`) `training_texts` as
     language-modelling text."""
-    if data.train_on == "passages":
-        passages = load_training_texts(data, batch_size, world_size)
+    if data.train_on != "questions":
+        passages = load_training_texts(data, corpus, batch_size, world_size)
         return [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
     examples = load_training_examples(data, batch_size, world_size)
     return [encoder.training_features(e) for e in examples]
@@ -59,17 +61,19 @@ class ClosedBookTask(LoaderTask):
         model: ModelConfig,
         peft: PeftConfig,
         data: DataConfig,
+        corpus: CorpusConfig,
         trainer: TrainerConfig,
         seed: int,
         ctx: TrainContext,
         features: Callable[[Generator], list[dict]] | None = None,
     ):
         """`features`: the training features, made with the generator's tokenizer (default: `training_features`,
-        the questions closed-book or the passages as text); prompt-masked like `PromptEncoder.training_features`."""
+        the questions closed-book or the texts, `corpus` for `data.train_on=corpus`); prompt-masked like
+        `PromptEncoder.training_features`."""
         adapted, generator = build_adapted_generator(model, peft, trainer.max_steps, trainer.init_from)
         if features is None:
             encoder = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
-            rows = training_features(encoder, data, trainer.batch_size, ctx.world_size)
+            rows = training_features(encoder, data, corpus, trainer.batch_size, ctx.world_size)
         else:
             rows = features(generator)
         head_at_loss_only = (

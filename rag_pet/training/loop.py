@@ -42,6 +42,7 @@ def train(task: TrainTask, engine: TrainEngine, trainer: TrainerConfig, ctx: Tra
     engine.model.train()
     micro_batches = task.micro_batches(state.step * trainer.grad_accum_steps)
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+    steps_started, wall_before = window_start, state.wall_seconds
     while state.step < trainer.max_steps:
         step_batches = list(itertools.islice(micro_batches, trainer.grad_accum_steps))
         loss = engine.train_step(step_batches, state.step)
@@ -55,10 +56,11 @@ def train(task: TrainTask, engine: TrainEngine, trainer: TrainerConfig, ctx: Tra
         elapsed = time.perf_counter() - window_start
         tokens = round(ctx.all_reduce_mean(window_tokens) * ctx.world_size)
         state.train_seconds += elapsed
+        state.wall_seconds = wall_before + time.perf_counter() - steps_started
         state.tokens += tokens
         state.flops += training_flops(total, trainable, tokens)
-        state.peak_memory_bytes = max(state.peak_memory_bytes, peak_memory_bytes(ctx.device))
         state.train_memory_bytes = memory_in_use_bytes(ctx.device)
+        state.peak_memory_bytes = max(state.peak_memory_bytes, peak_memory_bytes(ctx.device))
         state.mfu = model_flops_utilisation(state.flops, state.train_seconds, ctx.world_size, peak_flops)
         record = {
             "step": state.step,

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
         ),
         ("trainer.lr=-1", "trainer.lr", "a number > 0"),
         ("trainer.num_workers=0", "trainer.num_workers", "a number > 0"),
-        ("data.eval_split=dev", "data.eval_split", "one of train, validation_seen, validation, test"),
+        ("data.eval_split=holdout", "data.eval_split", "one of train, validation_seen, validation, test"),
         ("data.seen_holdout=1.5", "data.seen_holdout", "a fraction in [0, 1)"),
         ("data=fictional data.fictional_entities=2", "data.fictional_entities", "at least 3"),
         (

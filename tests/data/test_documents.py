@@ -17,6 +17,7 @@ from tests.conftest import CONF_DIR, compose_config
 
 TITLES = [f"Place {name}" for name in "ABCDEFGHI"]
 EXAMPLE = Path(__file__).parent / "resources" / "documents"  # the README's example folder
+EXAMPLE_BEIR = EXAMPLE.with_name("documents_beir")  # the same with a BEIR corpus.jsonl for documents.jsonl
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -59,7 +60,7 @@ def test_articles_keep_file_order_and_answers_start_where_they_first_occur(tmp_p
 
 
 def test_every_split_loads_by_title_and_every_gold_document_is_in_the_corpus(tmp_path):
-    data = data_of(documents_folder(tmp_path), test_train_fraction=0.5)
+    data = data_of(documents_folder(tmp_path), test_train_fraction=0.5, dev_fraction=0.2)
     split = article_split(data)
     assert {name: len(titles) for name, titles in split.articles.items()} == {"test": 2, "validation": 2, "train": 5}
     assert sorted(title for titles in split.articles.values() for title in titles) == TITLES
@@ -100,9 +101,90 @@ def test_data_and_corpus_compose_from_the_same_folder(tmp_path, monkeypatch):
 
 
 def test_the_example_folder_of_the_readme_loads():
-    data = compose_config(["data=documents", f"data.path={EXAMPLE}", "data.test_train_fraction=0.5"]).data
+    overrides = ["data=documents", f"data.path={EXAMPLE}", "data.test_train_fraction=0.5", "data.dev_fraction=0.2"]
+    data = compose_config(overrides).data
     assert article_split(data).articles["test"] == ["Dunmere Regatta", "Pellow Observatory"]  # its splits.json
     assert all(load_qa_split(data, name) for name in SPLIT_ARTICLES)
+
+
+def test_a_beir_folder_gives_the_articles_and_questions_of_the_same_documents_jsonl_folder():
+    assert documents_articles(EXAMPLE_BEIR) == documents_articles(EXAMPLE)
+    for split in SPLIT_ARTICLES:
+        beir, plain = (data_of(folder, test_train_fraction=0.5) for folder in (EXAMPLE_BEIR, EXAMPLE))
+        assert load_qa_split(beir, split) == load_qa_split(plain, split), split
+
+
+def test_the_corpus_of_a_beir_folder_is_its_documents_under_their_ids():
+    ids = [json.loads(line)["_id"] for line in (EXAMPLE_BEIR / "corpus.jsonl").read_text().splitlines()]
+    corpus = load_corpus(CorpusConfig(name="documents", path=str(EXAMPLE_BEIR)))
+    assert sorted(passage.id for passage in corpus) == sorted(ids) and len(ids) == 18
+    assert corpus == load_corpus(CorpusConfig(name="documents", path=str(EXAMPLE)))
+
+
+def test_a_beir_document_without_a_title_is_an_article_of_its_own(tmp_path):
+    documents = [
+        {"_id": "a1", "title": "Harbour", "text": "The harbour opened in 1850.", "metadata": {"url": "x"}},
+        {"_id": "n1", "title": "", "text": "Nine ships sank in 1901."},
+        {"_id": "n2", "text": "The bell rings twice."},  # no title at all
+        {"_id": "a2", "title": "Harbour", "text": "Its pier is 300 m long."},
+    ]
+    write_jsonl(tmp_path / "corpus.jsonl", documents)
+    asked = [("n1", "How many ships sank?", "Nine"), ("a2", "How long is the pier?", "300 m")]
+    write_jsonl(tmp_path / "questions.jsonl", [{"question": q, "answers": [a], "document_id": d} for d, q, a in asked])
+    articles = {article["title"]: article["paragraphs"] for article in documents_articles(tmp_path)}
+    assert {title: [p["id"] for p in paragraphs] for title, paragraphs in articles.items()} == {
+        "Harbour": ["a1", "a2"],
+        "n1": ["n1"],
+        "n2": ["n2"],
+    }
+    assert [qa["question"] for qa in articles["n1"][0]["qas"]] == ["How many ships sank?"]
+    assert [qa["answers"][0]["answer_start"] for qa in articles["Harbour"][1]["qas"]] == [12]
+
+
+def test_a_changed_beir_corpus_is_read_again_and_changes_the_data_hash(tmp_path):
+    from rag_pet.study.provenance import data_files, data_sha256
+
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        (tmp_path / name).write_bytes((EXAMPLE_BEIR / name).read_bytes())
+    data = data_of(tmp_path)
+    before, texts = data_sha256(data), load_corpus(CorpusConfig(name="documents", path=str(tmp_path)))
+    assert tmp_path / "corpus.jsonl" in data_files(data)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(corpus.read_text().replace("Tamsin Veery", "Tamsin A. Veery"))  # its size changes too
+    after = load_corpus(CorpusConfig(name="documents", path=str(tmp_path)))
+    assert [p.text for p in after] != [p.text for p in texts] and "Tamsin A. Veery" in after[0].text
+    assert data_sha256(data) != before
+
+
+BEIR_DOC = {"_id": "d", "title": "T", "text": "text"}
+
+
+@pytest.mark.parametrize(
+    ("documents", "questions", "error"),
+    [
+        ([BEIR_DOC], [{"question": "q?", "answers": ["a"], "document_id": "x"}], r"'x' is no id in corpus.jsonl"),
+        ([{"id": "d", "title": "T", "text": "t"}], None, r"corpus.jsonl:1: field '_id' must be a non-empty string"),
+        ([{**BEIR_DOC, "title": 7}], None, r"corpus.jsonl:1: field 'title' must be a string, got 7"),
+        ([BEIR_DOC, {**BEIR_DOC, "title": "U"}], None, r"corpus.jsonl:2: _id 'd' is also the _id of line 1"),
+        ([BEIR_DOC, {"_id": "T", "title": "", "text": "t"}], None, r"corpus.jsonl:2: _id 'T' has no title but is"),
+    ],
+)
+def test_a_bad_beir_corpus_is_one_line_naming_the_file_line_and_field(tmp_path, documents, questions, error):
+    write_jsonl(tmp_path / "corpus.jsonl", documents)
+    write_jsonl(tmp_path / "questions.jsonl", questions or [{"question": "q?", "answers": ["a"], "document_id": "d"}])
+    with pytest.raises(DataFormatError, match=error) as raised:
+        documents_articles(tmp_path)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_folder_with_both_documents_jsonl_and_corpus_jsonl_is_refused_naming_both(tmp_path):
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        (tmp_path / name).write_bytes((EXAMPLE_BEIR / name).read_bytes())
+    (tmp_path / "documents.jsonl").write_bytes((EXAMPLE / "documents.jsonl").read_bytes())
+    message = r"data error: .*: holds both documents.jsonl and corpus.jsonl; keep the one whose ids questions.jsonl"
+    with pytest.raises(DataFormatError, match=message) as raised:
+        load_corpus(CorpusConfig(name="documents", path=str(tmp_path)))
+    assert "\n" not in str(raised.value)
 
 
 DOC = {"id": "d", "title": "T", "text": "text"}

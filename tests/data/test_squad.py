@@ -4,7 +4,7 @@ from rag_pet.data.squad import load_squad_articles
 
 # Documented in README.md ("Data"): seed 13, 5 test and 5 validation articles, 10 % of train questions held out.
 EXPECTED_ARTICLES = {"train": 38, "validation": 5, "test": 5}
-EXPECTED_QUESTIONS = {"train": 7727, "validation_seen": 858, "validation": 1070, "test": 915, "test_train": 0}
+EXPECTED_QUESTIONS = {"train": 7727, "validation_seen": 858, "validation": 1070, "test": 915, "test_train": 0, "dev": 0}
 
 
 def test_split_counts_are_the_documented_ones():

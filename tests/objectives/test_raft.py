@@ -96,7 +96,7 @@ def test_a_corpus_without_the_gold_passages_is_refused(tmp_path):
 
 def test_raft_is_a_study_method_that_trains_and_retrieves():
     method = study_method("raft")
-    assert method.trains and method.retrieves and method.overrides == ("experiment=raft",)
+    assert method.trains and method.retrieves and method.overrides[0] == "experiment=raft"
 
 
 def test_a_flops_budget_counts_k_passages_in_one_row(tmp_path):

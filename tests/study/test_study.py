@@ -11,7 +11,7 @@ from rag_pet.errors import ConfigError
 from rag_pet.study import BudgetConfig, CompareConfig, StudyConfig
 from rag_pet.study.cells import plan_cells
 from rag_pet.study.runner import run_study
-from rag_pet.study.spec import FreshnessConfig
+from rag_pet.study.spec import FreshnessConfig, KnowledgeConfig
 from tests.conftest import CONF_DIR
 
 TINY = [
@@ -39,6 +39,7 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
         latency_questions=2,
         forgetting_texts=2,
         freshness=fields.pop("freshness", FreshnessConfig(enabled=False)),
+        protocol=fields.pop("protocol", "questions_only"),
         overrides=[*TINY, f"index.storage_path={tmp_path / 'indexes'}", *overrides],
         **fields,
     )
@@ -46,9 +47,17 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
 
 
 def small_study(root, study_dir) -> CompareConfig:
-    """lora and rag+lora, one seed, over a 64-passage index kept in `root`, without latency or forgetting: the study
-    the test session runs once (`tiny_study_run`) for the tests that serve its cells or run it again."""
-    compare = tiny_study(root, "corpus.max_passages=64", methods=["lora", "rag+lora"], seeds=[0])
+    """lora and rag+lora, one seed, knowledge-matched over a 64-passage index kept in `root`, without latency or
+    forgetting: the study the test session runs once (`tiny_study_run`) for the tests that read or serve its cells or
+    run it again."""
+    compare = tiny_study(
+        root,
+        "corpus.max_passages=64",
+        methods=["lora", "rag+lora"],
+        seeds=[0],
+        protocol="knowledge_matched",
+        knowledge=KnowledgeConfig(epochs=1),
+    )
     compare.study_dir = str(study_dir)
     compare.study.latency_questions = compare.study.forgetting_texts = 0
     return compare
@@ -241,6 +250,7 @@ def test_every_shipped_study_composes_and_plans(name, tmp_path):
         cfg = compose(config_name="compare", overrides=[f"study={name}", f"study_dir={tmp_path}"])
     compare = to_structured(cfg, CompareConfig)
     assert compare.study.name == name
+    compare.study.seeds = compare.study.seeds[:1]  # other seeds compose the same cells again
     cells = plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
     assert {cell.method.name for cell in cells} == set(compare.study.methods)
 

@@ -1,0 +1,83 @@
+"""What a study's tuning sweeps (`study.tune`): each trained method's search space, around the learning rate the
+method trains at, as the sweep config `jobs.sweep` runs, with errors naming the study's fields."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from rag_pet.config.sweep import SchedulerConfig, SweepConfig, dimensions
+from rag_pet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rag_pet.study.spec import TuneConfig
+
+TUNE_FIELD = "study.tune"
+LR_KEY = "trainer.lr"
+
+
+@contextmanager
+def as_tune_fields() -> Iterator[None]:
+    """Re-raise a sweep's `ConfigError` (`sweep.space.trainer.lr`) under the study field that set it
+    (`study.tune.space.trainer.lr`)."""
+    try:
+        yield
+    except ConfigError as err:
+        if not err.field.startswith("sweep."):
+            raise
+        raise ConfigError(f"{TUNE_FIELD}.{err.field.removeprefix('sweep.')}", err.value, err.allowed) from None
+
+
+def method_space(space: dict[str, Any], lr_factor: list[float] | None, lr: float) -> dict[str, Any]:
+    """The space of a method that trains at `lr`: `space`, and unless it sets `trainer.lr` itself, a log-uniform
+    learning rate from `lr * lr_factor[0]` to `lr * lr_factor[1]`."""
+    if lr_factor is None or LR_KEY in dimensions(space):
+        return space
+    found = copy.deepcopy(space)
+    bounds = {"lower": lr * lr_factor[0], "upper": lr * lr_factor[1]}
+    found.setdefault("trainer", {})["lr"] = {"type": "loguniform", **bounds}
+    return found
+
+
+def tune_sweep(tune: TuneConfig, name: str, lr: float, seed: int) -> SweepConfig:
+    """The sweep that tunes a method training at `lr` (`seed`: where random search starts), checked; a bad value
+    raises the `ConfigError` of its `study.tune` field."""
+    with as_tune_fields():
+        _check_lr_factor(tune)
+        space = method_space(tune.space, tune.lr_factor, lr)
+        return SweepConfig(
+            name=name,
+            metric=tune.metric,
+            mode=tune.mode,
+            space=space,
+            num_samples=tune.num_samples,
+            search=tune.search,
+            seed=seed,
+            scheduler=_scheduler(tune.scheduler),
+        )
+
+
+def _check_lr_factor(tune: TuneConfig) -> None:
+    factor = tune.lr_factor
+    if factor is None:
+        return
+    numbers = len(factor) == 2 and all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in factor)
+    if not numbers or not 0 < factor[0] < factor[1]:
+        raise ConfigError(f"{TUNE_FIELD}.lr_factor", factor, "[lower, upper] with 0 < lower < upper, e.g. [0.1, 10]")
+    if tune.search == "grid" and LR_KEY not in dimensions(tune.space):
+        raise ConfigError(
+            f"{TUNE_FIELD}.lr_factor",
+            list(factor),
+            "null under study.tune.search=grid (a grid lists its values: study.tune.space.trainer.lr)",
+        )
+
+
+def _scheduler(settings: dict[str, Any]) -> SchedulerConfig:
+    known = [f.name for f in fields(SchedulerConfig)]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigError(f"{TUNE_FIELD}.scheduler.{unknown[0]}", settings[unknown[0]], f"a key of {', '.join(known)}")
+    return SchedulerConfig(**settings)

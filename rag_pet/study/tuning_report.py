@@ -1,0 +1,108 @@
+"""What a study's tuning left (one record per tuned method, `<study_dir>/tune/<method>/tuning.json`) and the
+report's *Tuning* section: the space, the trials, the values chosen, the best dev score and what tuning cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rag_pet.config import dimensions
+from rag_pet.naming import safe_name
+from rag_pet.objectives import study_methods
+from rag_pet.study.spec import StudyConfig
+
+TUNE_DIR, RECORD = "tune", "tuning.json"
+DONE = "done"
+
+
+def tuning_dir(study_dir: Path, method: str) -> Path:
+    """Where `method`'s tuning sweep writes (its trials, `summary.json`, the best experiment) and its record."""
+    return study_dir / TUNE_DIR / safe_name(method)
+
+
+def read_record(directory: Path) -> dict | None:
+    """The tuning record in a method's tuning `directory`, if any."""
+    path = directory / RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def tuning_records(study: StudyConfig, study_dir: Path) -> list[dict]:
+    """The finished tuning record of each of the study's methods that has one, in study order."""
+    if not study.tune.enabled:
+        return []
+    records = [read_record(tuning_dir(study_dir, method)) for method in study.methods]
+    return [record for record in records if record and record.get("status") == DONE]
+
+
+def tuning_markdown(study: StudyConfig, records: list[dict]) -> list[str]:
+    """The *Tuning* section: how each trained method's hyperparameters were chosen, and at what cost."""
+    tune = study.tune
+    if not tune.enabled:
+        return [
+            "",
+            "## Tuning",
+            "",
+            "Not tuned (`study.tune.enabled=false`): every trained method ran at its default learning rate (*Learning"
+            " rates* above) and its experiment's other hyperparameters.",
+        ]
+    best = "lowest" if tune.mode == "min" else "highest"
+    reading = (
+        f"Before the main cells, a Ray Tune sweep of {tune.num_samples} trials ({tune.search} search, "
+        f"{tune.scheduler.get('type', 'asha')} scheduling) chose each trained method's hyperparameters on its seed "
+        f"{study.seeds[0]} main cell. Every trial trained at that cell's budget on its training questions, from the "
+        "base weights (a closed-book method's pass over the documents is no part of a trial), and was scored by "
+        f"`{tune.metric}` on {study.questions} questions of the `dev` split: {tune.dev_fraction:.0%} of the training "
+        "articles' questions, held out of every cell's training and disjoint from the *unseen*, *seen*, train-sample "
+        f"and late questions. The values of the trial with the {best} `{tune.metric}` were then set in every cell of "
+        "the method (its overrides; *Learning rates* lists the rates the cells trained at). Tuning is spent on top of "
+        "the study budget: as many trials for every method, each at the budget of the method's main cell."
+    )
+    parts = ["", "## Tuning", "", reading]
+    if records:
+        header = f"| method | space | trials | chosen | dev {tune.metric} (best) | steps | wall s | train FLOPs |"
+        parts += ["", header, "|" + " --- |" * 8, *(_row(record) for record in records), "", _total(records)]
+    trained = [name for name in study.methods if (found := study_methods().get(name)) and found.trains]
+    untuned = [name for name in trained if name not in {record["method"] for record in records}]
+    if untuned:
+        parts += ["", f"No finished tuning for {', '.join(untuned)}: their cells ran at their default values."]
+    fixed = [name for name in study.methods if name not in trained]
+    if fixed:
+        parts += ["", f"Not tuned, as they do not train: {', '.join(fixed)}."]
+    return parts
+
+
+def _row(record: dict) -> str:
+    chosen = ", ".join(f"{key}={_number(value)}" for key, value in record["chosen"].items())
+    flops = f"{record['train_flops']:.2e}" if record.get("train_flops") is not None else "-"
+    return (
+        f"| {record['method']} | {space_text(record['space'])} | {record['trials']} × {record['steps_per_trial']} steps"
+        f" | {chosen} | {_number(record['best_metric'])} | {record['train_steps']:,} | {record['wall_seconds']:.0f}"
+        f" | {flops} |"
+    )
+
+
+def _total(records: list[dict]) -> str:
+    trials = sum(record["trials"] for record in records)
+    steps = sum(record["train_steps"] for record in records)
+    seconds = sum(record["wall_seconds"] for record in records)
+    flops = [record.get("train_flops") for record in records]
+    text = f"In all: {trials} trials, {steps:,} optimizer steps, {seconds:.0f} s of wall time"
+    if all(value is not None for value in flops):
+        text += f", {sum(flops):.2e} training FLOPs"
+    return text + "."
+
+
+def space_text(space: dict) -> str:
+    """A search space in a few words: `trainer.lr log-uniform 5e-05 to 0.005; peft.r one of 4, 8`."""
+    described = []
+    for key, node in dimensions(space).items():
+        if "values" in node:
+            described.append(f"{key} one of {', '.join(_number(v) for v in node['values'])}")
+        else:
+            kind = node["type"].replace("loguniform", "log-uniform")
+            described.append(f"{key} {kind} {_number(node['lower'])} to {_number(node['upper'])}")
+    return "; ".join(described)
+
+
+def _number(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
