@@ -160,7 +160,8 @@ def _binary(metric: str, *arrays: np.ndarray) -> bool:
     return METRICS[metric] and all(np.isin(a, (0.0, 1.0)).all() for a in arrays)
 
 
-def _method_estimate(scores: Scores, metric: str, stats_seed: int, confidence: float) -> MethodEstimate:
+def method_estimate(scores: Scores, metric: str, stats_seed: int, confidence: float) -> MethodEstimate:
+    """A method's mean of `metric` with its article-clustered interval, and the spread over its seeds."""
     values = scores.values[metric]
     found = estimate(values, scores.articles, _binary(metric, values), confidence, stats_seed)
     seeds = scores.seed_means[metric]
@@ -224,7 +225,7 @@ def analyse(study: StudyConfig, records: list[dict]) -> Analysis:
         scores = {m: s for m in study.methods if (s := method_scores(records, m, split)) is not None}
         for method, found in scores.items():
             for metric in found.values:
-                estimates[(method, split, metric)] = _method_estimate(found, metric, 0, study.stats.confidence)
+                estimates[(method, split, metric)] = method_estimate(found, metric, 0, study.stats.confidence)
         ordered = [m for m in [reference, *study.methods] if m in scores]
         ordered = list(dict.fromkeys(ordered))
         for metric in TESTED_METRICS:
@@ -241,7 +242,7 @@ def analyse(study: StudyConfig, records: list[dict]) -> Analysis:
             if (after := method_scores(records, method, NEW_SPLIT, kind)) is not None:
                 for metric in after.values:
                     key = (fresh_name(method, kind), NEW_SPLIT, metric)
-                    estimates[key] = _method_estimate(after, metric, 0, study.stats.confidence)
+                    estimates[key] = method_estimate(after, metric, 0, study.stats.confidence)
     return Analysis(reference, splits, estimates, comparisons, power, freshness_comparisons(study, records))
 
 

@@ -84,14 +84,14 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
             knowledge = planner.knowledge_cell(method, seed) if reads_documents(study, method) else None
             main = planner.main_cell(method, seed, knowledge)
             cells.extend([knowledge, main] if knowledge else [main])
-            cells.extend(planner.curve_cell(main, knowledge, size) for size in curve_sizes(study, method))
+            cells.extend(planner.curve_cell(main, knowledge, size) for size in extra_sizes(study, method))
             if study.freshness.enabled:
                 cells.extend(planner.freshness_cells(main))
     check_same_documents(cells)
     return cells
 
 
-def curve_sizes(study: StudyConfig, method: Method) -> list[int]:
+def extra_sizes(study: StudyConfig, method: Method) -> list[int]:
     """The data-needs sizes `method` trains at besides `study.train_examples`; none for a method that does not train
     (its one score stands at every size)."""
     return [size for size in study.budgets if size != study.train_examples] if method.trains else []

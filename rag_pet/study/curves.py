@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag_pet.objectives import study_methods
-from rag_pet.study.analysis import LOWER_IS_BETTER, TESTED_METRICS, Scores, _method_estimate, method_scores
+from rag_pet.study.analysis import LOWER_IS_BETTER, TESTED_METRICS, Scores, method_estimate, method_scores
 from rag_pet.study.cells import EVAL_SPLIT
 from rag_pet.study.curve_cells import CURVE
 from rag_pet.study.report_stats import METRIC_TITLES, interval_text
@@ -67,7 +67,7 @@ def _estimates(study: StudyConfig, scores: Scores | None) -> dict[str, float]:
     found = {}
     for metric in TESTED_METRICS if scores is not None else ():
         if metric in scores.values:
-            e = _method_estimate(scores, metric, 0, study.stats.confidence).estimate
+            e = method_estimate(scores, metric, 0, study.stats.confidence).estimate
             found.update({metric: e.mean, f"{metric}_low": e.low, f"{metric}_high": e.high})
     return found
 

@@ -234,8 +234,8 @@ def _freshness(study: StudyConfig, fresh: list[dict], analysis: Analysis) -> lis
         f"trained on them. Scored on {study.questions} of their questions, drawn from the "
         f"{1 - freshness.qa_fraction:.0%} that no method trains on (the other {freshness.qa_fraction:.0%} are "
         "the QA pairs closed-book methods may train on), before and after each method took them in. "
-        f"Closed-book methods trained on from their trained weights for {freshness.budget.amount:g} "
-        f"{freshness.budget.unit}; wall s is the whole training launch, its start-up included, or the whole index "
+        f"Closed-book methods trained on from their trained weights: {_fresh_training_text(study)}; "
+        "wall s is the whole training launch, its start-up included, or the whole index "
         "growth, Ray Data's start-up included: each way of taking the articles in timed from start to end.",
         "",
         freshness_markdown(fresh),
@@ -245,6 +245,16 @@ def _freshness(study: StudyConfig, fresh: list[dict], analysis: Analysis) -> lis
         "",
         report_stats.freshness_tests_markdown(analysis, fresh),
     ]
+
+
+def _fresh_training_text(study: StudyConfig) -> str:
+    """How long closed-book methods trained on the late articles: every paragraph under `knowledge_matched` (text),
+    `study.freshness.budget` otherwise (and for QA pairs)."""
+    budget = f"{study.freshness.budget.amount:g} {study.freshness.budget.unit}"
+    if study.protocol != "knowledge_matched":
+        return f"for {budget}"
+    passes = f"{study.knowledge.epochs} pass(es) over every paragraph of the articles (as they read the documents)"
+    return passes + (f", and for {budget} on QA pairs" if "qa" in study.freshness.variants else "")
 
 
 def _shared_indexes(shared: dict) -> list[str]:

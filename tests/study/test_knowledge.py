@@ -96,3 +96,15 @@ def test_the_session_study_trains_closed_book_on_the_documents_then_the_question
     assert main["config"]["trainer"]["init_from"] == str(
         Path(knowledge["config"]["run_dir"]) / "final_checkpoint" / "model"
     )
+
+
+def test_the_session_study_report_names_its_protocol_and_the_tokens_each_method_read(tiny_study_run):
+    compare, _ = tiny_study_run
+    report = (Path(compare.study_dir) / "report.md").read_text()
+    knowledge = json.loads((Path(compare.study_dir) / "cells" / "lora-seed0.knowledge.json").read_text())
+
+    assert "Protocol `knowledge_matched`" in report
+    section = report.split("## Documents read as text")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| lora |"))
+    assert f"{knowledge['metrics']['train_tokens']:,.0f}" in row
+    assert "| rag+lora |" not in section  # a retrieval method reads the documents through its index
