@@ -48,11 +48,13 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
 
 def small_study(root, study_dir) -> CompareConfig:
     """lora and rag+lora, one seed, knowledge-matched over a 64-passage index kept in `root`, without latency or
-    forgetting: the study the test session runs once (`tiny_study_run`) for the tests that read or serve its cells or
-    run it again."""
+    forgetting, each cell training in its Ray task (the local launcher: the Ray Train launcher is what
+    `test_late_articles_...[ray]` and tests/training cover): the study the test session runs once (`tiny_study_run`)
+    for the tests that read or serve its cells or run it again."""
     compare = tiny_study(
         root,
         "corpus.max_passages=64",
+        "trainer.launcher=local",
         methods=["lora", "rag+lora"],
         seeds=[0],
         protocol="knowledge_matched",
@@ -266,7 +268,8 @@ def test_the_same_study_twice_gives_identical_per_question_records(tiny_study_ru
     for compare in (first, second):
         cells = sorted((Path(compare.study_dir) / "cells").glob("*.json"))
         runs.append({path.stem: json.loads(path.read_text())["questions"] for path in cells})
-    assert set(runs[0]) == {"lora-seed0", "rag_lora-seed0"}
+    assert set(runs[0]) == {"lora-seed0.knowledge", "lora-seed0", "rag_lora-seed0"}
+    assert runs[0].pop("lora-seed0.knowledge") == runs[1].pop("lora-seed0.knowledge") == {}  # it answers nothing
     for cell, splits in runs[0].items():
         assert splits["validation"] and all(q["answer_nll"] is not None for q in splits["validation"])
         assert splits == runs[1][cell], cell
