@@ -333,6 +333,7 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
     assert "latency" not in serve.status().applications  # stopped after the measurement
 
 
+@pytest.mark.slow  # 30 s beside the session study; serving a run directory stays in the default suite
 def test_a_study_cell_is_served_and_answers_what_its_predictions_hold(setup, tiny_study_run, tmp_path):
     """Every study cell's experiment name holds a dot (`tiny.lora-seed0`), which peft refuses in an adapter name:
     the served run must still load it and answer exactly what the cell's own evaluation answered."""

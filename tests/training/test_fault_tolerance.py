@@ -75,6 +75,7 @@ def train_with_kills(config, command: str, after_steps: list[int]) -> tuple[Trai
     return outcome["result"], killed
 
 
+@pytest.mark.slow  # 25 s; the default suite resumes from checkpoints in tests/training/test_loop.py
 def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
     reference = launch_training(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
     result, (killed,) = train_with_kills(compose_config(list(RUN), run_dir=tmp_path / "killed"), WORKER, [4])
