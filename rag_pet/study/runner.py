@@ -21,6 +21,7 @@ from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells, share_cpus
+from rag_pet.study.cleanup import drop_resume_checkpoints
 from rag_pet.study.environment import environment
 from rag_pet.study.index_cost import index_costs
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
@@ -153,7 +154,9 @@ def _finish(cell: Cell, ref: ray.ObjectRef, seconds: float, study_dir: Path) -> 
     metrics = summary["rows"][-1]
     config = cell.config
     questions = cell_questions(config.run_dir, metrics["method"], config.data.eval_split, config.eval.extra_splits)
-    return _record(cell, seconds, study_dir, metrics=metrics, questions=questions)
+    record = _record(cell, seconds, study_dir, metrics=metrics, questions=questions)
+    drop_resume_checkpoints(config.trainer, config.run_dir)  # never resumed now; final_checkpoint stays
+    return record
 
 
 def _record(

@@ -16,6 +16,7 @@ from rag_pet.config import TrackingConfig
 from rag_pet.config.compose import compose_experiment
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cells import MAIN, Cell, check_splits, plan_cells
+from rag_pet.study.cleanup import drop_trial_weights
 from rag_pet.study.provenance import provenance_changes, provenance_of
 from rag_pet.study.spec import StudyConfig
 from rag_pet.study.tune_space import TUNE_FIELD, as_tune_fields, tune_sweep
@@ -102,6 +103,7 @@ def tune_method(tuning: MethodTuning) -> dict:
     # provenance as the trials end, as a cell records its own when it ends
     record = {**identity, "provenance": provenance_of(tuning.cell), **result, "status": DONE}
     write_json_atomic(plan.sweep_dir / RECORD, record)
+    drop_trial_weights(plan.sweep_dir, tuning.cell.config.trainer)
     logger.info("tuned %s: %s (%s=%s)", method, record["overrides"], plan.sweep.metric, record["best_metric"])
     return record
 

@@ -25,6 +25,7 @@ from rag_pet.training.tasks import build_objective_model, run_train_loop, train_
 
 logger = logging.getLogger(__name__)
 FINAL_CHECKPOINT = "final_checkpoint"
+CHECKPOINTS_DIR = "checkpoints"  # under the run dir, unless trainer.storage_path says elsewhere
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TrainingResult:
 
 def storage_location(config: RagPetConfig) -> str:
     """Where checkpoints go: `trainer.storage_path` (a local path or a URI such as s3://) or `<run_dir>/checkpoints`."""
-    location = config.trainer.storage_path or str(Path(config.run_dir) / "checkpoints")
+    location = config.trainer.storage_path or str(Path(config.run_dir) / CHECKPOINTS_DIR)
     return location if "://" in location else str(Path(location).expanduser().resolve())
 
 

@@ -222,6 +222,10 @@ def test_a_tuned_study_trains_each_method_at_its_best_trial_and_reuses_the_tunin
     trained = ids(load_qa_split(main, main.train_split, main.max_train_examples))
     evaluated = {q["id"] for split in lora["questions"].values() for q in split}
     assert not scored & (trained | evaluated)
+    for row in trials:  # the trials' weights are gone once the tuning is recorded, their scores and logs stay
+        trial = study_dir / "tune" / "lora" / "trials" / row["trial_id"]
+        assert (trial / "results.json").is_file()
+        assert not (trial / "checkpoints").exists() and not (trial / "final_checkpoint").exists()
 
     report = (study_dir / "report.md").read_text()
     section = report.split("## Tuning", 1)[1].split("\n## ", 1)[0]
