@@ -267,7 +267,7 @@ def _closing(rows: list[dict], plots: list[Path], environment: dict | None) -> l
     parts += ["", "## Re-run one cell alone", ""]
     parts += [f"- `{row['id']}`: `{row['command']}`" for row in rows]
     if environment is not None:
-        packages = ", ".join(f"{name} {version}" for name, version in environment["packages"].items())
+        packages = ", ".join(f"{name} {version}" for name, version in sorted(environment["packages"].items()))
         device = environment["gpu"] or f"{environment['cpus']} CPUs, no GPU"
         parts += ["", f"Measured on {device} ({environment['platform']}, Python {environment['python']}; {packages})."]
     return parts

@@ -26,6 +26,7 @@ from rag_pet.study.environment import environment
 from rag_pet.study.index_cost import index_costs
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
+from rag_pet.study.recorded import STUDY_FILE, report_recorded
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
@@ -35,9 +36,13 @@ logger = logging.getLogger(__name__)
 
 
 def run_study(compare: CompareConfig, config_dir: Path) -> dict:
-    """Run (or resume) the study in `compare.study_dir`; the report's summary (rows, paths, failed cells)."""
+    """Run (or resume) the study in `compare.study_dir`, or only write its report (`compare.report_only`); the
+    report's summary (rows, paths, failed cells)."""
     study = compare.study
     study_dir = Path(compare.study_dir).expanduser().resolve()
+    if compare.report_only:
+        with run_directory_lock(study_dir):  # not while the study runs there
+            return report_recorded(study, study_dir, compare.tracking)
     cells = plan_cells(study, study_dir, config_dir, compare.tracking)  # validates everything before Ray starts
     tunings = plan_tuning(study, cells, study_dir, config_dir)  # and each trained method's tuning (study.tune)
     with run_directory_lock(study_dir):
@@ -53,7 +58,7 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
         if parallel > 1:
             cells = share_cpus(cells, study.cpus_per_cell)
         write_json_atomic(
-            study_dir / "study.json",
+            study_dir / STUDY_FILE,
             {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},
         )
         records = run_cells(cells, study_dir, parallel)

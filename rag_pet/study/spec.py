@@ -208,8 +208,12 @@ class StudyConfig:
 
 @dataclass
 class CompareConfig:
-    """`python -m jobs.compare`: the study, where it writes (and resumes from), and the study's own W&B run."""
+    """`python -m jobs.compare`: the study, where it writes (and resumes from), the study's own W&B run, and whether
+    to only write the report from cells that ran before (`report_only`)."""
 
     study: StudyConfig = field(default_factory=StudyConfig)
     study_dir: str = "outputs/studies/default"
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # Write the report from the records the study's cells left in `study_dir` and run nothing: after a change to
+    # how results are read, without running cells whose provenance (the code revision) the change made stale.
+    report_only: bool = False
