@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from rag_pet.config import TrackingConfig
 from rag_pet.evaluation.report import format_columns
 from rag_pet.storage import write_text_atomic
 from rag_pet.study import report_stats
-from rag_pet.study.analysis import Analysis, analyse, fresh_name
+from rag_pet.study.analysis import Analysis, Comparison, analyse, fresh_name
 from rag_pet.study.cells import EVAL_SPLIT, MAIN, NEW_SPLIT
 from rag_pet.study.cost_report import (
     COST_COLUMNS,
@@ -147,6 +147,16 @@ def results_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[*first, *rest, "command"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def comparisons_csv(analysis: Analysis) -> str:
+    """Every paired comparison the study tested: split, metric, the two methods, the difference (method minus
+    other) with its interval, the raw and BH-corrected p, the questions and whether it is significant."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[field.name for field in fields(Comparison)])
+    writer.writeheader()
+    writer.writerows(asdict(comparison) for comparison in analysis.comparisons)
     return buffer.getvalue()
 
 
@@ -308,6 +318,7 @@ def write_report(
     curves = data_needs(study, records)
     plots = write_plots(summaries, with_fresh_intervals(fresh, analysis), study_dir, curves)
     write_text_atomic(study_dir / "results.csv", results_csv(rows))
+    write_text_atomic(study_dir / "comparisons.csv", comparisons_csv(analysis))
     environment = next((r["environment"] for r in records if r["status"] == "done"), None)
     tuning = tuning_records(study, study_dir)
     markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh, analysis, curves, tuning)
@@ -353,6 +364,7 @@ def _loggable(value):
 SUMMARY_COLUMNS = (
     ("method", "method", "{}"),
     ("EM unseen", "exact_match", "{:.3f}"),
+    ("95% CI", "exact_match_ci", "{}"),
     ("F1 unseen", "f1", "{:.3f}"),
     ("95% CI", "f1_ci", "{}"),
     ("NLL unseen", "answer_nll", "{:.3f}"),

@@ -4,7 +4,6 @@ the paired comparisons, power, seed against question variance, and the freshness
 from __future__ import annotations
 
 from rag_pet.study.analysis import (
-    LOWER_IS_BETTER,
     SPLIT_TITLES,
     TESTED_METRICS,
     Analysis,
@@ -114,7 +113,7 @@ def _oriented(comparison: Comparison, method: str) -> Comparison:
 
 def comparisons_markdown(analysis: Analysis, methods: list[str]) -> str:
     """Each method minus the reference per split (difference, interval, corrected p; bold when significant), then
-    every significant difference between two other methods."""
+    per split and metric with a significant pair, the matrix of differences between the other methods."""
     parts = [
         f"Each method minus `{analysis.reference}` on the same questions: difference [{'interval'}] and "
         "BH-corrected p; **bold** = significant. For answer NLL a negative difference is better.",
@@ -131,18 +130,42 @@ def comparisons_markdown(analysis: Analysis, methods: list[str]) -> str:
                 continue
             cells = [_difference_text(_oriented(c, method) if c else None) for c in found]
             parts.append(f"| {method} | {split} | " + " | ".join(cells) + " |")
-    others = [c for c in analysis.comparisons if c.significant and analysis.reference not in (c.method, c.other)]
     tested = [c for c in analysis.comparisons if analysis.reference not in (c.method, c.other)]
-    parts += ["", f"Between two other methods: {len(others)} of {len(tested)} paired comparisons significant."]
-    for c in others:
-        loser = c.other if c.better == c.method else c.method
-        shown = _oriented(c, c.better)
-        direction = "lower" if c.metric in LOWER_IS_BETTER else "higher"
-        parts.append(
-            f"- {c.split}, {SHORT[c.metric]}: `{c.better}` {direction} than `{loser}` by "
-            f"{abs(shown.difference):.3f} [{shown.low:+.3f}, {shown.high:+.3f}], p={c.p_adjusted:.3g}"
-        )
+    others = [c for c in tested if c.significant]
+    parts += [
+        "",
+        f"Between two other methods: {len(others)} of {len(tested)} paired comparisons significant. Each table below"
+        " (one per split and metric with a significant pair) gives row minus column on the same questions, **bold**"
+        " where significant; `comparisons.csv` holds every pair's interval and raw and corrected p.",
+    ]
+    for split in analysis.splits:
+        for metric in TESTED_METRICS:
+            found = [c for c in others if c.split == split and c.metric == metric]
+            if found:
+                parts += ["", f"{split}, {SHORT[metric]}:", "", _matrix(analysis, split, metric, methods)]
     return "\n".join(parts)
+
+
+def _matrix(analysis: Analysis, split: str, metric: str, methods: list[str]) -> str:
+    """Row minus column for every pair of non-reference methods compared on `split` and `metric`."""
+    pairs = {
+        (c.method, c.other): c
+        for c in analysis.comparisons
+        if c.split == split and c.metric == metric and analysis.reference not in (c.method, c.other)
+    }
+    shown = [m for m in methods if any(m in pair for pair in pairs)]
+    lines = ["| row − column | " + " | ".join(shown) + " |", "|" + " --- |" * (len(shown) + 1)]
+    for row in shown:
+        cells = []
+        for column in shown:
+            found = pairs.get((row, column)) or pairs.get((column, row))
+            if found is None:
+                cells.append("")
+                continue
+            difference = _oriented(found, row).difference
+            cells.append(f"**{difference:+.3f}**" if found.significant else f"{difference:+.3f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def power_markdown(analysis: Analysis, study: StudyConfig) -> str:

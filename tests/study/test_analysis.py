@@ -1,5 +1,7 @@
 """A study's answer from hand-made per-question records: intervals, paired tests, power, seeds, and the report."""
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,22 @@ def test_the_cost_table_says_which_figures_are_single_measurements_and_spreads_t
     one_seed = StudyConfig(**{**study().__dict__, "seeds": [0]})
     write_report(one_seed, tmp_path, records, {}, TrackingConfig(mode="disabled"))
     assert "single measurements without an interval" in (tmp_path / "report.md").read_text()
+
+
+def test_pairs_between_other_methods_read_as_matrices_and_every_pair_is_in_comparisons_csv(records, tmp_path):
+    write_report(study(), tmp_path, records, {}, TrackingConfig(mode="disabled"))
+    report = (tmp_path / "report.md").read_text()
+    tested = list(csv.DictReader((tmp_path / "comparisons.csv").open()))
+    analysis = analyse(study(), records)
+    assert len(tested) == len(analysis.comparisons)  # every pair, significant or not, with its reference pairs
+    between = [row for row in tested if "zero_shot" not in (row["method"], row["other"])]
+    assert between and all(row["significant"] == "True" for row in between)  # rag is far ahead of lora
+    for row in between:
+        short = {"exact_match": "EM", "f1": "F1", "answer_nll": "NLL"}[row["metric"]]
+        table = report.split(f"\n{row['split']}, {short}:\n", 1)[1].strip("\n").split("\n\n", 1)[0]
+        header, _, *lines = table.splitlines()
+        columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
+        cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")][1:] for line in lines}
+        difference = float(row["difference"])
+        assert cells[row["method"]][columns.index(row["other"])] == f"**{difference:+.3f}**"
+        assert cells[row["other"]][columns.index(row["method"])] == f"**{-difference:+.3f}**"
