@@ -81,8 +81,9 @@ def cost_reading(study: StudyConfig) -> list[str]:
     ]
 
 
-def budget_markdown(study: StudyConfig, summaries: list[dict]) -> list[str]:
-    """Which unit the study matches, and how far apart the trained methods' actual FLOPs to be ready ended up."""
+def budget_markdown(study: StudyConfig, summaries: list[dict], tuning: list[dict]) -> list[str]:
+    """Which unit the study matches, how far apart the trained methods' actual FLOPs to be ready ended up, and what
+    tuning (`tuning`: the finished tuning records) spent besides."""
     budget = study.budget
     if budget.unit == "flops":
         matched = (
@@ -104,7 +105,20 @@ def budget_markdown(study: StudyConfig, summaries: list[dict]) -> list[str]:
             f" Actual FLOPs to be ready (all training + index) across trained methods: min {trained[low]:.2e} "
             f"({low}), max {trained[high]:.2e} ({high}), max/min {trained[high] / trained[low]:.2f}."
         )
-    return ["", "## Budget", "", matched]
+    return ["", "## Budget", "", matched + _tuning_spend(study, tuning)]
+
+
+def _tuning_spend(study: StudyConfig, tuning: list[dict]) -> str:
+    """The sentence on what tuning spent outside the matched budget, or nothing without tuning."""
+    spent = {record["method"]: record["train_flops"] for record in tuning if record.get("train_flops") is not None}
+    if not study.tune.enabled or not spent:
+        return ""
+    low, high = min(spent, key=spent.get), max(spent, key=spent.get)
+    return (
+        f" Tuning comes before and outside this budget, {study.tune.num_samples} trials per trained method: it "
+        f"trained a further {spent[low]:.2e} ({low}) to {spent[high]:.2e} ({high}) FLOPs per method, "
+        f"{sum(spent.values()):.2e} in all (see *Tuning*)."
+    )
 
 
 def trains(method: str) -> bool:

@@ -30,6 +30,10 @@ def protocol_text(study: StudyConfig) -> str:
     return PROTOCOL_TEXT[study.protocol].format(epochs=knowledge.epochs, tokens=knowledge.max_text_tokens)
 
 
+# (key after `train_`, format) of each stage's columns: steps, tokens, FLOPs, wall seconds of its steps
+STAGE_FIGURES = (("steps", "{:.0f}"), ("tokens", "{:,.0f}"), ("flops", "{:.2e}"), ("steps_wall_seconds", "{:.0f}"))
+
+
 def _mean(rows: list[dict], key: str) -> float | None:
     values = [row[key] for row in rows if row.get(key) is not None]
     return statistics.fmean(values) if values else None
@@ -37,14 +41,14 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 def knowledge_rows(rows: list[dict], methods: list[str]) -> list[dict]:
     """Per method with text training: the mean over seeds of its knowledge cells' and text freshness cells' steps,
-    tokens read and FLOPs."""
+    tokens read, FLOPs and wall time of the steps."""
     result = []
     for method in methods:
         found = {}
         for kind, name in ((KNOWLEDGE, "knowledge"), (FRESH_TRAINING["text"], "fresh")):
             done = [r for r in rows if r["method"] == method and r["kind"] == kind and r["status"] == "done"]
             if done:
-                found.update({f"{name}_{key}": _mean(done, f"train_{key}") for key in ("steps", "tokens", "flops")})
+                found.update({f"{name}_{key}": _mean(done, f"train_{key}") for key, _ in STAGE_FIGURES})
         if found:
             result.append({"method": method, **found})
     return result
@@ -65,16 +69,16 @@ def knowledge_markdown(study: StudyConfig, rows: list[dict]) -> list[str]:
         "## Documents read as text",
         "",
         "Tokens each closed-book method trained on as text: the indexed documents before its questions (the index's "
-        "vectors are in the shared-index table) and the late articles' paragraphs in the freshness stage.",
+        "vectors are in the shared-index table) and the late articles' paragraphs in the freshness stage. *wall s* "
+        "runs from the first optimizer step to the last; the cost table's *train wall s* counts the questions only, "
+        "its *total FLOPs to be ready* both.",
         "",
-        "| method | documents: steps | tokens | FLOPs | late articles: steps | tokens | FLOPs |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| method | documents: steps | tokens | FLOPs | wall s | late articles: steps | tokens | FLOPs | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in table:
         cells = [
-            _figure(row.get(f"{stage}_{key}"), fmt)
-            for stage in ("knowledge", "fresh")
-            for key, fmt in (("steps", "{:.0f}"), ("tokens", "{:,.0f}"), ("flops", "{:.2e}"))
+            _figure(row.get(f"{stage}_{key}"), fmt) for stage in ("knowledge", "fresh") for key, fmt in STAGE_FIGURES
         ]
         parts.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     return parts

@@ -298,7 +298,7 @@ def report_markdown(
     """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, data
     needs (`curves`), cost, freshness, the shared indexes, failures, plots, the command that re-runs each cell
     alone, and the machine."""
-    parts = _opening(study) + budget_markdown(study, summaries) + _accuracy(study, summaries, analysis)
+    parts = _opening(study) + budget_markdown(study, summaries, tuning or []) + _accuracy(study, summaries, analysis)
     parts += data_needs_markdown(study, curves or [])
     parts += ["", "## Cost", "", *cost_reading(study), "", markdown_table(summaries, COST_COLUMNS)]
     parts += learning_rates_markdown(study, rows) + tuning_markdown(study, tuning or [])

@@ -106,5 +106,12 @@ def test_the_session_study_report_names_its_protocol_and_the_tokens_each_method_
     assert "Protocol `knowledge_matched`" in report
     section = report.split("## Documents read as text")[1]
     row = next(line for line in section.splitlines() if line.startswith("| lora |"))
-    assert f"{knowledge['metrics']['train_tokens']:,.0f}" in row
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    metrics = knowledge["metrics"]
+    assert cells[1:5] == [
+        f"{metrics['train_steps']:.0f}",
+        f"{metrics['train_tokens']:,.0f}",
+        f"{metrics['train_flops']:.2e}",
+        f"{metrics['train_steps_wall_seconds']:.0f}",
+    ]
     assert "| rag+lora |" not in section  # a retrieval method reads the documents through its index

@@ -17,6 +17,7 @@ from rag_pet.data.datasets import article_split, load_qa_split
 from rag_pet.errors import ConfigError
 from rag_pet.study import StudyConfig
 from rag_pet.study.cells import MAIN, plan_cells
+from rag_pet.study.cost_report import budget_markdown
 from rag_pet.study.report import write_report
 from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig, TuneConfig
@@ -176,6 +177,9 @@ def test_the_tuning_record_counts_every_trial_and_the_report_shows_it(tmp_path):
     for text in ("trainer.lr log-uniform 5e-05 to 0.005", "3 × 4 steps", "trainer.lr=0.0003", "| 2.5 |", "| 10 |"):
         assert text in row, text
     assert "No finished tuning for ia3" in section and "do not train: zero_shot" in section
+    ia3 = {**result, "method": "ia3", "train_flops": 1e9}
+    budget = "\n".join(budget_markdown(study, [], [result, ia3]))
+    assert "1.00e+09 (ia3) to 4.00e+09 (lora) FLOPs per method, 5.00e+09 in all" in budget
 
 
 def test_without_tuning_the_report_says_each_method_ran_at_its_default_rate(tmp_path):
