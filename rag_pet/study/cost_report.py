@@ -114,8 +114,9 @@ def _tuning_spend(study: StudyConfig, tuning: list[dict]) -> str:
     if not study.tune.enabled or not spent:
         return ""
     low, high = min(spent, key=spent.get), max(spent, key=spent.get)
+    trials = max(record["trials"] for record in tuning)
     return (
-        f" Tuning comes before and outside this budget, {study.tune.num_samples} trials per trained method: it "
+        f" Tuning comes before and outside this budget, {trials} trials per trained method: it "
         f"trained a further {spent[low]:.2e} ({low}) to {spent[high]:.2e} ({high}) FLOPs per method, "
         f"{sum(spent.values()):.2e} in all (see *Tuning*)."
     )

@@ -74,18 +74,22 @@ class KnowledgeConfig:
 
 @dataclass
 class TuneConfig:
-    """Hyperparameters chosen per method before the main cells (`enabled`): a Ray Tune sweep of `num_samples` trials
-    (`search`, `scheduler` as in conf/sweep/) over each trained method's first-seed main cell, every trial at its
-    budget, trained without the `dev_fraction` of the training articles' questions held out as the `dev` split
-    and scored there by `metric` (`mode`); the method's cells then train with the best trial's values. `space` is
-    a sweep space (conf/sweep/ format); unless it sets `trainer.lr`, the learning rate is drawn log-uniform from
-    the method's own rate times `lr_factor`."""
+    """Hyperparameters chosen per method before the main cells (`enabled`): a Ray Tune sweep (`search`,
+    `scheduler` as in conf/sweep/) over each trained method's first-seed main cell, every trial at its budget,
+    trained without the `dev_fraction` of the training articles' questions held out as the `dev` split and scored
+    there by `metric` (`mode`); the method's cells then train with the best trial's values. `space` is a sweep
+    space (conf/sweep/ format). Unless it sets `trainer.lr`, the learning rate takes `lr_points` log-spaced values
+    from the method's own rate times `lr_factor[0]` to times `lr_factor[1]`: a grid, so every method tries the same
+    multiples of its own rate (5 points over [0.1, 10] include the rate itself) and the report can say when the
+    best lies at an end; `lr_points: null` draws it log-uniform instead. Each learning rate is tried with
+    `num_samples` draws of the rest of `space`."""
 
     enabled: bool = False
     dev_fraction: float = 0.1
     lr_factor: list[float] | None = field(default_factory=lambda: [0.1, 10.0])
+    lr_points: int | None = 5
     space: dict[str, Any] = field(default_factory=dict)
-    num_samples: int = 4
+    num_samples: int = 1
     search: str = "random"
     scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
     metric: str = "answer_nll"

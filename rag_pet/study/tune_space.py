@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rag_pet.config.sweep import SchedulerConfig, SweepConfig, dimensions
 from rag_pet.errors import ConfigError
 
@@ -31,14 +33,19 @@ def as_tune_fields() -> Iterator[None]:
         raise ConfigError(f"{TUNE_FIELD}.{err.field.removeprefix('sweep.')}", err.value, err.allowed) from None
 
 
-def method_space(space: dict[str, Any], lr_factor: list[float] | None, lr: float) -> dict[str, Any]:
-    """The space of a method that trains at `lr`: `space`, and unless it sets `trainer.lr` itself, a log-uniform
-    learning rate from `lr * lr_factor[0]` to `lr * lr_factor[1]`."""
+def method_space(space: dict[str, Any], lr_factor: list[float] | None, lr: float, points: int | None) -> dict:
+    """The space of a method that trains at `lr`: `space`, and unless it sets `trainer.lr` itself, learning rates
+    from `lr * lr_factor[0]` to `lr * lr_factor[1]`: `points` log-spaced values (3 significant digits) as a grid,
+    or log-uniform when `points` is None."""
     if lr_factor is None or LR_KEY in dimensions(space):
         return space
     found = copy.deepcopy(space)
-    bounds = {"lower": lr * lr_factor[0], "upper": lr * lr_factor[1]}
-    found.setdefault("trainer", {})["lr"] = {"type": "loguniform", **bounds}
+    lower, upper = lr * lr_factor[0], lr * lr_factor[1]
+    if points is None:
+        node: dict[str, Any] = {"type": "loguniform", "lower": lower, "upper": upper}
+    else:
+        node = {"type": "grid", "values": [float(f"{value:.3g}") for value in np.geomspace(lower, upper, points)]}
+    found.setdefault("trainer", {})["lr"] = node
     return found
 
 
@@ -47,7 +54,7 @@ def tune_sweep(tune: TuneConfig, name: str, lr: float, seed: int) -> SweepConfig
     raises the `ConfigError` of its `study.tune` field."""
     with as_tune_fields():
         _check_lr_factor(tune)
-        space = method_space(tune.space, tune.lr_factor, lr)
+        space = method_space(tune.space, tune.lr_factor, lr, tune.lr_points)
         return SweepConfig(
             name=name,
             metric=tune.metric,
@@ -67,11 +74,17 @@ def _check_lr_factor(tune: TuneConfig) -> None:
     numbers = len(factor) == 2 and all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in factor)
     if not numbers or not 0 < factor[0] < factor[1]:
         raise ConfigError(f"{TUNE_FIELD}.lr_factor", factor, "[lower, upper] with 0 < lower < upper, e.g. [0.1, 10]")
-    if tune.search == "grid" and LR_KEY not in dimensions(tune.space):
+    if LR_KEY in dimensions(tune.space):
+        return
+    if tune.lr_points is not None and tune.lr_points < 2:
+        raise ConfigError(f"{TUNE_FIELD}.lr_points", tune.lr_points, "at least 2 (both ends of lr_factor), or null")
+    if tune.lr_points is None and tune.search == "grid":
+        raise ConfigError(f"{TUNE_FIELD}.lr_points", None, "a number of rates under study.tune.search=grid, e.g. 5")
+    if tune.lr_points is not None and tune.search == "optuna":
         raise ConfigError(
-            f"{TUNE_FIELD}.lr_factor",
-            list(factor),
-            "null under study.tune.search=grid (a grid lists its values: study.tune.space.trainer.lr)",
+            f"{TUNE_FIELD}.lr_points",
+            tune.lr_points,
+            "null under study.tune.search=optuna (Optuna samples the rate log-uniform; a grid is Tune's own search)",
         )
 
 

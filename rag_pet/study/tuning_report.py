@@ -9,7 +9,8 @@ from pathlib import Path
 from rag_pet.config import dimensions
 from rag_pet.naming import safe_name
 from rag_pet.objectives import study_methods
-from rag_pet.study.spec import StudyConfig
+from rag_pet.study.spec import StudyConfig, TuneConfig
+from rag_pet.study.tune_space import LR_KEY
 
 TUNE_DIR, RECORD = "tune", "tuning.json"
 DONE = "done"
@@ -47,7 +48,7 @@ def tuning_markdown(study: StudyConfig, records: list[dict]) -> list[str]:
         ]
     best = "lowest" if tune.mode == "min" else "highest"
     reading = (
-        f"Before the main cells, a Ray Tune sweep of {tune.num_samples} trials ({tune.search} search, "
+        f"Before the main cells, a Ray Tune sweep ({_trials_text(tune)}; {tune.search} search, "
         f"{tune.scheduler.get('type', 'asha')} scheduling) chose each trained method's hyperparameters on its seed "
         f"{study.seeds[0]} main cell. Every trial trained at that cell's budget on its training questions, from the "
         "base weights (a closed-book method's pass over the documents is no part of a trial), and was scored by "
@@ -71,8 +72,19 @@ def tuning_markdown(study: StudyConfig, records: list[dict]) -> list[str]:
     return parts
 
 
+def _trials_text(tune: TuneConfig) -> str:
+    """How the trials are made up: the learning-rate grid (times the rest of the space's draws) or the draws."""
+    if tune.lr_factor is None or LR_KEY in dimensions(tune.space) or tune.lr_points is None:
+        return f"{tune.num_samples} trials"
+    low, high = tune.lr_factor
+    rates = f"{tune.lr_points} learning rates log-spaced from {low:g}x to {high:g}x the method's own"
+    return rates if not tune.space else f"{rates}, each with {tune.num_samples} draws of the rest of the space"
+
+
 def _row(record: dict) -> str:
-    chosen = ", ".join(f"{key}={_number(value)}" for key, value in record["chosen"].items())
+    chosen = ", ".join(
+        f"{key}={_number(value)}{_at_end(record['space'], key, value)}" for key, value in record["chosen"].items()
+    )
     flops = f"{record['train_flops']:.2e}" if record.get("train_flops") is not None else "-"
     return (
         f"| {record['method']} | {space_text(record['space'])} | {record['trials']} × {record['steps_per_trial']} steps"
@@ -90,6 +102,21 @@ def _total(records: list[dict]) -> str:
     if all(value is not None for value in flops):
         text += f", {sum(flops):.2e} training FLOPs"
     return text + "."
+
+
+def _at_end(space: dict, key: str, value: object) -> str:
+    """' (upper end)' / ' (lower end)' when a chosen value is the largest or smallest the space allowed: the best
+    may lie beyond what was tried."""
+    node = dimensions(space).get(key, {})
+    values = node.get("values") or [node.get("lower"), node.get("upper")]
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) < 2 or not isinstance(value, (int, float)):
+        return ""
+    if value >= max(numbers) * (1 - 1e-9):
+        return " (upper end)"
+    if value <= min(numbers) * (1 + 1e-9):
+        return " (lower end)"
+    return ""
 
 
 def space_text(space: dict) -> str:

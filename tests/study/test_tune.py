@@ -21,6 +21,7 @@ from rag_pet.study.cost_report import budget_markdown
 from rag_pet.study.report import write_report
 from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig, TuneConfig
+from rag_pet.study.tune_space import tune_sweep
 from rag_pet.study.tuning import plan_tuning, tuning_result
 from rag_pet.study.tuning_report import tuning_markdown
 from rag_pet.sweep.summary import FINISHED_STATUS, STOPPED
@@ -39,7 +40,7 @@ def tuned_study(tmp_path, *overrides: str, **fields):
     """A one-seed tiny study of zero_shot and lora with tuning on (2 trials), without latency or forgetting."""
     fields.setdefault("methods", ["zero_shot", "lora"])
     fields.setdefault("seeds", [0])
-    fields.setdefault("tune", TuneConfig(enabled=True, num_samples=2))
+    fields.setdefault("tune", TuneConfig(enabled=True, lr_points=2))
     compare = tiny_study(tmp_path, *overrides, **fields)
     compare.study.latency_questions = compare.study.forgetting_texts = 0
     return compare
@@ -114,6 +115,7 @@ def test_trials_score_on_dev_questions_no_cell_trains_on_or_is_evaluated_on(tmp_
 BAD_TUNES = {
     "study.tune.num_samples": {"num_samples": 0},
     "study.tune.lr_factor": {"lr_factor": [10.0, 0.1]},
+    "study.tune.lr_points": {"lr_points": 1},
     "study.tune.space.trainer.lr.type": {"space": {"trainer": {"lr": {"type": "log", "lower": 1, "upper": 2}}}},
     "study.tune.scheduler.patience": {"scheduler": {"type": "asha", "patience": 2}},
     "study.tune.mode": {"mode": "lowest"},
@@ -126,6 +128,25 @@ def test_a_bad_tune_config_is_refused_naming_its_field(field):
     with pytest.raises(ConfigError) as found:
         StudyConfig(tune=TuneConfig(enabled=True, **BAD_TUNES[field]))
     assert found.value.field == field
+
+
+@pytest.mark.parametrize(("search", "lr_points"), [("grid", None), ("optuna", 5)])
+def test_a_learning_rate_grid_the_search_cannot_run_names_lr_points(search, lr_points):
+    with pytest.raises(ConfigError) as found:
+        StudyConfig(tune=TuneConfig(enabled=True, search=search, lr_points=lr_points))
+    assert found.value.field == "study.tune.lr_points"
+
+
+def test_every_method_tries_the_same_multiples_of_its_own_rate_and_its_own_rate_is_one_of_them():
+    tune = TuneConfig(enabled=True)
+    grids = {}
+    for rate in (3e-5, 5e-4, 3e-2):
+        values = tune_sweep(tune, "t", rate, 0).space["trainer"]["lr"]["values"]
+        assert rate in values and min(values) == pytest.approx(rate * 0.1) and max(values) == pytest.approx(rate * 10)
+        grids[rate] = [value / rate for value in values]
+    first, *others = grids.values()
+    for multiples in others:
+        assert multiples == pytest.approx(first, rel=1e-2)  # 3 significant digits
 
 
 # Refused when the trials are planned, before Ray starts: what only the experiment config can tell.
@@ -177,6 +198,11 @@ def test_the_tuning_record_counts_every_trial_and_the_report_shows_it(tmp_path):
     for text in ("trainer.lr log-uniform 5e-05 to 0.005", "3 × 4 steps", "trainer.lr=0.0003", "| 2.5 |", "| 10 |"):
         assert text in row, text
     assert "No finished tuning for ia3" in section and "do not train: zero_shot" in section
+    assert "5 learning rates log-spaced from 0.1x to 10x the method's own" in section
+    grid = {"trainer": {"lr": {"type": "grid", "values": [5e-5, 5e-4, 5e-3]}}}
+    ends = [{**result, "space": grid, "chosen": {"trainer.lr": lr}} for lr in (5e-3, 5e-4, 5e-5)]
+    rows = [line for line in "\n".join(tuning_markdown(study, ends)).splitlines() if line.startswith("| lora |")]
+    assert ["(upper end)" in rows[0], "end)" in rows[1], "(lower end)" in rows[2]] == [True, False, True]
     ia3 = {**result, "method": "ia3", "train_flops": 1e9}
     budget = "\n".join(budget_markdown(study, [], [result, ia3]))
     assert "1.00e+09 (ia3) to 4.00e+09 (lora) FLOPs per method, 5.00e+09 in all" in budget
@@ -207,7 +233,7 @@ def test_a_tuned_study_trains_each_method_at_its_best_trial_and_reuses_the_tunin
     best = min(finished, key=lambda t: t["metric"])
     assert tuning["chosen"] == best["params"] and tuning["best_metric"] == best["metric"]
     lr = best["params"]["trainer.lr"]
-    assert 5e-5 <= lr <= 5e-3  # lora's 5e-4 times [0.1, 10]
+    assert sorted(t["params"]["trainer.lr"] for t in trials) == [5e-5, 5e-3]  # lora's 5e-4 times 0.1 and 10
 
     cells = {p.stem: json.loads(p.read_text()) for p in (study_dir / "cells").glob("*.json")}
     lora = cells["lora-seed0"]
