@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,34 @@ def test_every_shipped_study_composes_and_plans(name, tmp_path):
     compare.study.seeds = compare.study.seeds[:1]  # other seeds compose the same cells again
     cells = plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
     assert {cell.method.name for cell in cells} == set(compare.study.methods)
+
+
+def _header_commands() -> list[tuple[str, list[str]]]:
+    """Each complete `python -m jobs.compare ...` command in a shipped study's header comment, as its arguments
+    (lines ending in a backslash continue; a command with a `...` placeholder is left out)."""
+    found = []
+    for path in sorted((CONF_DIR / "study").glob("*.yaml")):
+        lines = [line.removeprefix("#").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+        text = "\n".join(lines).replace("\\\n", " ")
+        for line in text.splitlines():
+            if "python -m jobs.compare" in line and "..." not in line:
+                found.append((path.stem, shlex.split(line.split("python -m jobs.compare", 1)[1])))
+    return found
+
+
+@pytest.mark.parametrize(("study", "arguments"), _header_commands())
+def test_the_commands_in_study_headers_compose_and_plan(study, arguments, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from rag_pet.config import to_structured
+    from rag_pet.study import register_study_configs
+
+    register_study_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="compare", overrides=[*arguments, f"study_dir={tmp_path}"])
+    compare = to_structured(cfg, CompareConfig)
+    compare.study.seeds = compare.study.seeds[:1]
+    assert plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
 
 
 @pytest.mark.slow  # repeats the session's study
