@@ -75,7 +75,7 @@ def tuning_markdown(study: StudyConfig, records: list[dict]) -> list[str]:
 def _trials_text(tune: TuneConfig) -> str:
     """How the trials are made up: the learning-rate grid (times the rest of the space's draws) or the draws."""
     if tune.lr_factor is None or LR_KEY in dimensions(tune.space) or tune.lr_points is None:
-        return f"{tune.num_samples} trials"
+        return f"{tune.num_samples} draw(s) of the space, every value of a grid dimension in each"
     low, high = tune.lr_factor
     rates = f"{tune.lr_points} learning rates log-spaced from {low:g}x to {high:g}x the method's own"
     return rates if not tune.space else f"{rates}, each with {tune.num_samples} draws of the rest of the space"
