@@ -29,7 +29,7 @@ def report_recorded(study: StudyConfig, study_dir: Path, tracking: TrackingConfi
     for key, value in ran["study"].items():
         if now.get(key) != value:
             raise ConfigError(f"study.{key}", now.get(key), f"{value!r}, as the study in {study_dir} ran")
-    records = {cell["id"]: _read(study_dir / CELLS_DIR / f"{cell['id']}.json") for cell in ran["cells"]}
+    records = {cell["id"]: read_record(study_dir / CELLS_DIR / f"{cell['id']}.json") for cell in ran["cells"]}
     missing = [cell_id for cell_id, record in records.items() if record is None]
     if missing:
         raise ConfigError(
@@ -43,5 +43,6 @@ def report_recorded(study: StudyConfig, study_dir: Path, tracking: TrackingConfi
     return write_report(study, study_dir, list(records.values()), shared, tracking)
 
 
-def _read(path: Path) -> dict | None:
+def read_record(path: Path) -> dict | None:
+    """A cell's JSON record, None when the cell has not finished (or failed) yet."""
     return json.loads(path.read_text()) if path.is_file() else None

@@ -4,7 +4,6 @@ that fails, then write the report."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -26,7 +25,7 @@ from rag_pet.study.environment import environment
 from rag_pet.study.index_cost import index_costs
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
-from rag_pet.study.recorded import STUDY_FILE, report_recorded
+from rag_pet.study.recorded import STUDY_FILE, read_record, report_recorded
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
@@ -83,7 +82,7 @@ def finished_record(study_dir: Path, cell: Cell, base: dict | None = None) -> di
     weights will be new). A stale cell starts again from an empty run directory (its old checkpoints belong to
     another config, code or base) and its new record says why (`rerun_reason`); see `provenance_changes` for how
     a tree with uncommitted changes is treated."""
-    record = _read_record(cell_record_path(study_dir, cell))
+    record = read_record(cell_record_path(study_dir, cell))
     if record is None:
         return None
     reason = stale_reason(record, cell, provenance_of(cell), base)
@@ -92,10 +91,6 @@ def finished_record(study_dir: Path, cell: Cell, base: dict | None = None) -> di
         shutil.rmtree(study_dir / CELLS_DIR / cell.id, ignore_errors=True)
         return None
     return record if record.get("status") == "done" else None
-
-
-def _read_record(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -176,7 +171,7 @@ def _record(
     for a retrieving cell the FLOPs of building and of searching its index, `index_cost.index_costs`) next to its
     run directory, with its provenance and why it ran again (None for a first run): the base cell's
     record it follows is read back from disk."""
-    base = _read_record(study_dir / CELLS_DIR / f"{cell.after}.json") if cell.after else None
+    base = read_record(study_dir / CELLS_DIR / f"{cell.after}.json") if cell.after else None
     provenance = provenance_of(cell)
     record = {
         "id": cell.id,
@@ -193,7 +188,7 @@ def _record(
         "environment": environment(),
         "provenance": provenance,
         "base_finished_at": base.get("finished_at") if base else None,
-        "rerun_reason": rerun_reason(_read_record(cell_record_path(study_dir, cell)), cell, provenance, base),
+        "rerun_reason": rerun_reason(read_record(cell_record_path(study_dir, cell)), cell, provenance, base),
         "config": to_dict(cell.config),
         "status": "failed" if error else "done",
         "error": error,
