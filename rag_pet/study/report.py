@@ -199,12 +199,14 @@ def _freshness(study: StudyConfig, fresh: list[dict], analysis: Analysis) -> lis
     if not fresh:
         return []
     freshness = study.freshness
+    size = report_stats.split_size(analysis, NEW_SPLIT, study.methods)
+    scored = f"{size[0]} of their questions ({size[1]} articles)" if size else "none of their questions"
     return [
         "",
         "## Knowledge freshness",
         "",
         f"The test articles arrive after training: their paragraphs were not in the first index and no method "
-        f"trained on them. Scored on {study.questions} of their questions, drawn from the "
+        f"trained on them. Scored on {scored}, drawn from the "
         f"{1 - freshness.qa_fraction:.0%} that no method trains on (the other {freshness.qa_fraction:.0%} are "
         "the QA pairs closed-book methods may train on), before and after each method took them in. "
         f"Closed-book methods trained on from their trained weights: {_fresh_training_text(study)}; "

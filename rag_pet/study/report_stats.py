@@ -57,15 +57,21 @@ def _mark(analysis: Analysis, method: str, split: str, metric: str) -> str:
     return " ▲" if comparison.better == method else " ▼"
 
 
+def split_size(analysis: Analysis, split: str, methods: list[str], metric: str = "f1") -> tuple[int, int] | None:
+    """(questions, articles) the first scored method's `metric` on `split` averaged over, None if none scored it."""
+    sizes = [analysis.estimate_of(method, split, metric) for method in methods]
+    first = next((size.estimate for size in sizes if size is not None), None)
+    return (first.n, first.clusters) if first else None
+
+
 def accuracy_markdown(analysis: Analysis, methods: list[str]) -> str:
     """One table per split: each method's EM, F1, answer NLL and gold-passage recall with intervals and marks."""
     parts = []
     for split in analysis.splits:
         metrics = [m for m in METRIC_TITLES if any(analysis.estimate_of(x, split, m) for x in methods)]
-        sizes = [analysis.estimate_of(x, split, metrics[0]) for x in methods]
-        first = next((s.estimate for s in sizes if s is not None), None)
-        size = f"{first.n} questions, {first.clusters} articles" if first else "no questions"
-        parts += [f"### {SPLIT_TITLES[split]} (`{split}`, {size})", ""]
+        size = split_size(analysis, split, methods, metrics[0])
+        counted = f"{size[0]} questions, {size[1]} articles" if size else "no questions"
+        parts += [f"### {SPLIT_TITLES[split]} (`{split}`, {counted})", ""]
         parts += ["| method | " + " | ".join(METRIC_TITLES[m] for m in metrics) + " |"]
         parts += ["|" + " --- |" * (len(metrics) + 1)]
         for method in methods:

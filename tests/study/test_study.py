@@ -194,6 +194,7 @@ def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_m
     }
     report = (study_dir / "report.md").read_text()
     assert "## Knowledge freshness" in report and "new passages added to the index" in report
+    assert f"Scored on {len(before)} of their questions (" in report  # the questions asked, not study.questions
     assert (study_dir / "freshness.png").read_bytes()[:4] == b"\x89PNG"
 
 
