@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 ARTICLE_SOURCES = ("squad", "fictional", "documents")
 # The generated set's defaults, shared by `data` and `corpus`: the corpus is built from the data's articles.
 FICTIONAL_SEED = 0
-FICTIONAL_ENTITIES = 60
+FICTIONAL_ENTITIES = 90
 
 
 def check_fictional_entities(name: str, value: int) -> None:

@@ -4,6 +4,7 @@ documents): a deterministic split by article, and their paragraph corpus."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from collections.abc import Iterable
@@ -98,8 +99,9 @@ def split_squad(
     shuffled questions, is held out from training for choosing hyperparameters (empty at 0, leaving every other
     split as it is); `validation` and `test` ask about articles no training question came from. `test_train` takes
     the first `test_train_fraction` of the test questions (to train on knowledge that arrives late), and `test`
-    keeps the rest. The validation and test
-    articles are drawn with `seed`, or are the titles `chosen` names (`{"validation": [...], "test": [...]}`).
+    keeps the rest. `validation` and `test` questions are shuffled with `seed`, then taken one article at a time
+    (`spread_over_articles`), so their first n questions span as many articles as they can. The validation and
+    test articles are drawn with `seed`, or are the titles `chosen` names (`{"validation": [...], "test": [...]}`).
     """
     articles = sorted(load_squad_articles() if articles is None else articles, key=lambda article: article["title"])
     if chosen is None:
@@ -117,10 +119,22 @@ def split_squad(
     examples["train"] = train[dev_end:]
     for name in ("validation", "test"):
         random.Random(seed + 2).shuffle(examples[name])
+        examples[name] = spread_over_articles(examples[name])
     moved = int(round(len(examples["test"]) * test_train_fraction))
     examples["test_train"], examples["test"] = examples["test"][:moved], examples["test"][moved:]
     titles = {name: sorted(article["title"] for article in group) for name, group in groups.items()}
     return SquadSplit(examples=examples, articles=titles)
+
+
+def spread_over_articles(examples: list[QAExample]) -> list[QAExample]:
+    """`examples` reordered in rounds, one question of every article per round (articles and questions in their
+    given order): the first n questions of a split then come from as many articles as n allows, and a study samples
+    articles, so intervals and tests over n questions have that many units."""
+    by_article: dict[str | None, list[QAExample]] = {}
+    for example in examples:
+        by_article.setdefault(example.article, []).append(example)
+    rounds = itertools.zip_longest(*by_article.values())
+    return [example for round_ in rounds for example in round_ if example is not None]
 
 
 def _drawn_groups(articles: list[dict], seed: int, validation: int, test: int) -> dict[str, list[dict]]:

@@ -1,11 +1,23 @@
-"""Intervals, paired tests and power for per-question scores, after Miller (2024), "Adding Error Bars to Evals"
-(arXiv 2411.00640).
+"""Intervals, paired tests and power at the unit the data is sampled in: the article (and, with several seeds, the
+training seed), after Miller (2024), "Adding Error Bars to Evals" (arXiv 2411.00640).
 
-Questions about one article are not independent, so intervals and the variance behind power are clustered on the
-article: a cluster bootstrap (articles resampled) for graded scores, and a Wilson interval on the design-effect
-sample size (Kish) for 0/1 scores, where a bootstrap collapses to a point at 0 or 1. Paired tests compare two
-methods on the same questions: exact McNemar for 0/1 scores, a paired permutation test for graded ones. Every
-computation is scipy's; this module only arranges the data and names the choices.
+Questions about one article are not independent, and a study draws articles, not questions. So:
+
+- A method's mean (over questions, then seeds) has a CR2 cluster-robust variance (Bell & McCaffrey 2002) on
+  G - 1 degrees of freedom over G articles; for the intercept-only model CR2 has the closed form
+  sum_g E_g^2 / (1 - n_g / n) / n^2 (E_g: article g's summed residuals), which statsmodels lacks (it has CR1 only).
+  With several seeds the variance of the seeds' means is added and the degrees of freedom are Welch-Satterthwaite's.
+- Unbounded scores (answer NLL) get the t interval from it. Scores in [0, 1] (EM, F1, recall) get the Korn &
+  Graubard (1998) interval: Clopper-Pearson on the design-effect sample size, scaled by (t(n - 1) / t(df))^2 for
+  the few articles (R survey's `svyciprop(method="beta")`); a t interval under-covers skewed [0, 1] scores (0.87
+  for a rare F1 at 30 articles in `tests/evaluation/test_coverage.py`'s simulation).
+- Scores bounded in [0, 1] that are all 0 or all 1 get the Clopper-Pearson bound over the articles alone: every
+  article could be one observation. Other scores without variation get no interval and say so.
+- Two methods are compared on the same questions by a sign-flip randomization test of the articles' summed
+  differences (exact over all 2^G flips up to `EXACT_ARTICLES` articles, else seeded Monte Carlo), and the
+  difference's interval is that same test inverted, so it excludes 0 exactly when p < 1 - confidence. With
+  several seeds the t test with seed variance must reject too (the more conservative of the two, both ways).
+- Power is the paired t test's over articles (statsmodels' `TTestPower`, t(G - 1)).
 """
 
 from __future__ import annotations
@@ -15,17 +27,50 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.power import TTestPower
+
+EXACT_ARTICLES = 16  # 2^16 sign patterns enumerated; beyond, Monte Carlo p >= 1 / (resamples + 1) > 2 / 2^17
+
+PER_QUESTION_T = "CR2 cluster-robust, t(G-1)"
+PER_QUESTION_T_SEEDS = "CR2 cluster-robust + seed variance, Welch-Satterthwaite t"
+KORN_GRAUBARD = "Korn-Graubard clustered Clopper-Pearson"
+KORN_GRAUBARD_SEEDS = "Korn-Graubard clustered Clopper-Pearson with seed variance"
+ARTICLE_BOUND = "Clopper-Pearson over the articles (no variation)"
+NO_VARIATION = "no variation"
+SIGN_FLIP = "article sign-flip test, inverted"
+SIGN_FLIP_AND_T = "article sign-flip test and t with seed variance, both inverted"
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its two-sided confidence interval over `n` questions in `clusters` articles."""
+    """A mean with its two-sided interval over `n` questions in `clusters` articles and `seeds` seeds, and the rule
+    that made the interval (`low == high == mean` only when `rule` is `NO_VARIATION`)."""
 
     mean: float
     low: float
     high: float
     n: int
     clusters: int
+    seeds: int = 1
+    rule: str = PER_QUESTION_T
+
+    @property
+    def varies(self) -> bool:
+        return self.rule != NO_VARIATION
+
+
+@dataclass(frozen=True)
+class Difference:
+    """`a - b` on the same questions: the mean difference, its interval, the p-value of the same test, the
+    articles it was sampled over and the rule."""
+
+    mean: float
+    low: float
+    high: float
+    p_value: float
+    n: int
+    clusters: int
+    rule: str
 
 
 def _cluster_ids(clusters: list[str | None] | None, n: int) -> np.ndarray:
@@ -35,105 +80,180 @@ def _cluster_ids(clusters: list[str | None] | None, n: int) -> np.ndarray:
     return np.unique(keys, return_inverse=True)[1]
 
 
-def clustered_standard_error(values: np.ndarray, clusters: list[str | None] | None = None) -> float:
-    """The cluster-robust standard error of the mean (Miller 2024, eq. 4): sqrt(sum_c (sum_{i in c} (x_i -
-    mean))^2) / n; with one question per cluster it is the plain (population-variance) standard error."""
+def _as_seeds(values: np.ndarray) -> np.ndarray:
+    """Scores as a (seeds, questions) array: one row per seed."""
     values = np.asarray(values, dtype=float)
-    ids = _cluster_ids(clusters, len(values))
-    residual_sums = np.bincount(ids, weights=values - values.mean())
-    return float(math.sqrt(np.sum(residual_sums**2)) / len(values))
+    return values[None, :] if values.ndim == 1 else values
 
 
-def design_effect(values: np.ndarray, clusters: list[str | None] | None) -> float:
-    """Variance of the clustered mean over that of independent questions (>= 1: clustering never adds data)."""
-    values = np.asarray(values, dtype=float)
-    independent = values.var() / len(values)
-    if independent == 0:
-        return 1.0
-    return max(1.0, clustered_standard_error(values, clusters) ** 2 / independent)
-
-
-def proportion_interval(values: np.ndarray, clusters: list[str | None] | None, confidence: float = 0.95) -> Estimate:
-    """Mean of 0/1 scores with a Wilson score interval on the effective sample size n / design effect (rounded
-    down): honest at 0 of n, where a bootstrap interval is the point 0."""
+def cr2_variance(values: np.ndarray, clusters: list[str | None] | None) -> float:
+    """The CR2 (bias-reduced linearisation) variance of the mean of `values` clustered by `clusters`: for an
+    intercept-only model sum_g E_g^2 / (1 - n_g / n) / n^2; with equal article sizes, the variance of the article
+    means over G. Infinite with one article."""
     values = np.asarray(values, dtype=float)
     n = len(values)
-    effective = max(1, math.floor(n / design_effect(values, clusters) + 1e-9))  # 1e-9: deff 1 in float is 1 + eps
-    successes = round(values.mean() * effective)
-    interval = stats.binomtest(successes, effective).proportion_ci(confidence_level=confidence, method="wilson")
-    count = len(np.unique(_cluster_ids(clusters, n)))
-    return Estimate(float(values.mean()), float(interval.low), float(interval.high), n, count)
+    ids = _cluster_ids(clusters, n)
+    sums = np.bincount(ids, weights=values - values.mean())
+    sizes = np.bincount(ids).astype(float)
+    if len(sizes) < 2:
+        return math.inf
+    return float(np.sum(sums**2 / (1.0 - sizes / n)) / n**2)
 
 
-def mean_interval(
-    values: np.ndarray,
-    clusters: list[str | None] | None,
-    confidence: float = 0.95,
-    resamples: int = 9999,
-    seed: int = 0,
-) -> Estimate:
-    """Mean of graded scores with a percentile cluster-bootstrap interval: articles are resampled whole and the
-    mean is the ratio of resampled score sums to question counts."""
-    values = np.asarray(values, dtype=float)
-    ids = _cluster_ids(clusters, len(values))
-    sums, counts = np.bincount(ids, weights=values), np.bincount(ids).astype(float)
-    mean = float(values.mean())
-    if len(sums) < 2 or np.ptp(values) == 0:  # nothing to resample: a single article, or every score equal
-        return Estimate(mean, mean, mean, len(values), len(sums))
-    result = stats.bootstrap(
-        (sums, counts),
-        lambda s, c, axis=-1: s.sum(axis=axis) / c.sum(axis=axis),
-        paired=True,
-        vectorized=True,
-        confidence_level=confidence,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return Estimate(
-        mean, float(result.confidence_interval.low), float(result.confidence_interval.high), len(values), len(sums)
-    )
+def clustered_standard_error(values: np.ndarray, clusters: list[str | None] | None = None) -> float:
+    """The CR2 cluster-robust standard error of the mean."""
+    return math.sqrt(cr2_variance(values, clusters))
+
+
+def _satterthwaite(parts: list[tuple[float, int]]) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of variance estimates, each with its own df."""
+    total = sum(v for v, _ in parts)
+    denominator = sum(v**2 / df for v, df in parts if df > 0 and v > 0)
+    return total**2 / denominator if denominator > 0 else math.inf
+
+
+def seed_variance(values: np.ndarray) -> tuple[float, int]:
+    """The variance of the mean of the seeds' means (training randomness) and its degrees of freedom; (0, 0) for
+    one seed."""
+    seeds = _as_seeds(values)
+    if len(seeds) < 2:
+        return 0.0, 0
+    return float(np.var(seeds.mean(axis=1), ddof=1) / len(seeds)), len(seeds) - 1
+
+
+def _t_interval(mean: float, parts: list[tuple[float, int]], confidence: float) -> tuple[float, float, float]:
+    """(low, high, two-sided p of mean = 0) from the summed variance parts with Satterthwaite's df."""
+    variance = sum(v for v, _ in parts)
+    if not math.isfinite(variance):
+        return -math.inf, math.inf, 1.0
+    if variance == 0:
+        return mean, mean, 1.0 if mean == 0 else 0.0
+    df = _satterthwaite(parts)
+    se = math.sqrt(variance)
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return mean - half, mean + half, float(2 * stats.t.sf(abs(mean) / se, df))
+
+
+def clopper_pearson(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    """The Clopper-Pearson interval for `successes` of `n` (both may be fractional: an effective sample size)."""
+    tail = (1 - confidence) / 2
+    low = stats.beta.ppf(tail, successes, n - successes + 1) if successes > 0 else 0.0
+    high = stats.beta.ppf(1 - tail, successes + 1, n - successes) if successes < n else 1.0
+    return float(low), float(high)
+
+
+def korn_graubard(mean: float, n: int, variance: float, df: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Korn & Graubard (1998): Clopper-Pearson for a [0, 1] mean over `n` questions on the effective sample size
+    mean (1 - mean) / `variance`, times (t(n-1) / t(df))^2 for the few articles (`df`), and at most n."""
+    if not math.isfinite(variance) or df <= 0:
+        return 0.0, 1.0
+    effective = n if variance == 0 else min(n, mean * (1 - mean) / variance)
+    quantile = 0.5 + confidence / 2
+    effective = min(n, effective * (stats.t.ppf(quantile, n - 1) / stats.t.ppf(quantile, df)) ** 2)
+    return clopper_pearson(mean * effective, effective, confidence)
 
 
 def estimate(
-    values: np.ndarray, clusters: list[str | None] | None, binary: bool, confidence: float = 0.95, seed: int = 0
+    values: np.ndarray, clusters: list[str | None] | None, bounded: bool, confidence: float = 0.95
 ) -> Estimate:
-    """`proportion_interval` for 0/1 scores, `mean_interval` for graded ones."""
-    if binary:
-        return proportion_interval(values, clusters, confidence)
-    return mean_interval(values, clusters, confidence, seed=seed)
+    """A method's mean over questions and seeds (`values`: one row per seed, or one row) with its interval by the
+    rule the module docstring gives; `bounded`: every score lies in [0, 1]."""
+    seeds = _as_seeds(values)
+    per_question = seeds.mean(axis=0)
+    mean = float(per_question.mean())
+    n, count = len(per_question), len(np.unique(_cluster_ids(clusters, len(per_question))))
+    shape = {"n": n, "clusters": count, "seeds": len(seeds)}
+    if np.ptp(seeds) == 0:
+        if bounded and mean in (0.0, 1.0):
+            low, high = clopper_pearson(mean * count, count, confidence)
+            return Estimate(mean, low, high, rule=ARTICLE_BOUND, **shape)
+        return Estimate(mean, mean, mean, rule=NO_VARIATION, **shape)
+    parts = [(cr2_variance(per_question, clusters), count - 1), seed_variance(seeds)]
+    if bounded:
+        variance, df = sum(v for v, _ in parts), _satterthwaite(parts)
+        low, high = korn_graubard(mean, n, variance, df, confidence)
+        return Estimate(mean, low, high, rule=KORN_GRAUBARD_SEEDS if len(seeds) > 1 else KORN_GRAUBARD, **shape)
+    low, high, _ = _t_interval(mean, parts, confidence)
+    return Estimate(mean, low, high, rule=PER_QUESTION_T_SEEDS if len(seeds) > 1 else PER_QUESTION_T, **shape)
 
 
-def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided exact McNemar p-value of paired 0/1 scores: a binomial test on the discordant pairs."""
-    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    if only_a + only_b == 0:
-        return 1.0
-    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+def _article_sums(differences: np.ndarray, clusters: list[str | None] | None) -> tuple[np.ndarray, np.ndarray]:
+    ids = _cluster_ids(clusters, len(differences))
+    return np.bincount(ids, weights=differences), np.bincount(ids).astype(float)
 
 
-def paired_permutation(a: np.ndarray, b: np.ndarray, resamples: int = 9999, seed: int = 0) -> float:
-    """Two-sided p-value of a paired permutation test of the mean difference (each question's two scores swapped
-    at random; exact when 2^n is at most `resamples`)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if np.all(a == b) or len(a) < 2:  # one pair: its swap is the same difference negated, so p = 1 exactly
+def sign_flip_p(sums: np.ndarray, sizes: np.ndarray, delta: float = 0.0, resamples: int = 9999, seed: int = 0) -> float:
+    """Two-sided p of a sign-flip randomization test that the articles' summed differences `sums` (over `sizes`
+    questions each) centre on `delta` per question: scipy's one-sample `permutation_test`, exact over every sign
+    pattern up to `EXACT_ARTICLES` articles."""
+    centred = np.asarray(sums, dtype=float) - delta * np.asarray(sizes, dtype=float)
+    if len(centred) < 2 or np.all(centred == 0):
         return 1.0
     result = stats.permutation_test(
-        (a, b),
-        lambda x, y, axis=-1: np.mean(x - y, axis=axis),
+        (centred,),
+        lambda x, axis=-1: np.sum(x, axis=axis),
         permutation_type="samples",
         vectorized=True,
-        n_resamples=resamples,
+        n_resamples=np.inf if len(centred) <= EXACT_ARTICLES else resamples,
         alternative="two-sided",
         rng=np.random.default_rng(seed),
     )
     return float(result.pvalue)
 
 
-def paired_p_value(a: np.ndarray, b: np.ndarray, binary: bool, resamples: int = 9999, seed: int = 0) -> float:
-    """Exact McNemar for 0/1 scores, the paired permutation test for graded ones."""
-    return mcnemar_exact(a, b) if binary else paired_permutation(a, b, resamples, seed)
+def _inverted_bound(sums, sizes, mean: float, direction: int, alpha: float, resamples: int, seed: int) -> float:
+    """The last per-question difference from `mean` in `direction` (+1 up, -1 down) that the sign-flip test does
+    not reject at `alpha` (p is monotone along the way); infinite when no difference can be rejected."""
+    spread = float(np.max(np.abs(sums / sizes - mean))) or 1.0
+    step = spread
+    while sign_flip_p(sums, sizes, mean + direction * step, resamples, seed) >= alpha:
+        step *= 2
+        if step > 1e6 * spread:
+            return direction * math.inf
+    inside, outside = 0.0, step
+    while outside - inside > 1e-4 * spread:
+        middle = (inside + outside) / 2
+        if sign_flip_p(sums, sizes, mean + direction * middle, resamples, seed) >= alpha:
+            inside = middle
+        else:
+            outside = middle
+    return mean + direction * inside
+
+
+def paired_difference(
+    a: np.ndarray,
+    b: np.ndarray,
+    clusters: list[str | None] | None,
+    confidence: float = 0.95,
+    resamples: int = 9999,
+    seed: int = 0,
+) -> Difference:
+    """`a - b` on the same questions (each one row per seed, or one row): the article sign-flip test and its
+    inverted interval; with several seeds on either side also the t test whose variance adds each side's seed
+    variance, and then p is the larger and the interval the union of the two."""
+    a_seeds, b_seeds = _as_seeds(a), _as_seeds(b)
+    differences = a_seeds.mean(axis=0) - b_seeds.mean(axis=0)
+    mean = float(differences.mean())
+    sums, sizes = _article_sums(differences, clusters)
+    count, alpha = len(sums), 1 - confidence
+    p = sign_flip_p(sums, sizes, 0.0, resamples, seed)
+    if np.ptp(differences) == 0 and max(len(a_seeds), len(b_seeds)) == 1:  # the same difference on every question
+        return Difference(mean, mean, mean, p, len(differences), count, NO_VARIATION)
+    if count < 2:
+        low, high = -math.inf, math.inf
+    else:
+        low = _inverted_bound(sums, sizes, mean, -1, alpha, resamples, seed)
+        high = _inverted_bound(sums, sizes, mean, +1, alpha, resamples, seed)
+    if max(len(a_seeds), len(b_seeds)) == 1:
+        return Difference(mean, low, high, p, len(differences), count, SIGN_FLIP)
+    parts = [(cr2_variance(differences, clusters), count - 1), seed_variance(a_seeds), seed_variance(b_seeds)]
+    t_low, t_high, t_p = _t_interval(mean, parts, confidence)
+    return Difference(mean, min(low, t_low), max(high, t_high), max(p, t_p), len(differences), count, SIGN_FLIP_AND_T)
+
+
+def smallest_p(articles: int) -> float:
+    """The smallest two-sided p an exact sign-flip test over `articles` articles can give: 2 / 2^G."""
+    return min(1.0, 2.0 / 2.0**articles)
 
 
 def adjust_p_values(p_values: list[float]) -> list[float]:
@@ -143,22 +263,30 @@ def adjust_p_values(p_values: list[float]) -> list[float]:
     return [float(p) for p in stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
 
 
-def minimum_detectable_effect(difference_sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest true mean difference a two-sided paired test at `alpha` detects with probability `power` over
-    `n` questions whose paired differences have standard deviation `difference_sd` (Miller 2024, sec. 5)."""
-    return (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * difference_sd / math.sqrt(n)
+def article_differences(a: np.ndarray, b: np.ndarray, clusters: list[str | None] | None) -> np.ndarray:
+    """Per article, the mean of `a - b` over its questions (and over the seeds)."""
+    differences = _as_seeds(a).mean(axis=0) - _as_seeds(b).mean(axis=0)
+    sums, sizes = _article_sums(differences, clusters)
+    return sums / sizes
 
 
-def questions_needed(difference_sd: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Questions a paired comparison needs to detect a true difference of `effect` (the inverse of
-    `minimum_detectable_effect`)."""
-    if difference_sd == 0:
-        return 1
-    return math.ceil(((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * difference_sd / effect) ** 2)
+def minimum_detectable_effect(article_sd: float, articles: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t test over `articles` articles (t(G-1), statsmodels'
+    `TTestPower`) detects at `alpha` with probability `power`, given the SD of the article-level differences."""
+    if articles < 2 or article_sd == 0:
+        return math.inf if articles < 2 else 0.0
+    standardised = TTestPower().solve_power(nobs=articles, alpha=alpha, power=power, alternative="two-sided")
+    return float(standardised * article_sd)
 
 
-def difference_sd(a: np.ndarray, b: np.ndarray, clusters: list[str | None] | None) -> float:
-    """The per-question standard deviation of the paired differences that makes their clustered standard error:
-    sqrt(n) x clustered SE, so power analysis accounts for the articles too."""
-    differences = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return clustered_standard_error(differences, clusters) * math.sqrt(len(differences))
+def articles_needed(article_sd: float, effect: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Articles a paired comparison needs to detect a true difference `effect` (the inverse of
+    `minimum_detectable_effect`), and at least the fewest over which an exact sign-flip test can reach `alpha`."""
+    fewest = math.ceil(math.log2(2 / alpha))
+    if article_sd == 0:
+        return fewest
+    standardised, solver = effect / article_sd, TTestPower()
+    if not solver.power(standardised, nobs=2, alpha=alpha, alternative="two-sided") < power:
+        return fewest  # 2 articles suffice (or the effect is too large to compute): the solver would fail
+    found = solver.solve_power(effect_size=standardised, alpha=alpha, power=power, alternative="two-sided")
+    return max(fewest, math.ceil(found))

@@ -1,8 +1,7 @@
 """A study's answer, read from the cells' per-question records: every method's interval per split and metric,
 paired comparisons with the reference and between every two methods (Benjamini-Hochberg corrected per metric and
-split), the power of each split, seed against question variance, and the freshness gains tested the same way.
-
-A method with several seeds is scored per question by its mean over the seeds; seed variance is reported apart."""
+split), the power of each split in articles, seed against question variance, and the freshness gains tested the
+same way. Every interval and test works at the article (and seed) level: `rag_pet.evaluation.statistics`."""
 
 from __future__ import annotations
 
@@ -15,26 +14,19 @@ import numpy as np
 from rag_pet.evaluation.statistics import (
     Estimate,
     adjust_p_values,
+    article_differences,
+    articles_needed,
     clustered_standard_error,
-    difference_sd,
     estimate,
-    mean_interval,
     minimum_detectable_effect,
-    paired_p_value,
-    questions_needed,
+    paired_difference,
 )
 from rag_pet.study.cells import EVAL_SPLIT, FRESH_INDEX, FRESH_TRAINING, MAIN, NEW_SPLIT, SEEN_SPLIT, TRAIN_SAMPLE_SPLIT
 from rag_pet.study.spec import StudyConfig
 
-# metric -> whether its per-question score is 0/1 (exact McNemar, Wilson) or graded (permutation, bootstrap)
-METRICS = {
-    "exact_match": True,
-    "f1": False,
-    "answer_nll": False,
-    "retrieval_recall@1": True,
-    "retrieval_recall@5": True,
-}
+METRICS = ("exact_match", "f1", "answer_nll", "retrieval_recall@1", "retrieval_recall@5")
 LOWER_IS_BETTER = frozenset({"answer_nll"})
+UNBOUNDED = frozenset({"answer_nll"})  # every other metric lies in [0, 1]
 TESTED_METRICS = ("exact_match", "f1", "answer_nll")
 SPLIT_TITLES = {
     EVAL_SPLIT: "unseen articles",
@@ -46,22 +38,32 @@ SPLIT_TITLES = {
 
 @dataclass(frozen=True)
 class Scores:
-    """One method's per-question scores on one split (mean over its seeds), and each seed's mean per metric."""
+    """One method's per-question scores on one split: `per_seed` (seeds x questions) per metric, `values` their
+    mean over the seeds, and each seed's mean per metric."""
 
     ids: list[str]
     articles: list[str | None]
-    values: dict[str, np.ndarray]
-    seed_means: dict[str, list[float]]
+    per_seed: dict[str, np.ndarray]
+
+    @property
+    def values(self) -> dict[str, np.ndarray]:
+        return {metric: seeds.mean(axis=0) for metric, seeds in self.per_seed.items()}
+
+    @property
+    def seed_means(self) -> dict[str, list[float]]:
+        return {metric: seeds.mean(axis=1).tolist() for metric, seeds in self.per_seed.items()}
 
     def aligned(self, ids: list[str], metric: str) -> np.ndarray:
+        """The (seeds x questions) scores of `metric` on `ids`, in that order."""
         position = {question: i for i, question in enumerate(self.ids)}
-        return self.values[metric][[position[question] for question in ids]]
+        return self.per_seed[metric][:, [position[question] for question in ids]]
 
 
 @dataclass(frozen=True)
 class MethodEstimate:
-    """A method's mean on a split with its interval; with several seeds, the standard deviation of the seeds'
-    means (seed variance) beside the clustered standard error over questions (question variance)."""
+    """A method's mean on a split with its interval (article level, seed variance included); with several seeds,
+    the standard deviation of the seeds' means (seed variance) beside the clustered standard error of the
+    seed-averaged scores (article variance)."""
 
     estimate: Estimate
     seeds: int
@@ -71,8 +73,8 @@ class MethodEstimate:
 
 @dataclass(frozen=True)
 class Comparison:
-    """`method` minus `other` on the same questions: the mean difference, its clustered bootstrap interval, the
-    paired test's p-value and the corrected one; `better` says which is better when the difference is
+    """`method` minus `other` on the same questions: the mean difference, its interval and p-value by the same
+    article-level rule (`rule`), the corrected p; `better` says which is better when the difference is
     significant."""
 
     split: str
@@ -86,6 +88,8 @@ class Comparison:
     p_adjusted: float
     n: int
     significant: bool
+    articles: int = 0
+    rule: str = ""
 
     @property
     def better(self) -> str | None:
@@ -97,17 +101,22 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Power:
-    """What a split can detect: questions and articles, the paired differences' (clustered) standard deviation,
-    the minimum detectable effect, and the questions needed to detect the study's chosen effect."""
+    """What a split can detect: questions and articles, the standard deviation of the article-level paired
+    differences, the minimum detectable effect (t(G-1)), and the articles needed to detect the study's chosen
+    effect at the split's questions per article."""
 
     split: str
     metric: str
     questions: int
     articles: int
-    difference_sd: float
+    article_sd: float
     minimum_effect: float
     effect: float | None
-    questions_needed: int | None
+    articles_needed: int | None
+
+    @property
+    def per_article(self) -> float:
+        return self.questions / self.articles
 
 
 @dataclass
@@ -146,27 +155,21 @@ def method_scores(records: list[dict], method: str, split: str, kind: str = MAIN
     ids = sorted(set.intersection(*(set(seed) for seed in by_seed)))
     if not ids:
         return None
-    values, seed_means = {}, {}
+    per_seed = {}
     for metric in METRICS:
         if all(seed[i].get(metric) is not None for seed in by_seed for i in ids):
-            per_seed = np.array([[seed[i][metric] for i in ids] for seed in by_seed], dtype=float)
-            values[metric] = per_seed.mean(axis=0)
-            seed_means[metric] = per_seed.mean(axis=1).tolist()
-    return Scores(ids, [by_seed[0][i].get("article") for i in ids], values, seed_means)
+            per_seed[metric] = np.array([[seed[i][metric] for i in ids] for seed in by_seed], dtype=float)
+    return Scores(ids, [by_seed[0][i].get("article") for i in ids], per_seed)
 
 
-def _binary(metric: str, *arrays: np.ndarray) -> bool:
-    """A 0/1 metric whose scores are still 0/1 (a mean over several seeds is graded)."""
-    return METRICS[metric] and all(np.isin(a, (0.0, 1.0)).all() for a in arrays)
-
-
-def method_estimate(scores: Scores, metric: str, stats_seed: int, confidence: float) -> MethodEstimate:
-    """A method's mean of `metric` with its article-clustered interval, and the spread over its seeds."""
-    values = scores.values[metric]
-    found = estimate(values, scores.articles, _binary(metric, values), confidence, stats_seed)
+def method_estimate(scores: Scores, metric: str, confidence: float) -> MethodEstimate:
+    """A method's mean of `metric` with its article-level interval (seed variance included), and the spread over
+    its seeds."""
+    per_seed = scores.per_seed[metric]
+    found = estimate(per_seed, scores.articles, metric not in UNBOUNDED, confidence)
     seeds = scores.seed_means[metric]
     seed_sd = statistics.stdev(seeds) if len(seeds) > 1 else None
-    return MethodEstimate(found, len(seeds), seed_sd, clustered_standard_error(values, scores.articles))
+    return MethodEstimate(found, len(seeds), seed_sd, clustered_standard_error(per_seed.mean(axis=0), scores.articles))
 
 
 def _compare(study: StudyConfig, split: str, metric: str, a: tuple[str, Scores], b: tuple[str, Scores]) -> dict:
@@ -174,28 +177,29 @@ def _compare(study: StudyConfig, split: str, metric: str, a: tuple[str, Scores],
     (name_a, scores_a), (name_b, scores_b) = a, b
     ids = sorted(set(scores_a.ids) & set(scores_b.ids))
     first, second = scores_a.aligned(ids, metric), scores_b.aligned(ids, metric)
-    articles = [scores_a.articles[scores_a.ids.index(i)] for i in ids]
-    interval = mean_interval(first - second, articles, study.stats.confidence, study.stats.resamples)
-    p_value = paired_p_value(first, second, _binary(metric, first, second), study.stats.resamples)
+    position = {question: i for i, question in enumerate(scores_a.ids)}
+    articles = [scores_a.articles[position[i]] for i in ids]
+    found = paired_difference(first, second, articles, study.stats.confidence, study.stats.resamples)
     return {
         "split": split,
         "metric": metric,
         "method": name_a,
         "other": name_b,
-        "difference": interval.mean + 0.0,  # + 0.0 turns -0.0 into 0.0
-        "low": interval.low + 0.0,
-        "high": interval.high + 0.0,
-        "p_value": p_value,
+        "difference": found.mean + 0.0,  # + 0.0 turns -0.0 into 0.0
+        "low": found.low + 0.0,
+        "high": found.high + 0.0,
+        "p_value": found.p_value,
         "n": len(ids),
-        "articles": articles,
-        "pair": (first, second),
+        "articles": found.clusters,
+        "rule": found.rule,
+        "article_differences": article_differences(first, second, articles),
     }
 
 
 def _corrected(raw: list[dict], alpha: float) -> list[Comparison]:
     """BH-adjust one family of raw comparisons."""
     adjusted = adjust_p_values([r["p_value"] for r in raw])
-    fields = ("split", "metric", "method", "other", "difference", "low", "high", "p_value", "n")
+    fields = ("split", "metric", "method", "other", "difference", "low", "high", "p_value", "n", "articles", "rule")
     return [
         Comparison(**{key: r[key] for key in fields}, p_adjusted=p, significant=p < alpha)
         for r, p in zip(raw, adjusted, strict=True)
@@ -203,16 +207,16 @@ def _corrected(raw: list[dict], alpha: float) -> list[Comparison]:
 
 
 def _power(study: StudyConfig, split: str, metric: str, raw: list[dict]) -> Power | None:
-    """Power of the split for one metric, from the largest clustered SD of its pairs' differences (so the
+    """Power of the split for one metric, from the largest SD of any pair's article-level differences (so the
     detectable effect holds for every pair)."""
+    raw = [r for r in raw if len(r["article_differences"]) > 1]
     if not raw:
         return None
-    sd = max(difference_sd(*r["pair"], r["articles"]) for r in raw)
-    n = max(r["n"] for r in raw)
-    articles = max(len({a for a in r["articles"]}) for r in raw)
+    sd = max(float(np.std(r["article_differences"], ddof=1)) for r in raw)
+    n, articles = max(r["n"] for r in raw), max(r["articles"] for r in raw)
     effect = study.stats.effects.get(metric)
-    needed = questions_needed(sd, effect, study.stats.alpha, study.stats.power) if effect else None
-    mde = minimum_detectable_effect(sd, n, study.stats.alpha, study.stats.power)
+    needed = articles_needed(sd, effect, study.stats.alpha, study.stats.power) if effect else None
+    mde = minimum_detectable_effect(sd, articles, study.stats.alpha, study.stats.power)
     return Power(split, metric, n, articles, sd, mde, effect, needed)
 
 
@@ -225,7 +229,7 @@ def analyse(study: StudyConfig, records: list[dict]) -> Analysis:
         scores = {m: s for m in study.methods if (s := method_scores(records, m, split)) is not None}
         for method, found in scores.items():
             for metric in found.values:
-                estimates[(method, split, metric)] = method_estimate(found, metric, 0, study.stats.confidence)
+                estimates[(method, split, metric)] = method_estimate(found, metric, study.stats.confidence)
         ordered = [m for m in [reference, *study.methods] if m in scores]
         ordered = list(dict.fromkeys(ordered))
         for metric in TESTED_METRICS:
@@ -242,7 +246,7 @@ def analyse(study: StudyConfig, records: list[dict]) -> Analysis:
             if (after := method_scores(records, method, NEW_SPLIT, kind)) is not None:
                 for metric in after.values:
                     key = (fresh_name(method, kind), NEW_SPLIT, metric)
-                    estimates[key] = method_estimate(after, metric, 0, study.stats.confidence)
+                    estimates[key] = method_estimate(after, metric, study.stats.confidence)
     return Analysis(reference, splits, estimates, comparisons, power, freshness_comparisons(study, records))
 
 

@@ -59,7 +59,7 @@ def estimated_step_flops(config: RagPetConfig) -> float:
     from rag_pet.training.accounting import training_flops
 
     total, trainable, tokens = _per_example(config)
-    return training_flops(total, trainable, round(tokens * examples_per_step(config)))
+    return training_flops(total, trainable, 1) * tokens * examples_per_step(config)  # mean tokens: not rounded
 
 
 _PER_EXAMPLE: dict[str, tuple[int, int, float]] = {}

@@ -67,8 +67,8 @@ def _estimates(study: StudyConfig, scores: Scores | None) -> dict[str, float]:
     found = {}
     for metric in TESTED_METRICS if scores is not None else ():
         if metric in scores.values:
-            e = method_estimate(scores, metric, 0, study.stats.confidence).estimate
-            found.update({metric: e.mean, f"{metric}_low": e.low, f"{metric}_high": e.high})
+            e = method_estimate(scores, metric, study.stats.confidence).estimate
+            found.update({metric: e.mean, f"{metric}_low": e.low, f"{metric}_high": e.high, f"{metric}_rule": e.rule})
     return found
 
 
@@ -126,7 +126,10 @@ def _table(rows: list[dict], methods: list[str], sizes: list[int], main: int, me
         for size in sizes:
             row = next((r for r in rows if r["method"] == method and r["size"] == size), {})
             found = row.get(metric)
-            cells.append("-" if found is None else interval_text(found, row[f"{metric}_low"], row[f"{metric}_high"]))
+            if found is None:
+                cells.append("-")
+                continue
+            cells.append(interval_text(found, row[f"{metric}_low"], row[f"{metric}_high"], row[f"{metric}_rule"]))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 

@@ -5,6 +5,7 @@ front marked) and against answer latency, the freshness bars and the data-needs 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -60,7 +61,7 @@ def _scatter(summaries: list[dict], x_key: str, x_label: str, title: str, front:
 def _interval_bar(row: dict, key: str, value: float) -> list[list[float]] | None:
     """matplotlib's asymmetric error bar from the row's interval (`<key>_low`, `<key>_high`), if it has one."""
     low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-    if low is None or high is None:
+    if low is None or high is None or not math.isfinite(low) or not math.isfinite(high):
         return None
     return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
 

@@ -24,6 +24,7 @@ from rag_pet.study.cost_report import (
     with_costs,
 )
 from rag_pet.study.curves import data_needs, data_needs_markdown
+from rag_pet.study.environment import numerics_text
 from rag_pet.study.freshness import freshness_markdown, freshness_rows
 from rag_pet.study.knowledge import knowledge_markdown, protocol_text
 from rag_pet.study.plots import write_plots
@@ -86,7 +87,8 @@ def with_intervals(summaries: list[dict], analysis: Analysis) -> list[dict]:
             found = analysis.estimate_of(summary["method"], EVAL_SPLIT, metric)
             if found is not None:
                 summary[f"{metric}_low"], summary[f"{metric}_high"] = found.estimate.low, found.estimate.high
-                summary[f"{metric}_ci"] = f"[{found.estimate.low:.3f}, {found.estimate.high:.3f}]"
+                e = found.estimate
+                summary[f"{metric}_ci"] = report_stats.interval_text(e.mean, e.low, e.high, e.rule).partition(" ")[2]
     return summaries
 
 
@@ -191,7 +193,7 @@ def _accuracy(study: StudyConfig, summaries: list[dict], analysis: Analysis) -> 
     parts += ["", "## Power", "", report_stats.power_markdown(analysis, study)]
     seeds = report_stats.seeds_markdown(analysis, study.methods)
     if seeds:
-        parts += ["", "## Seed and question variance", "", seeds]
+        parts += ["", "## Seed and article variance", "", seeds]
     return parts
 
 
@@ -267,7 +269,7 @@ def _provenance(rows: list[dict]) -> list[str]:
     return parts
 
 
-def _closing(rows: list[dict], plots: list[Path], environment: dict | None) -> list[str]:
+def _closing(rows: list[dict], plots: list[Path], environment: dict | None, numerics: str) -> list[str]:
     parts = _provenance(rows)
     failed = [row for row in rows if row["status"] != "done"]
     if failed:
@@ -280,8 +282,10 @@ def _closing(rows: list[dict], plots: list[Path], environment: dict | None) -> l
     parts += [f"- `{row['id']}`: `{row['command']}`" for row in rows]
     if environment is not None:
         packages = ", ".join(f"{name} {version}" for name, version in sorted(environment["packages"].items()))
-        device = environment["gpu"] or f"{environment['cpus']} CPUs, no GPU"
+        cpu = environment.get("cpu_model", "CPU model not recorded")
+        device = environment["gpu"] or f"{environment['cpus']} CPUs ({cpu}), no GPU"
         parts += ["", f"Measured on {device} ({environment['platform']}, Python {environment['python']}; {packages})."]
+        parts += [numerics]
     return parts
 
 
@@ -296,6 +300,7 @@ def report_markdown(
     analysis: Analysis,
     curves: list[dict] | None = None,
     tuning: list[dict] | None = None,
+    numerics: str = "",
 ) -> str:
     """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, data
     needs (`curves`), cost, freshness, the shared indexes, failures, plots, the command that re-runs each cell
@@ -305,7 +310,7 @@ def report_markdown(
     parts += ["", "## Cost", "", *cost_reading(study), "", markdown_table(summaries, COST_COLUMNS)]
     parts += learning_rates_markdown(study, rows) + tuning_markdown(study, tuning or [])
     parts += knowledge_markdown(study, rows)
-    parts += _freshness(study, fresh, analysis) + _shared_indexes(shared) + _closing(rows, plots, environment)
+    parts += _freshness(study, fresh, analysis) + _shared_indexes(shared) + _closing(rows, plots, environment, numerics)
     return "\n".join(parts) + "\n"
 
 
@@ -323,7 +328,10 @@ def write_report(
     write_text_atomic(study_dir / "comparisons.csv", comparisons_csv(analysis))
     environment = next((r["environment"] for r in records if r["status"] == "done"), None)
     tuning = tuning_records(study, study_dir)
-    markdown = report_markdown(study, rows, summaries, shared, plots, environment, fresh, analysis, curves, tuning)
+    numerics = numerics_text(records, environment)
+    markdown = report_markdown(
+        study, rows, summaries, shared, plots, environment, fresh, analysis, curves, tuning, numerics
+    )
     write_text_atomic(study_dir / "report.md", markdown)
     tables = {"cells": rows, "methods": summaries, "freshness": fresh, "data_needs": curves}
     _log_to_wandb(study, study_dir, tables, plots, tracking)

@@ -3,6 +3,9 @@ the paired comparisons, power, seed against question variance, and the freshness
 
 from __future__ import annotations
 
+import math
+
+from rag_pet.evaluation.statistics import NO_VARIATION, articles_needed, smallest_p
 from rag_pet.study.analysis import (
     SPLIT_TITLES,
     TESTED_METRICS,
@@ -24,19 +27,40 @@ SHORT = {"exact_match": "EM", "f1": "F1", "answer_nll": "NLL"}
 
 
 def methods_text(study: StudyConfig) -> str:
-    """How the statistics are computed, for the report's opening."""
+    """How the statistics are computed, unit and method of every interval and test, for the report's opening."""
     stats = study.stats
-    return (
-        f"Every figure is the mean over the split's questions with its {stats.confidence:.0%} interval in brackets, "
-        'clustered by article (questions about one article are not independent; Miller 2024, "Adding Error Bars to '
-        'Evals"): a cluster bootstrap (articles resampled) for F1 and answer NLL, a Wilson interval on the '
-        "design-effect sample size for 0/1 scores (EM, gold passage retrieved). Methods are compared on the same "
-        "questions by paired tests: exact McNemar for EM, a paired permutation test for F1 and NLL; p-values are "
-        "corrected by Benjamini-Hochberg within each metric and split (all pairs of methods), and a difference is "
-        f"called significant when the corrected p < {stats.alpha:g}. ▲ / ▼: significantly better / worse than "
-        f"`{_reference_text(study)}`. Answer NLL is the gold answer's mean per-token negative log-likelihood, "
-        "teacher-forced (for RAG methods marginalised over the retrieved passages as the RAG training loss is; given "
-        "all of them in one prompt for methods that read them together, such as RAFT)."
+    seeds = len(study.seeds)
+    seed_text = (
+        f" Each method ran {seeds} seeds: a figure is the mean over its seeds, and every interval and test adds the "
+        "variance of the seeds' means (the unit is article x seed; degrees of freedom by Welch-Satterthwaite)."
+        if seeds > 1
+        else " Each method ran one seed, so training randomness is not in any interval."
+    )
+    return "\n".join(
+        [
+            "The unit of every interval and test is the **article**: questions about one article are not "
+            'independent, and the study samples articles (Miller 2024, "Adding Error Bars to Evals").' + seed_text,
+            "",
+            f"- A method's figure: the mean over the split's questions with its {stats.confidence:.0%} interval in "
+            "brackets. Both kinds of interval rest on a CR2 cluster-robust variance (Bell & McCaffrey 2002) on "
+            "articles - 1 degrees of freedom. Scores in [0, 1] (EM, F1, gold passage retrieved): the Korn & "
+            "Graubard (1998) interval, Clopper-Pearson on the design-effect sample size scaled for the number of "
+            "articles. Answer NLL: the t interval. A [0, 1] score that is 0 (or 1) on every question gets the "
+            "Clopper-Pearson bound over its articles alone; any other score without variation is printed as "
+            "such, without an interval. Coverage of both was checked by simulation at 5, 10 and 30 articles "
+            "(`tests/evaluation/test_coverage.py`: at least 0.93 at nominal 0.95).",
+            "- A difference between two methods on the same questions: a sign-flip randomization test over the "
+            "articles' summed differences, exact over every sign pattern up to 16 articles (seeded Monte Carlo "
+            f"with {stats.resamples:,} resamples beyond); its interval is that test inverted, so it excludes 0 "
+            f"exactly when p < {1 - stats.confidence:g}. No test over G articles can give p below 2 / 2^G, printed "
+            "beside each split.",
+            "- p-values are corrected by Benjamini-Hochberg within each metric and split (all pairs of methods), "
+            f"and a difference is called significant when the corrected p < {stats.alpha:g}. ▲ / ▼: "
+            f"significantly better / worse than `{_reference_text(study)}`.",
+            "- Answer NLL is the gold answer's mean per-token negative log-likelihood, teacher-forced (for RAG "
+            "methods marginalised over the retrieved passages as the RAG training loss is; given all of them in one "
+            "prompt for methods that read them together, such as RAFT).",
+        ]
     )
 
 
@@ -44,8 +68,22 @@ def _reference_text(study: StudyConfig) -> str:
     return study.stats.reference_of(study.methods)
 
 
-def interval_text(mean: float, low: float, high: float) -> str:
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+def _bound(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else ("−∞" if value < 0 else "+∞")
+
+
+def interval_text(mean: float, low: float, high: float, rule: str | None = None, signed: bool = False) -> str:
+    """`mean [low, high]`, or `mean (no variation)` where every score was the same: never a zero-width interval."""
+    shown = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    if rule == NO_VARIATION or low == high:
+        return f"{shown} (no variation)"
+    if signed:
+        return f"{shown} [{_signed_bound(low)}, {_signed_bound(high)}]"
+    return f"{shown} [{_bound(low)}, {_bound(high)}]"
+
+
+def _signed_bound(value: float) -> str:
+    return f"{value:+.3f}" if math.isfinite(value) else _bound(value)
 
 
 def _mark(analysis: Analysis, method: str, split: str, metric: str) -> str:
@@ -70,7 +108,11 @@ def accuracy_markdown(analysis: Analysis, methods: list[str]) -> str:
     for split in analysis.splits:
         metrics = [m for m in METRIC_TITLES if any(analysis.estimate_of(x, split, m) for x in methods)]
         size = split_size(analysis, split, methods, metrics[0])
-        counted = f"{size[0]} questions, {size[1]} articles" if size else "no questions"
+        counted = (
+            f"{size[0]} questions, {size[1]} articles; smallest possible p {smallest_p(size[1]):.2g}"
+            if size
+            else "no questions"
+        )
         parts += [f"### {SPLIT_TITLES[split]} (`{split}`, {counted})", ""]
         parts += ["| method | " + " | ".join(METRIC_TITLES[m] for m in metrics) + " |"]
         parts += ["|" + " --- |" * (len(metrics) + 1)]
@@ -82,7 +124,7 @@ def accuracy_markdown(analysis: Analysis, methods: list[str]) -> str:
                     cells.append("-")
                     continue
                 e = found.estimate
-                cells.append(interval_text(e.mean, e.low, e.high) + _mark(analysis, method, split, metric))
+                cells.append(interval_text(e.mean, e.low, e.high, e.rule) + _mark(analysis, method, split, metric))
             parts.append(f"| {method} | " + " | ".join(cells) + " |")
         parts.append("")
     return "\n".join(parts).rstrip()
@@ -91,11 +133,11 @@ def accuracy_markdown(analysis: Analysis, methods: list[str]) -> str:
 def _difference_text(comparison: Comparison | None) -> str:
     if comparison is None:
         return "-"
-    mark = "**" if comparison.significant else ""
-    return (
-        f"{mark}{comparison.difference:+.3f}{mark} [{comparison.low:+.3f}, {comparison.high:+.3f}] "
-        f"p={comparison.p_adjusted:.3g}"
-    )
+    text = interval_text(comparison.difference, comparison.low, comparison.high, comparison.rule, signed=True)
+    if comparison.significant:
+        number, _, rest = text.partition(" ")
+        text = f"**{number}** {rest}"
+    return f"{text} p={comparison.p_adjusted:.3g}"
 
 
 def _oriented(comparison: Comparison, method: str) -> Comparison:
@@ -114,6 +156,8 @@ def _oriented(comparison: Comparison, method: str) -> Comparison:
         comparison.p_adjusted,
         comparison.n,
         comparison.significant,
+        comparison.articles,
+        comparison.rule,
     )
 
 
@@ -121,8 +165,9 @@ def comparisons_markdown(analysis: Analysis, methods: list[str]) -> str:
     """Each method minus the reference per split (difference, interval, corrected p; bold when significant), then
     per split and metric with a significant pair, the matrix of differences between the other methods."""
     parts = [
-        f"Each method minus `{analysis.reference}` on the same questions: difference [{'interval'}] and "
-        "BH-corrected p; **bold** = significant. For answer NLL a negative difference is better.",
+        f"Each method minus `{analysis.reference}` on the same questions: difference [interval] and BH-corrected "
+        "p, both from the article-level sign-flip test; **bold** = significant. For answer NLL a negative "
+        "difference is better.",
         "",
         "| method | split | " + " | ".join(f"Δ {SHORT[m]}" for m in TESTED_METRICS) + " |",
         "|" + " --- |" * (len(TESTED_METRICS) + 2),
@@ -175,23 +220,26 @@ def _matrix(analysis: Analysis, split: str, metric: str, methods: list[str]) -> 
 
 
 def power_markdown(analysis: Analysis, study: StudyConfig) -> str:
-    """The minimum detectable effect of every split and metric, and the questions a chosen effect needs."""
+    """The minimum detectable effect of every split and metric in articles, and the articles a chosen effect
+    needs."""
     stats = study.stats
     parts = [
-        f"Minimum detectable effect: the smallest true paired difference a two-sided test at α = {stats.alpha:g} "
-        f"finds with {stats.power:.0%} power, from the largest (article-clustered) standard deviation of any two "
-        "methods' paired differences, so it holds for every pair (Miller 2024, sec. 5). The last column: "
-        "questions needed to detect the stated effect at the same SD.",
+        f"Minimum detectable effect: the smallest true paired difference a two-sided t test over the articles "
+        f"(t(G-1), statsmodels' `TTestPower`) finds at α = {stats.alpha:g} with {stats.power:.0%} power, from the "
+        "largest standard deviation of any two methods' article-level mean differences, so it holds for every "
+        "pair (Miller 2024, sec. 5). The last column: articles needed to detect the stated effect at the same SD "
+        f"and questions per article (at least {articles_needed(0.0, 1.0, stats.alpha, stats.power)}, the fewest "
+        f"over which an exact sign-flip test can reach p < {stats.alpha:g}).",
         "",
-        "| split | metric | questions | articles | SD of differences | minimum detectable effect | questions for"
-        " effect |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| split | metric | questions | articles | questions per article | SD of article differences | minimum "
+        "detectable effect | articles for effect |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for p in analysis.power:
-        needed = f"{p.questions_needed:,} for {p.effect:g}" if p.questions_needed else "-"
+        needed = f"{p.articles_needed:,} for {p.effect:g}" if p.articles_needed else "-"
         parts.append(
-            f"| {p.split} | {SHORT[p.metric]} | {p.questions} | {p.articles} | {p.difference_sd:.3f} | "
-            f"{p.minimum_effect:.3f} | {needed} |"
+            f"| {p.split} | {SHORT[p.metric]} | {p.questions} | {p.articles} | {p.per_article:.1f} | "
+            f"{p.article_sd:.3f} | {_bound(p.minimum_effect)} | {needed} |"
         )
     return "\n".join(parts)
 
@@ -212,11 +260,11 @@ def seeds_markdown(analysis: Analysis, methods: list[str]) -> str:
     if not rows:
         return ""
     header = [
-        "Seed SD: standard deviation of the seeds' means (training randomness); question SE: the clustered "
-        "standard error of the seed-averaged scores (which questions were asked). The intervals above cover the "
-        "second.",
+        "Seed SD: standard deviation of the seeds' means (training randomness); article SE: the CR2 clustered "
+        "standard error of the seed-averaged scores (which articles were asked about). The intervals above cover "
+        "both.",
         "",
-        "| method | split | metric | seeds | seed SD | question SE |",
+        "| method | split | metric | seeds | seed SD | article SE |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     return "\n".join(header + rows)
@@ -254,4 +302,4 @@ def _estimate_text(found) -> str:
     if found is None:
         return "-"
     e = found.estimate
-    return interval_text(e.mean, e.low, e.high)
+    return interval_text(e.mean, e.low, e.high, e.rule)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_pet.config import CorpusConfig, DataConfig, ModelConfig
+from rag_pet.config.articles import FICTIONAL_ENTITIES
 from rag_pet.data import fictional_articles, load_qa_split, write_squad_json
 from rag_pet.data.datasets import article_split, load_split_passages
 from rag_pet.data.fictional import COMPANIES, squad_words
@@ -19,7 +20,7 @@ from rag_pet.retrieval.corpus import load_corpus
 from tests.conftest import compose_config
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = DataConfig(name="fictional", validation_articles=10, test_articles=10)  # as conf/data/fictional.yaml
+DATA = DataConfig(name="fictional", validation_articles=40, test_articles=15)  # as conf/data/fictional.yaml
 COMPANY_KINDS = {kind for kind, _, _ in COMPANIES}
 
 
@@ -91,8 +92,8 @@ def test_too_few_entities_are_refused():
 def test_the_split_puts_each_entity_in_exactly_one_of_train_validation_and_test():
     split = article_split(DATA)
     titles = [title for group in split.articles.values() for title in group]
-    assert sorted(titles) == sorted(a["title"] for a in fictional_articles(0, 60))
-    assert {name: len(group) for name, group in split.articles.items()} == {"train": 40, "validation": 10, "test": 10}
+    assert sorted(titles) == sorted(a["title"] for a in fictional_articles(0, FICTIONAL_ENTITIES))
+    assert {name: len(group) for name, group in split.articles.items()} == {"train": 35, "validation": 40, "test": 15}
     for name in SPLIT_ARTICLES:
         assert {example.article for example in split.examples[name]} <= set(split.articles[SPLIT_ARTICLES[name]])
 
@@ -100,7 +101,7 @@ def test_the_split_puts_each_entity_in_exactly_one_of_train_validation_and_test(
 def test_every_split_and_the_corpus_load_with_every_gold_passage_in_the_corpus():
     corpus = load_corpus(CorpusConfig(name="fictional"))
     ids = {passage.id for passage in corpus}
-    assert len(ids) == len(corpus) == sum(len(a["paragraphs"]) for a in fictional_articles(0, 60))
+    assert len(ids) == len(corpus) == sum(len(a["paragraphs"]) for a in fictional_articles(0, FICTIONAL_ENTITIES))
     for name in SPLIT_ARTICLES:
         examples = load_qa_split(DATA, name)
         assert all(example.gold_passage_id in ids for example in examples)
@@ -114,7 +115,7 @@ def test_every_split_and_the_corpus_load_with_every_gold_passage_in_the_corpus()
 def test_data_and_corpus_compose_from_the_same_generated_articles():
     config = compose_config(["debug=tiny", "data=fictional", "corpus=fictional", "data.fictional_seed=5"])
     assert config.data.name == config.corpus.name == "fictional"
-    assert (config.corpus.fictional_seed, config.corpus.fictional_entities) == (5, 60)  # follows the data
+    assert (config.corpus.fictional_seed, config.corpus.fictional_entities) == (5, 90)  # follows the data
     with pytest.raises(ConfigError, match="corpus.fictional_seed"):
         compose_config(["debug=tiny", "data=fictional", "corpus=fictional", "corpus.fictional_seed=6"])
     with pytest.raises(ConfigError, match="corpus.name"):  # RAG over SQuAD cannot answer fictional questions

@@ -1,6 +1,9 @@
+from collections import Counter
+
 from rag_pet.config import DataConfig
 from rag_pet.data import load_qa_split, split_squad, squad_corpus
-from rag_pet.data.squad import load_squad_articles
+from rag_pet.data.squad import load_squad_articles, spread_over_articles
+from rag_pet.data.types import QAExample
 
 # Documented in README.md ("Data"): seed 13, 5 test and 5 validation articles, 10 % of train questions held out.
 EXPECTED_ARTICLES = {"train": 38, "validation": 5, "test": 5}
@@ -69,3 +72,15 @@ def test_split_passages_are_the_paragraphs_of_the_splits_articles():
     assert passages == split_passages(split, "test")
     assert {p.title for p in passages} == titles
     assert {p.id for p in passages} >= {ex.gold_passage_id for ex in split.examples["test"]}
+
+
+def test_evaluation_questions_are_taken_one_article_at_a_time():
+    split = split_squad(13, 20, 5)
+    validation = split.examples["validation"]
+    first = validation[:20]
+    assert len({example.article for example in first}) == 20  # 20 questions from 20 articles, not from 1 or 2
+    assert sorted(e.id for e in validation) == sorted(e.id for e in split_squad(13, 20, 5).examples["validation"])
+    counts = Counter(example.article for example in validation[:45])
+    assert max(counts.values()) - min(counts.values()) <= 1  # every round takes one question of each article
+    examples = [QAExample(f"q{i}", "?", ("a",), article=article) for i, article in enumerate("aabac")]
+    assert [e.id for e in spread_over_articles(examples)] == ["q0", "q2", "q4", "q1", "q3"]

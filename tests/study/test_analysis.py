@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rag_pet.config import TrackingConfig
+from rag_pet.evaluation.statistics import articles_needed, smallest_p
 from rag_pet.study import StudyConfig
 from rag_pet.study.analysis import analyse, method_scores
 from rag_pet.study.report import write_report
@@ -101,21 +102,28 @@ def test_intervals_cover_the_mean_and_seeds_are_reported_apart(records):
     assert lora.seeds == 2 and lora.seed_sd is not None and analysis.estimate_of("rag", "validation", "f1").seeds == 1
 
 
-def test_power_shrinks_with_more_questions(records):
+def test_power_is_counted_in_articles(records):
     analysis = analyse(study(), records)
     f1 = next(p for p in analysis.power if p.split == "validation" and p.metric == "f1")
-    assert f1.questions == QUESTIONS and f1.articles == 8 and f1.minimum_effect > 0
-    assert f1.questions_needed is not None and f1.questions_needed > 0
-    # the questions needed to detect the minimum detectable effect itself are the split's questions
-    from rag_pet.evaluation.statistics import questions_needed
+    assert f1.questions == QUESTIONS and f1.articles == 8 and f1.per_article == 8 and f1.minimum_effect > 0
+    assert f1.articles_needed is not None and f1.articles_needed >= 6  # 2 / 2^5 > 0.05: no exact test below 6
+    # the articles needed to detect the minimum detectable effect itself are the split's articles
+    assert articles_needed(f1.article_sd, f1.minimum_effect) == 8
 
-    assert questions_needed(f1.difference_sd, f1.minimum_effect) == QUESTIONS
+
+def test_no_p_value_is_below_what_an_exact_test_over_the_articles_allows(records):
+    analysis = analyse(study(), records)
+    for comparison in analysis.comparisons:
+        assert comparison.articles == 8 and comparison.p_value >= smallest_p(8) - 1e-12
+        assert comparison.rule  # every difference names how it was tested
+    rag = analysis.versus_reference("rag", "validation", "exact_match")
+    assert rag.p_value == pytest.approx(smallest_p(8))  # rag ahead on every article: the exact floor itself
 
 
 def test_the_report_shows_intervals_marks_the_correction_and_power(records, tmp_path):
     summary = write_report(study(), tmp_path, records, {}, TrackingConfig(mode="disabled"))
     report = (tmp_path / "report.md").read_text()
-    assert "Benjamini-Hochberg" in report and "## Power" in report and "## Seed and question variance" in report
+    assert "Benjamini-Hochberg" in report and "## Power" in report and "## Seed and article variance" in report
     rag_line = next(line for line in report.splitlines() if line.startswith("| rag | "))
     em = analyse(study(), records).estimate_of("rag", "validation", "exact_match").estimate
     assert f"{em.mean:.3f} [{em.low:.3f}, {em.high:.3f}] ▲" in rag_line
