@@ -175,6 +175,8 @@ class StudyConfig:
             "eval.max_new_tokens=12",
             "rag.passage_max_tokens=128",
             "index.encode_cpus=2",
+            "trainer.precision=fp32",
+            "eval.precision=fp32",
         ]
     )
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
