@@ -14,7 +14,8 @@ Questions about one article are not independent, and a study draws articles, not
 - Scores bounded in [0, 1] that are all 0 or all 1 get the Clopper-Pearson bound over the articles alone: every
   article could be one observation. Other scores without variation get no interval and say so.
 - Two methods are compared on the same questions by a sign-flip randomization test of the articles' summed
-  differences (exact over all 2^G flips up to `EXACT_ARTICLES` articles, else seeded Monte Carlo), and the
+  differences (exact over all 2^G flips up to `EXACT_ARTICLES` articles, else seeded Monte Carlo; scipy's
+  `permutation_test` p-values, computed on one fixed set of sign patterns so the test can be inverted), and the
   difference's interval is that same test inverted, so it excludes 0 exactly when p < 1 - confidence. With
   several seeds the t test with seed variance must reject too (the more conservative of the two, both ways).
 - Power is the paired t test's over articles (statsmodels' `TTestPower`, t(G - 1)).
@@ -182,42 +183,60 @@ def _article_sums(differences: np.ndarray, clusters: list[str | None] | None) ->
     return np.bincount(ids, weights=differences), np.bincount(ids).astype(float)
 
 
-def sign_flip_p(sums: np.ndarray, sizes: np.ndarray, delta: float = 0.0, resamples: int = 9999, seed: int = 0) -> float:
-    """Two-sided p of a sign-flip randomization test that the articles' summed differences `sums` (over `sizes`
-    questions each) centre on `delta` per question: scipy's one-sample `permutation_test`, exact over every sign
-    pattern up to `EXACT_ARTICLES` articles."""
-    centred = np.asarray(sums, dtype=float) - delta * np.asarray(sizes, dtype=float)
-    if len(centred) < 2 or np.all(centred == 0):
-        return 1.0
-    result = stats.permutation_test(
-        (centred,),
-        lambda x, axis=-1: np.sum(x, axis=axis),
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=np.inf if len(centred) <= EXACT_ARTICLES else resamples,
-        alternative="two-sided",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.pvalue)
+class SignFlipTest:
+    """The two-sided sign-flip randomization test that the articles' summed differences `sums` (over `sizes`
+    questions each) centre on `delta` per question, over one fixed set of sign patterns: all 2^G up to
+    `EXACT_ARTICLES` articles, else `resamples` seeded draws. Its p-values are scipy's one-sample
+    `permutation_test(..., permutation_type="samples")` (the same tolerance, the +1 of a Monte Carlo p; a test
+    checks them equal), computed here because scipy has no confidence interval: inverting the test needs its p at
+    dozens of `delta` on the same patterns, and scipy draws its null anew each call (about 25 ms at 40 articles,
+    minutes for a study's few hundred comparisons)."""
 
-
-def _inverted_bound(sums, sizes, mean: float, direction: int, alpha: float, resamples: int, seed: int) -> float:
-    """The last per-question difference from `mean` in `direction` (+1 up, -1 down) that the sign-flip test does
-    not reject at `alpha` (p is monotone along the way); infinite when no difference can be rejected."""
-    spread = float(np.max(np.abs(sums / sizes - mean))) or 1.0
-    step = spread
-    while sign_flip_p(sums, sizes, mean + direction * step, resamples, seed) >= alpha:
-        step *= 2
-        if step > 1e6 * spread:
-            return direction * math.inf
-    inside, outside = 0.0, step
-    while outside - inside > 1e-4 * spread:
-        middle = (inside + outside) / 2
-        if sign_flip_p(sums, sizes, mean + direction * middle, resamples, seed) >= alpha:
-            inside = middle
+    def __init__(self, sums: np.ndarray, sizes: np.ndarray, resamples: int = 9999, seed: int = 0) -> None:
+        self.sums, self.sizes = np.asarray(sums, dtype=float), np.asarray(sizes, dtype=float)
+        count = len(self.sums)
+        self.exact = count <= EXACT_ARTICLES
+        if self.exact:
+            signs = 1 - 2 * ((np.arange(2**count)[:, None] >> np.arange(count)) & 1)
         else:
-            outside = middle
-    return mean + direction * inside
+            signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(resamples, count))
+        self.null_sums, self.null_sizes = signs @ self.sums, signs @ self.sizes
+
+    def p_value(self, delta: float = 0.0) -> float:
+        """Two-sided p of the hypothesis that the mean per-question difference is `delta`."""
+        centred = self.sums - delta * self.sizes
+        if len(centred) < 2 or np.all(centred == 0):
+            return 1.0
+        observed = float(centred.sum())
+        null = self.null_sums - delta * self.null_sizes
+        tolerance = abs(observed) * np.finfo(float).eps * 100  # scipy's: ties in theory, apart in floating point
+        adjustment = 0 if self.exact else 1
+        less = (np.sum(null <= observed + tolerance) + adjustment) / (len(null) + adjustment)
+        greater = (np.sum(null >= observed - tolerance) + adjustment) / (len(null) + adjustment)
+        return float(min(1.0, 2 * min(less, greater)))
+
+    def bound(self, mean: float, direction: int, alpha: float) -> float:
+        """The farthest mean difference from `mean` in `direction` (+1 up, -1 down) that the test does not reject
+        at `alpha` (p falls monotonically along the way); infinite when no difference can be rejected."""
+        spread = float(np.max(np.abs(self.sums / self.sizes - mean))) or 1.0
+        step = spread
+        while self.p_value(mean + direction * step) >= alpha:
+            step *= 2
+            if step > 1e6 * spread:
+                return direction * math.inf
+        inside, outside = 0.0, step
+        while outside - inside > 1e-5 * spread:
+            middle = (inside + outside) / 2
+            if self.p_value(mean + direction * middle) >= alpha:
+                inside = middle
+            else:
+                outside = middle
+        return mean + direction * inside
+
+
+def sign_flip_p(sums: np.ndarray, sizes: np.ndarray, delta: float = 0.0, resamples: int = 9999, seed: int = 0) -> float:
+    """Two-sided p of the article sign-flip test (`SignFlipTest`) at `delta`."""
+    return SignFlipTest(sums, sizes, resamples, seed).p_value(delta)
 
 
 def paired_difference(
@@ -236,14 +255,14 @@ def paired_difference(
     mean = float(differences.mean())
     sums, sizes = _article_sums(differences, clusters)
     count, alpha = len(sums), 1 - confidence
-    p = sign_flip_p(sums, sizes, 0.0, resamples, seed)
+    test = SignFlipTest(sums, sizes, resamples, seed)
+    p = test.p_value(0.0)
     if np.ptp(differences) == 0 and max(len(a_seeds), len(b_seeds)) == 1:  # the same difference on every question
         return Difference(mean, mean, mean, p, len(differences), count, NO_VARIATION)
     if count < 2:
         low, high = -math.inf, math.inf
     else:
-        low = _inverted_bound(sums, sizes, mean, -1, alpha, resamples, seed)
-        high = _inverted_bound(sums, sizes, mean, +1, alpha, resamples, seed)
+        low, high = test.bound(mean, -1, alpha), test.bound(mean, +1, alpha)
     if max(len(a_seeds), len(b_seeds)) == 1:
         return Difference(mean, low, high, p, len(differences), count, SIGN_FLIP)
     parts = [(cr2_variance(differences, clusters), count - 1), seed_variance(a_seeds), seed_variance(b_seeds)]

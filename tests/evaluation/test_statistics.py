@@ -101,6 +101,26 @@ def test_sign_flip_test_is_exact_and_floored_at_two_over_two_to_the_articles():
     assert sign_flip_p(np.full(5, 9.0), np.ones(5)) == pytest.approx(0.0625)
 
 
+@pytest.mark.parametrize("articles", [6, 12, 40])
+def test_sign_flip_p_values_are_scipys_permutation_test(articles):
+    rng = np.random.default_rng(articles)
+    sums, sizes = rng.normal(0.4, 1.0, articles), rng.integers(1, 4, articles).astype(float)
+    for delta in (0.0, 0.2, -0.3):
+        ours = sign_flip_p(sums, sizes, delta)
+        theirs = stats.permutation_test(
+            (sums - delta * sizes,),
+            lambda x, axis=-1: np.sum(x, axis=axis),
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=np.inf if articles <= 16 else 9999,
+            rng=np.random.default_rng(0),
+        ).pvalue
+        if articles <= 16:  # every sign pattern: the same null distribution, the same p
+            assert ours == pytest.approx(theirs, abs=1e-12)
+        else:  # Monte Carlo: other draws of the same null, within 4 standard errors
+            assert ours == pytest.approx(theirs, abs=4 * math.sqrt(theirs * (1 - theirs) / 9999) + 2e-4)
+
+
 def test_the_difference_interval_is_the_inverted_test():
     rng = np.random.default_rng(3)
     articles = np.repeat([f"a{i}" for i in range(12)], 3).tolist()
