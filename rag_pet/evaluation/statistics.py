@@ -30,10 +30,10 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
-EXACT_ARTICLES = 16  # 2^16 sign patterns enumerated; beyond, Monte Carlo p >= 1 / (resamples + 1) > 2 / 2^17
+EXACT_ARTICLES = 16  # 2^16 sign patterns enumerated; beyond, a Monte Carlo p >= 2 / (resamples + 1) > 2 / 2^17
 
-PER_QUESTION_T = "CR2 cluster-robust, t(G-1)"
-PER_QUESTION_T_SEEDS = "CR2 cluster-robust + seed variance, Welch-Satterthwaite t"
+CR2_T = "CR2 cluster-robust, t(G-1)"
+CR2_T_SEEDS = "CR2 cluster-robust + seed variance, Welch-Satterthwaite t"
 KORN_GRAUBARD = "Korn-Graubard clustered Clopper-Pearson"
 KORN_GRAUBARD_SEEDS = "Korn-Graubard clustered Clopper-Pearson with seed variance"
 ARTICLE_BOUND = "Clopper-Pearson over the articles (no variation)"
@@ -53,7 +53,7 @@ class Estimate:
     n: int
     clusters: int
     seeds: int = 1
-    rule: str = PER_QUESTION_T
+    rule: str = CR2_T
 
     @property
     def varies(self) -> bool:
@@ -175,7 +175,7 @@ def estimate(
         low, high = korn_graubard(mean, n, variance, df, confidence)
         return Estimate(mean, low, high, rule=KORN_GRAUBARD_SEEDS if len(seeds) > 1 else KORN_GRAUBARD, **shape)
     low, high, _ = _t_interval(mean, parts, confidence)
-    return Estimate(mean, low, high, rule=PER_QUESTION_T_SEEDS if len(seeds) > 1 else PER_QUESTION_T, **shape)
+    return Estimate(mean, low, high, rule=CR2_T_SEEDS if len(seeds) > 1 else CR2_T, **shape)
 
 
 def _article_sums(differences: np.ndarray, clusters: list[str | None] | None) -> tuple[np.ndarray, np.ndarray]:

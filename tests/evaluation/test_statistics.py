@@ -8,9 +8,9 @@ from scipy import stats
 
 from rag_pet.evaluation.statistics import (
     ARTICLE_BOUND,
+    CR2_T,
     KORN_GRAUBARD,
     NO_VARIATION,
-    PER_QUESTION_T,
     SIGN_FLIP,
     SIGN_FLIP_AND_T,
     adjust_p_values,
@@ -40,7 +40,7 @@ def test_a_graded_score_gets_the_t_interval_over_article_means():
     articles = np.repeat([f"a{i}" for i in range(10)], 4).tolist()
     found = estimate(values, articles, bounded=False)
     expected = stats.ttest_1samp(values.reshape(10, 4).mean(axis=1), 0.0).confidence_interval()
-    assert found.rule == PER_QUESTION_T and (found.n, found.clusters) == (40, 10)
+    assert found.rule == CR2_T and (found.n, found.clusters) == (40, 10)
     assert (found.low, found.high) == pytest.approx((expected.low, expected.high))
 
 
