@@ -68,7 +68,7 @@ class MethodEstimate:
     estimate: Estimate
     seeds: int
     seed_sd: float | None
-    question_se: float
+    article_se: float
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,8 @@ def method_estimate(scores: Scores, metric: str, confidence: float) -> MethodEst
     found = estimate(per_seed, scores.articles, metric not in UNBOUNDED, confidence)
     seeds = scores.seed_means[metric]
     seed_sd = statistics.stdev(seeds) if len(seeds) > 1 else None
-    return MethodEstimate(found, len(seeds), seed_sd, clustered_standard_error(per_seed.mean(axis=0), scores.articles))
+    article_se = clustered_standard_error(per_seed.mean(axis=0), scores.articles)
+    return MethodEstimate(found, len(seeds), seed_sd, article_se)
 
 
 def _compare(study: StudyConfig, split: str, metric: str, a: tuple[str, Scores], b: tuple[str, Scores]) -> dict:

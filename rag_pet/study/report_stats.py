@@ -245,17 +245,17 @@ def power_markdown(analysis: Analysis, study: StudyConfig) -> str:
 
 
 def seeds_markdown(analysis: Analysis, methods: list[str]) -> str:
-    """Seed variance (SD of the seeds' means) beside question variance (clustered SE) for every trained method
-    with several seeds; empty when no method has more than one."""
+    """Seed variance (SD of the seeds' means) beside article variance (CR2 clustered SE) of every headline metric
+    for every trained method with several seeds; empty when no method has more than one."""
     rows = []
     for split in analysis.splits:
         for method in methods:
-            for metric in ("f1", "answer_nll"):
+            for metric in TESTED_METRICS:
                 found = analysis.estimate_of(method, split, metric)
                 if found is not None and found.seeds > 1:
                     rows.append(
                         f"| {method} | {split} | {SHORT[metric]} | {found.seeds} | {found.seed_sd:.3f} | "
-                        f"{found.question_se:.3f} |"
+                        f"{found.article_se:.3f} |"
                     )
     if not rows:
         return ""

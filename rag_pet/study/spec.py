@@ -103,10 +103,11 @@ class TuneConfig:
 
 @dataclass
 class StatsConfig:
-    """How a study's results are read: `confidence` of every interval; paired tests at `alpha` after a
-    Benjamini-Hochberg correction, against `reference` (null: zero_shot when the study has it, else its first
-    method) and between every pair of methods; the minimum detectable effect at `power`, and the questions a
-    split would need to detect `effects` (per metric: a true difference of that size)."""
+    """How a study's results are read, with the article as the unit (`rag_pet.evaluation.statistics`): `confidence`
+    of every interval; paired article-level sign-flip tests (Monte Carlo with `resamples` sign patterns beyond 16
+    articles) at `alpha` after a Benjamini-Hochberg correction, against `reference` (null: zero_shot when the study
+    has it, else its first method) and between every pair of methods; the minimum detectable effect at `power`,
+    and the articles a split would need to detect `effects` (per metric: a true difference of that size)."""
 
     reference: str | None = None
     confidence: float = 0.95
