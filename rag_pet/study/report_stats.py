@@ -52,8 +52,9 @@ def methods_text(study: StudyConfig) -> str:
             "- A difference between two methods on the same questions: a sign-flip randomization test over the "
             "articles' summed differences, exact over every sign pattern up to 16 articles (seeded Monte Carlo "
             f"with {stats.resamples:,} resamples beyond); its interval is that test inverted, so it excludes 0 "
-            f"exactly when p < {1 - stats.confidence:g}. No test over G articles can give p below 2 / 2^G, printed "
-            "beside each split.",
+            f"exactly when the uncorrected p < {1 - stats.confidence:g} (significance is read from the corrected "
+            "p below, which can keep an interval that excludes 0 from being called significant). No test over G "
+            "articles can give p below 2 / 2^G, printed beside each split.",
             "- p-values are corrected by Benjamini-Hochberg within each metric and split (all pairs of methods), "
             f"and a difference is called significant when the corrected p < {stats.alpha:g}. ▲ / ▼: "
             f"significantly better / worse than `{_reference_text(study)}`.",
