@@ -263,6 +263,8 @@ def paired_difference(
         low, high = -math.inf, math.inf
     else:
         low, high = test.bound(mean, -1, alpha), test.bound(mean, +1, alpha)
+        if p >= alpha:  # p can jump at 0 itself (one article differs): the bisection's tolerance must not drop it
+            low, high = min(low, 0.0), max(high, 0.0)
     if max(len(a_seeds), len(b_seeds)) == 1:
         return Difference(mean, low, high, p, len(differences), count, SIGN_FLIP)
     parts = [(cr2_variance(differences, clusters), count - 1), seed_variance(a_seeds), seed_variance(b_seeds)]

@@ -136,6 +136,14 @@ def test_the_difference_interval_is_the_inverted_test():
     assert (found.p_value < 0.05) == (not found.low <= 0.0 <= found.high)
 
 
+def test_an_interval_holds_zero_whenever_the_test_does_not_reject_it():
+    # one article of 40 differs: p = 1 at 0, yet any positive difference puts every article on one side
+    a, b = np.zeros(40), np.zeros(40)
+    b[0] = 0.25
+    found = paired_difference(a, b, [f"a{i}" for i in range(40)])
+    assert found.p_value == 1.0 and found.low < 0.0 <= found.high
+
+
 def test_five_articles_cannot_bound_a_difference():
     found = paired_difference(np.ones(10), np.array([0.0, 1.0] * 5), np.repeat(list("abcde"), 2).tolist())
     assert found.p_value >= 0.0625 and found.low == -math.inf and found.high == math.inf
