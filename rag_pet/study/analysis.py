@@ -1,6 +1,6 @@
 """A study's answer, read from the cells' per-question records: every method's interval per split and metric,
 paired comparisons with the reference and between every two methods (Benjamini-Hochberg corrected per metric and
-split), the power of each split in articles, seed against question variance, and the freshness gains tested the
+split), the power of each split in articles, seed against article variance, and the freshness gains tested the
 same way. Every interval and test works at the article (and seed) level: `rag_pet.evaluation.statistics`."""
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class Comparison:
     p_adjusted: float
     n: int
     significant: bool
-    articles: int = 0
-    rule: str = ""
+    articles: int
+    rule: str
 
     @property
     def better(self) -> str | None:
