@@ -63,7 +63,7 @@ class Estimate:
 @dataclass(frozen=True)
 class Difference:
     """`a - b` on the same questions: the mean difference, its interval, the p-value of the same test, the
-    articles it was sampled over and the rule."""
+    articles it was sampled over, each article's mean difference (what power is computed from) and the rule."""
 
     mean: float
     low: float
@@ -72,6 +72,7 @@ class Difference:
     n: int
     clusters: int
     rule: str
+    article_means: np.ndarray
 
 
 def _cluster_ids(clusters: list[str | None] | None, n: int) -> np.ndarray:
@@ -254,22 +255,23 @@ def paired_difference(
     differences = a_seeds.mean(axis=0) - b_seeds.mean(axis=0)
     mean = float(differences.mean())
     sums, sizes = _article_sums(differences, clusters)
-    count, alpha = len(sums), 1 - confidence
+    shape = {"n": len(differences), "clusters": len(sums), "article_means": sums / sizes}
+    alpha = 1 - confidence
     test = SignFlipTest(sums, sizes, resamples, seed)
     p = test.p_value(0.0)
     if np.ptp(differences) == 0 and max(len(a_seeds), len(b_seeds)) == 1:  # the same difference on every question
-        return Difference(mean, mean, mean, p, len(differences), count, NO_VARIATION)
-    if count < 2:
+        return Difference(mean, mean, mean, p, rule=NO_VARIATION, **shape)
+    if len(sums) < 2:
         low, high = -math.inf, math.inf
     else:
         low, high = test.bound(mean, -1, alpha), test.bound(mean, +1, alpha)
         if p >= alpha:  # p can jump at 0 itself (one article differs): the bisection's tolerance must not drop it
             low, high = min(low, 0.0), max(high, 0.0)
     if max(len(a_seeds), len(b_seeds)) == 1:
-        return Difference(mean, low, high, p, len(differences), count, SIGN_FLIP)
-    parts = [(cr2_variance(differences, clusters), count - 1), seed_variance(a_seeds), seed_variance(b_seeds)]
+        return Difference(mean, low, high, p, rule=SIGN_FLIP, **shape)
+    parts = [(cr2_variance(differences, clusters), len(sums) - 1), seed_variance(a_seeds), seed_variance(b_seeds)]
     t_low, t_high, t_p = _t_interval(mean, parts, confidence)
-    return Difference(mean, min(low, t_low), max(high, t_high), max(p, t_p), len(differences), count, SIGN_FLIP_AND_T)
+    return Difference(mean, min(low, t_low), max(high, t_high), max(p, t_p), rule=SIGN_FLIP_AND_T, **shape)
 
 
 def smallest_p(articles: int) -> float:
@@ -282,13 +284,6 @@ def adjust_p_values(p_values: list[float]) -> list[float]:
     if not p_values:
         return []
     return [float(p) for p in stats.false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
-
-
-def article_differences(a: np.ndarray, b: np.ndarray, clusters: list[str | None] | None) -> np.ndarray:
-    """Per article, the mean of `a - b` over its questions (and over the seeds)."""
-    differences = _as_seeds(a).mean(axis=0) - _as_seeds(b).mean(axis=0)
-    sums, sizes = _article_sums(differences, clusters)
-    return sums / sizes
 
 
 def minimum_detectable_effect(article_sd: float, articles: int, alpha: float = 0.05, power: float = 0.8) -> float:

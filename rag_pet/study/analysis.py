@@ -14,7 +14,6 @@ import numpy as np
 from rag_pet.evaluation.statistics import (
     Estimate,
     adjust_p_values,
-    article_differences,
     articles_needed,
     clustered_standard_error,
     estimate,
@@ -193,7 +192,7 @@ def _compare(study: StudyConfig, split: str, metric: str, a: tuple[str, Scores],
         "n": len(ids),
         "articles": found.clusters,
         "rule": found.rule,
-        "article_differences": article_differences(first, second, articles),
+        "article_differences": found.article_means,
     }
 
 

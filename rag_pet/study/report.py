@@ -88,7 +88,7 @@ def with_intervals(summaries: list[dict], analysis: Analysis) -> list[dict]:
             if found is not None:
                 summary[f"{metric}_low"], summary[f"{metric}_high"] = found.estimate.low, found.estimate.high
                 e = found.estimate
-                summary[f"{metric}_ci"] = report_stats.interval_text(e.mean, e.low, e.high, e.rule).partition(" ")[2]
+                summary[f"{metric}_ci"] = report_stats.bracket_text(e.low, e.high, e.rule)
     return summaries
 
 

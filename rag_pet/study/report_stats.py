@@ -76,11 +76,15 @@ def _bound(value: float) -> str:
 def interval_text(mean: float, low: float, high: float, rule: str | None = None, signed: bool = False) -> str:
     """`mean [low, high]`, or `mean (no variation)` where every score was the same: never a zero-width interval."""
     shown = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    return f"{shown} {bracket_text(low, high, rule, signed)}"
+
+
+def bracket_text(low: float, high: float, rule: str | None = None, signed: bool = False) -> str:
+    """`[low, high]` (infinite bounds as ∞), or `(no variation)` for a zero-width interval."""
     if rule == NO_VARIATION or low == high:
-        return f"{shown} (no variation)"
-    if signed:
-        return f"{shown} [{_signed_bound(low)}, {_signed_bound(high)}]"
-    return f"{shown} [{_bound(low)}, {_bound(high)}]"
+        return "(no variation)"
+    bound = _signed_bound if signed else _bound
+    return f"[{bound(low)}, {bound(high)}]"
 
 
 def _signed_bound(value: float) -> str:
