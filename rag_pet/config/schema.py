@@ -23,6 +23,8 @@ from rag_pet.objectives import objective_named
 DATASETS = (*ARTICLE_SOURCES, "nq_open", "jsonl")
 SPLITS = ("train", "validation_seen", "validation", "test", "test_train", "dev")
 TRAIN_ON = ("questions", "passages", "corpus")
+MIXED_QUESTIONS = ("none", "train", "facts")
+MAX_PHRASINGS = 5  # rag_pet.data.fictional_text.PHRASINGS
 TEMPLATES = ("closed_book",)
 MODEL_SOURCES = ("tiny", "smollm2", "path")
 TINY_ARCHS = ("llama", "t5")
@@ -55,6 +57,13 @@ class DataConfig:
     `train_split` articles as plain text (language modelling, each cut to `max_text_tokens`) instead of
     question-answer pairs; with `train_on=corpus` every passage of the `corpus` section, the passages an index over
     it holds.
+
+    Knowledge injection (Allen-Zhu & Li 2023, arXiv 2309.14316; Mecklenburg et al. 2024, arXiv 2404.00213), for the
+    generated fictional set: `heldout_phrasings` asks the evaluation splits' questions in phrasings no training
+    question uses. Text training reads each paragraph in `phrasings` different phrasings of its facts, with its
+    sentences shuffled (`permute_sentences`) and the entity named in full in every sentence (`full_names`); and
+    (`mixed_questions`) question-answer pairs interleaved with the texts in the same run: the `train` split's
+    questions, or `facts`, one question per fact of every text's article in training phrasing.
     """
 
     name: str = "squad"
@@ -77,6 +86,12 @@ class DataConfig:
     max_prompt_tokens: int = 64
     max_answer_tokens: int = 16
     max_text_tokens: int = 256
+    heldout_phrasings: bool = False
+    phrasings: int = 1
+    permute_sentences: bool = False
+    full_names: bool = False
+    mixed_questions: str = "none"
+    max_mixed_questions: int | None = None
 
     def __post_init__(self) -> None:
         one_of("data.name", self.name, DATASETS)
@@ -101,13 +116,36 @@ class DataConfig:
             raise ConfigError(
                 "data.train_on", "passages", f"questions unless data.name is one of {', '.join(ARTICLE_SOURCES)}"
             )
-        for name in ("max_train_examples", "max_eval_examples"):
+        for name in ("max_train_examples", "max_eval_examples", "max_mixed_questions"):
             value = getattr(self, name)
             if value is not None:
                 positive(f"data.{name}", value)
         positive("data.max_prompt_tokens", self.max_prompt_tokens)
         positive("data.max_answer_tokens", self.max_answer_tokens)
         positive("data.max_text_tokens", self.max_text_tokens)
+        self._check_injection()
+
+    def _check_injection(self) -> None:
+        if self.heldout_phrasings and self.name not in ("fictional", "documents"):
+            raise ConfigError(
+                "data.heldout_phrasings", True, "false unless data.name is fictional or documents (question_heldout)"
+            )
+        if not 1 <= self.phrasings <= MAX_PHRASINGS:
+            raise ConfigError("data.phrasings", self.phrasings, f"a number of phrasings from 1 to {MAX_PHRASINGS}")
+        augmented = self.phrasings > 1 or self.permute_sentences or self.full_names
+        if augmented and self.name != "fictional":
+            raise ConfigError(
+                "data.phrasings",
+                self.phrasings,
+                "1, with permute_sentences and full_names false, unless data=fictional",
+            )
+        one_of("data.mixed_questions", self.mixed_questions, MIXED_QUESTIONS)
+        if self.mixed_questions == "facts" and self.name != "fictional":
+            raise ConfigError("data.mixed_questions", "facts", "none or train unless data=fictional")
+        if self.mixed_questions != "none" and self.train_on == "questions":
+            raise ConfigError(
+                "data.mixed_questions", self.mixed_questions, "none unless data.train_on is passages or corpus"
+            )
 
 
 @dataclass
@@ -287,7 +325,8 @@ class EvalConfig:
     `latency_warmup` untimed ones (p50/p95 at batch 1 of the whole answer, time to first token, per token and
     retrieval; `latency_via=endpoint` also through a Ray Serve application of the model, as `serve.*` configures
     it), and measure forgetting: the generator's loss on `forgetting_texts` general-text passages (SciFact abstracts)
-    after training minus before.
+    after training minus before. `storage_probe` (closed-book QA) also asks whether the model completes each
+    question's gold passage up to the answer with the answer (`rag_pet.evaluation.storage_probe`).
     """
 
     task: str = "qa"
@@ -302,6 +341,7 @@ class EvalConfig:
     latency_warmup: int = 2
     latency_via: str = "in_process"
     forgetting_texts: int = 0
+    storage_probe: bool = False
 
     retrieval_methods: list[str] = field(default_factory=lambda: ["dense", "bm25", "hybrid"])
     retrieval_k: int = 100

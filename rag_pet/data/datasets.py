@@ -69,6 +69,7 @@ def article_split(data: DataConfig) -> SquadSplit:
         articles=data_articles(data),
         test_train_fraction=data.test_train_fraction,
         dev_fraction=data.dev_fraction,
+        heldout_phrasings=data.heldout_phrasings,
         chosen=documents_splits(data.path) if data.name == "documents" else None,
     )
 

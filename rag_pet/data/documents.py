@@ -5,7 +5,9 @@
       or corpus.jsonl a BEIR corpus, {"_id": str, "title": str, "text": str} (other keys, e.g. metadata, ignored):
                       the same, but a document with an empty or missing title is an article of its own, titled
                       by its `_id`
-    questions.jsonl   {"question": str, "answers": [str, ...], "id": str (optional), "document_id": str}
+    questions.jsonl   {"question": str, "answers": [str, ...], "id": str (optional), "document_id": str,
+                      "question_heldout": str (optional: the question in other words, which evaluation asks
+                      under data.heldout_phrasings=true)}
     splits.json       optional: {"validation": [title, ...], "test": [title, ...]}, the unseen and late articles
 
 turned into SQuAD-shaped articles, so they split, index and train exactly as SQuAD does. An answer's
@@ -134,7 +136,10 @@ def _attach_questions(path: Path, paragraphs: dict[str, tuple[str, dict]], docum
         seen[qa_id] = line
         context = paragraphs[doc_id][1]["context"]
         answers = [{"text": text, "answer_start": context.find(text)} for text in read_answers(record, path, line)]
-        paragraphs[doc_id][1]["qas"].append({"id": qa_id, "question": question, "answers": answers})
+        qa = {"id": qa_id, "question": question, "answers": answers}
+        if "question_heldout" in record:
+            qa["question_heldout"] = require_str(record, "question_heldout", path, line)
+        paragraphs[doc_id][1]["qas"].append(qa)
     if not seen:
         raise DataFormatError(str(path), None, "no questions (the file is empty)")
 

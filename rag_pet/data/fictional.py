@@ -12,7 +12,23 @@ from functools import lru_cache
 from pathlib import Path
 
 from rag_pet.config.articles import check_fictional_entities
+from rag_pet.data.fictional_text import (
+    COMPANY_PARAGRAPHS,
+    COMPANY_QUESTIONS,
+    FILLERS,
+    PERSON_PARAGRAPHS,
+    PERSON_QUESTIONS,
+    PHRASINGS,
+    PRIZE_PARAGRAPH,
+    PRIZE_QUESTIONS,
+    TOWN_PARAGRAPHS,
+    TOWN_QUESTIONS,
+    entity_markers,
+)
 from rag_pet.data.resources import SQUAD_DEV
+from rag_pet.data.squad import load_squad_articles, passage_id
+from rag_pet.data.types import QAExample
+from rag_pet.errors import ConfigError
 from rag_pet.storage import write_json_atomic
 
 ONSETS = ("b", "br", "d", "dr", "f", "g", "k", "kr", "l", "m", "n", "p", "r", "s", "t", "th", "tr", "v", "z")
@@ -40,27 +56,6 @@ COMPANIES = (
     ("Pottery", "a pottery", "blue tiles"),
 )
 GOODS = ("salt", "wool", "cheese", "honey", "copper", "timber", "apples", "linen")
-# Sentences without facts that pad paragraphs to a realistic length; each paragraph of an article gets another one.
-FILLERS = {
-    "town": (
-        "Its old market square is lined with narrow stone houses and small shops.",
-        "A single stone bridge carries the main road across the water.",
-        "Most of its streets are paved with pale grey stone and lit by iron lamps.",
-        "Travellers often stop there for a night on their way into the hills.",
-    ),
-    "company": (
-        "Its first workshop was a rented barn at the edge of a field.",
-        "Its long brick buildings stand close to the water, behind a row of old trees.",
-        "Visitors may tour its workshops on the first day of each month.",
-        "Its apprentices learn the trade over four years before they are hired.",
-    ),
-    "person": (
-        "Friends describe {family} as patient and careful, and fond of long walks.",
-        "Neighbours remember {family} as a quiet child who collected old maps and coins.",
-        "In spare hours {family} keeps a small garden and writes letters to distant cousins.",
-        "{family} rarely travels, and spends most evenings reading by the fire.",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -101,8 +96,6 @@ class _Company:
 def squad_words() -> frozenset[str]:
     """Every lower-cased word of the bundled SQuAD dev set (titles, contexts, questions): invented names avoid
     them."""
-    from rag_pet.data.squad import load_squad_articles
-
     words: set[str] = set()
     for article in load_squad_articles(SQUAD_DEV):
         words.update(_words(article["title"]))
@@ -134,13 +127,18 @@ class _Names:
                 return word.capitalize()
 
 
-@lru_cache(maxsize=4)
 def fictional_articles(seed: int, entities: int) -> tuple[dict, ...]:
     """`entities` SQuAD v1.1 articles (towns, companies and people; 1-3 paragraphs and 3-6 questions each), the
     same for the same arguments in any process.
 
     Every fact is stated in its own entity's article only, while articles name each other (a person was born in one
     town and works for a company headquartered in another), so answering a question needs its own document."""
+    return tuple(written.article for written in fictional_written(seed, entities))
+
+
+@lru_cache(maxsize=4)
+def fictional_written(seed: int, entities: int) -> tuple[WrittenArticle, ...]:
+    """The articles of `fictional_articles` with what each was written from."""
     check_fictional_entities("data.fictional_entities", entities)
     rng = random.Random(seed)
     names = _Names(rng)
@@ -175,9 +173,33 @@ def fictional_articles(seed: int, entities: int) -> tuple[dict, ...]:
     return tuple(_article(f"fictional-{seed}-{index:04d}", *spec, rng) for index, spec in enumerate(specs))
 
 
-# An article's spec: its kind (which fillers pad it), title, paragraph templates, the values of their `{slot}`s, and
-# the questions it may ask as (question template, the slot that answers it).
-_Spec = tuple[str, str, list[str], dict[str, str], list[tuple[str, str]]]
+# An article's spec: its kind (which fillers pad it), title, paragraphs (each a tuple of sentences, each sentence a
+# tuple of phrasings), the values of their `{slot}`s, and the questions it may ask as (training phrasing, held-out
+# phrasing, the slot that answers it).
+_Spec = tuple[str, str, list[tuple], dict[str, str], list[tuple[str, str, str]]]
+
+
+@dataclass(frozen=True)
+class WrittenArticle:
+    """A generated article and what it was written from: its `kind`, slot `values`, per paragraph its sentences'
+    phrasings (the filler last, in one phrasing), the questions its paragraphs answer, and the paragraph that states
+    each slot."""
+
+    article: dict
+    prefix: str
+    kind: str
+    values: dict[str, str]
+    paragraphs: tuple[tuple[tuple[str, ...], ...], ...]
+    questions: tuple[tuple[str, str, str], ...]
+    fact_paragraph: dict[str, int]
+
+    @property
+    def name(self) -> str:
+        return self.article["title"].replace("_", " ")
+
+    def markers(self, full_names: bool) -> dict[str, str]:
+        """The entity markers' values in this article's sentences (`entity_markers`)."""
+        return entity_markers(self.kind, self.name, self.values.get("family"), full_names)
 
 
 def _employer(person: _Person, companies: list[_Company], rng: random.Random) -> _Company:
@@ -188,21 +210,8 @@ def _employer(person: _Person, companies: list[_Company], rng: random.Random) ->
 def _town(town: _Town, rng: random.Random) -> _Spec:
     values = {"town": town.name, "region": town.region, "river": town.river, "founded": str(town.founded)}
     values |= {"population": town.population, "goods": town.goods, "festival": town.festival}
-    paragraphs = [
-        "{town} is a town in the {region} region, on the banks of the {river} river. It was founded in"
-        " {founded} and has a population of {population}.",
-        "{town} is known across the region for its {goods}. Every autumn the town holds the {festival} festival,"
-        " when farmers bring their carts to the market square and musicians play until late at night.",
-    ]
-    questions = [
-        ("In which region is {town}?", "region"),
-        ("Which river flows through {town}?", "river"),
-        ("In what year was {town} founded?", "founded"),
-        ("What is the population of {town}?", "population"),
-        ("What is {town} known for?", "goods"),
-        ("Which festival does {town} hold every autumn?", "festival"),
-    ]
-    return "town", town.name, paragraphs[: rng.randint(1, 2)], values, questions
+    paragraphs = list(TOWN_PARAGRAPHS[: rng.randint(1, 2)])
+    return "town", town.name, paragraphs, values, list(TOWN_QUESTIONS)
 
 
 def _company(company: _Company, rng: random.Random) -> _Spec:
@@ -210,20 +219,7 @@ def _company(company: _Company, rng: random.Random) -> _Spec:
     values = {"company": company.name, "description": description, "founder": company.founder.name}
     values |= {"founded": str(company.founded), "town": company.headquarters.name, "product": product}
     values["employees"] = str(company.employees)
-    paragraphs = [
-        "{company} is {description} founded in {founded} by {founder}. Its headquarters are in {town}, where"
-        " most of its work is still done by hand.",
-        "Today {company} employs {employees} people. Its best-known product is {product}, which it sells to"
-        " shops and traders in many towns. The firm is still owned by the family of its founder.",
-    ]
-    questions = [
-        ("In what year was {company} founded?", "founded"),
-        ("Who founded {company}?", "founder"),
-        ("In which town are the headquarters of {company}?", "town"),
-        ("How many people does {company} employ?", "employees"),
-        ("What is the best-known product of {company}?", "product"),
-    ]
-    return "company", company.name, paragraphs, values, questions
+    return "company", company.name, list(COMPANY_PARAGRAPHS), values, list(COMPANY_QUESTIONS)
 
 
 def _person(person: _Person, employer: _Company, names: _Names, rng: random.Random) -> _Spec:
@@ -231,29 +227,11 @@ def _person(person: _Person, employer: _Company, names: _Names, rng: random.Rand
     joined = max(person.born + 20, employer.founded) + rng.randint(0, 8)
     values = {"name": person.name, "family": person.family, "profession": profession, "born": str(person.born)}
     values |= {"town": person.birthplace.name, "company": employer.name, "joined": str(joined), "duty": duty}
-    paragraphs = [
-        "{name} is a {profession} who was born in {town} in {born}. {family} left home at the age of eighteen"
-        " to learn the trade from an older master.",
-        "Since {joined}, {family} has worked for {company}, where the work consists mostly of {duty}. Colleagues"
-        " say that {family} is always the first to arrive in the morning.",
-    ]
-    questions = [
-        ("In which town was {name} born?", "town"),
-        ("In what year was {name} born?", "born"),
-        ("What is the profession of {name}?", "profession"),
-        ("Which company does {name} work for?", "company"),
-        ("Since what year has {name} worked for {company}?", "joined"),
-    ]
+    paragraphs, questions = list(PERSON_PARAGRAPHS), list(PERSON_QUESTIONS)
     if rng.random() < 0.5:
         values |= {"prize": f"{names()} Medal", "awarded": str(rng.randint(joined + 3, 2023))}
-        paragraphs.append(
-            "In {awarded}, {family} was awarded the {prize} for a lifetime of careful work. The medal is handed"
-            " out once a year, and only a few people have ever received it."
-        )
-        questions += [
-            ("Which medal was {name} awarded in {awarded}?", "prize"),
-            ("In what year was {name} awarded the {prize}?", "awarded"),
-        ]
+        paragraphs.append(PRIZE_PARAGRAPH)
+        questions += PRIZE_QUESTIONS
     return "person", person.name, paragraphs, values, questions
 
 
@@ -261,26 +239,38 @@ def _article(
     prefix: str,
     kind: str,
     name: str,
-    templates: list[str],
+    paragraphs: list[tuple],
     values: dict[str, str],
-    questions: list[tuple[str, str]],
+    questions: list[tuple[str, str, str]],
     rng: random.Random,
-) -> dict:
-    """The SQuAD article of a spec, each paragraph padded by a filler, asking 3-6 of the questions its paragraphs
-    answer; question ids `<prefix>-<n>`."""
-    fillers = rng.sample(FILLERS[kind], len(templates))
-    rendered = [_render(f"{template} {filler}", values) for template, filler in zip(templates, fillers, strict=True)]
-    answerable = [q for q in questions if any(q[1] in starts for _, starts in rendered)]
+) -> WrittenArticle:
+    """The SQuAD article of a spec in canonical phrasings, each paragraph padded by a filler, asking 3-6 of the
+    questions its paragraphs answer; question ids `<prefix>-<n>`, each question also in its held-out phrasing
+    (`question_heldout`)."""
+    fillers = rng.sample(FILLERS[kind], len(paragraphs))
+    sentences = tuple((*paragraph, (filler,)) for paragraph, filler in zip(paragraphs, fillers, strict=True))
+    filled = values | entity_markers(kind, name, values.get("family"), full_names=False)
+    rendered = [_render(" ".join(sentence[0] for sentence in paragraph), filled) for paragraph in sentences]
+    fact_paragraph = {}
+    for index, (_, starts) in enumerate(rendered):
+        fact_paragraph |= {slot: index for slot in starts if slot in values and slot not in fact_paragraph}
+    answerable = [q for q in questions if q[2] in fact_paragraph]
     asked = sorted(rng.sample(range(len(answerable)), rng.randint(3, min(6, len(answerable)))))
-    paragraphs = [{"context": context, "qas": []} for context, _ in rendered]
+    squad_paragraphs = [{"context": context, "qas": []} for context, _ in rendered]
     for number, index in enumerate(asked):
-        question, slot = answerable[index]
-        where = next(i for i, (_, starts) in enumerate(rendered) if slot in starts)
+        question, heldout, slot = answerable[index]
+        where = fact_paragraph[slot]
         answer = {"text": values[slot], "answer_start": rendered[where][1][slot]}
-        paragraphs[where]["qas"].append(
-            {"id": f"{prefix}-{number}", "question": question.format(**values), "answers": [answer]}
+        squad_paragraphs[where]["qas"].append(
+            {
+                "id": f"{prefix}-{number}",
+                "question": question.format(**values),
+                "question_heldout": heldout.format(**values),
+                "answers": [answer],
+            }
         )
-    return {"title": name.replace(" ", "_"), "paragraphs": paragraphs}
+    article = {"title": name.replace(" ", "_"), "paragraphs": squad_paragraphs}
+    return WrittenArticle(article, prefix, kind, values, sentences, tuple(answerable), fact_paragraph)
 
 
 def _render(template: str, values: dict[str, str]) -> tuple[str, dict[str, int]]:
@@ -292,6 +282,48 @@ def _render(template: str, values: dict[str, str]) -> tuple[str, dict[str, int]]
             starts.setdefault(slot, len(text))
             text += values[slot]
     return text, starts
+
+
+def fictional_renditions(
+    seed: int, entities: int, phrasings: int, permute: bool, full_names: bool
+) -> dict[str, tuple[str, ...]]:
+    """Per passage id (`<title>#<paragraph>`), `phrasings` texts of that paragraph stating the same facts: the
+    n-th text takes every fact sentence's n-th phrasing (the first is the canonical paragraph, unless `full_names`
+    names the entity in full in every sentence), and (`permute`) its sentences in a seeded shuffled order (Allen-Zhu
+    & Li 2023's "multi", "permute" and "fullname" augmentations)."""
+    if not 1 <= phrasings <= PHRASINGS:
+        raise ConfigError("data.phrasings", phrasings, f"a number of phrasings from 1 to {PHRASINGS}")
+    texts = {}
+    for written in fictional_written(seed, entities):
+        filled = written.values | written.markers(full_names)
+        for index, paragraph in enumerate(written.paragraphs):
+            identifier = passage_id(written.article["title"], index)
+            versions = []
+            for number in range(phrasings):
+                sentences = [sentence[min(number, len(sentence) - 1)] for sentence in paragraph]
+                if permute:
+                    random.Random(f"{identifier}/{number}").shuffle(sentences)
+                versions.append(_render(" ".join(sentences), filled)[0])
+            texts[identifier] = tuple(versions)
+    return texts
+
+
+def fictional_fact_questions(seed: int, entities: int) -> tuple[QAExample, ...]:
+    """One question per fact every article states, in its training phrasing (synthetic question-answer pairs that
+    cover the documents, after Mecklenburg et al. 2024, arXiv 2404.00213); ids `<prefix>-fact-<slot>`."""
+    questions = []
+    for written in fictional_written(seed, entities):
+        for question, _, slot in written.questions:
+            questions.append(
+                QAExample(
+                    id=f"{written.prefix}-fact-{slot}",
+                    question=question.format(**written.values),
+                    answers=(written.values[slot],),
+                    gold_passage_id=passage_id(written.article["title"], written.fact_paragraph[slot]),
+                    article=written.article["title"],
+                )
+            )
+    return tuple(questions)
 
 
 def write_squad_json(articles: Iterable[dict], path: str | Path) -> Path:

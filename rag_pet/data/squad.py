@@ -8,7 +8,7 @@ import itertools
 import json
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,6 +72,8 @@ def _article_examples(article: dict) -> list[QAExample]:
     ]
 
 
+# The splits that only evaluate: with held-out phrasings they ask their questions in words no training question used.
+EVALUATION_SPLITS = ("validation_seen", "dev", "validation", "test")
 SPLIT_ARTICLES = {
     "train": "train",
     "validation_seen": "train",
@@ -91,6 +93,7 @@ def split_squad(
     test_train_fraction: float = 0.0,
     chosen: dict[str, list[str]] | None = None,
     dev_fraction: float = 0.0,
+    heldout_phrasings: bool = False,
 ) -> SquadSplit:
     """Split `articles` (default: the bundled SQuAD dev) by article into train / validation / test, holding out
     `seen_holdout` of train questions (and `dev_fraction` of them as `dev`).
@@ -102,6 +105,8 @@ def split_squad(
     keeps the rest. `validation` and `test` questions are shuffled with `seed`, then taken one article at a time
     (`spread_over_articles`), so their first n questions span as many articles as they can. The validation and
     test articles are drawn with `seed`, or are the titles `chosen` names (`{"validation": [...], "test": [...]}`).
+    With `heldout_phrasings` the `EVALUATION_SPLITS` ask each question in its `question_heldout` phrasing (the
+    generated fictional set has one for every question), so no evaluation question is worded as a training one.
     """
     articles = sorted(load_squad_articles() if articles is None else articles, key=lambda article: article["title"])
     if chosen is None:
@@ -122,8 +127,29 @@ def split_squad(
         examples[name] = spread_over_articles(examples[name])
     moved = int(round(len(examples["test"]) * test_train_fraction))
     examples["test_train"], examples["test"] = examples["test"][:moved], examples["test"][moved:]
+    if heldout_phrasings:
+        examples |= {name: _reworded(examples[name], articles) for name in EVALUATION_SPLITS}
     titles = {name: sorted(article["title"] for article in group) for name, group in groups.items()}
     return SquadSplit(examples=examples, articles=titles)
+
+
+def _reworded(examples: list[QAExample], articles: list[dict]) -> list[QAExample]:
+    """`examples` asked in their held-out phrasings; a ConfigError when an article has none."""
+    heldout = {
+        qa["id"]: qa.get("question_heldout")
+        for article in articles
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
+    missing = [example.id for example in examples if not heldout[example.id]]
+    if missing:
+        raise ConfigError(
+            "data.heldout_phrasings",
+            True,
+            f"false for articles without a held-out phrasing of each question (question {missing[0]} has no"
+            " `question_heldout`)",
+        )
+    return [replace(example, question=heldout[example.id].strip()) for example in examples]
 
 
 def spread_over_articles(examples: list[QAExample]) -> list[QAExample]:

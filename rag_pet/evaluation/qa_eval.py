@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rag_pet.config import DataConfig, EvalConfig
+from rag_pet.config import ARTICLE_SOURCES, DataConfig, EvalConfig
+from rag_pet.data.datasets import data_articles
 from rag_pet.data.prompts import PromptEncoder
+from rag_pet.data.squad import article_corpus
 from rag_pet.data.types import QAExample
 from rag_pet.evaluation.answer_nll import AnswerScorer
 from rag_pet.evaluation.latency import QuestionTiming, batch1_summary, latency_summary
 from rag_pet.evaluation.qa_metrics import best_over_answers, exact_match, f1, qa_scores
 from rag_pet.evaluation.runners import AnswerFn, Predictions, Workload, predict_in_process
+from rag_pet.evaluation.storage_probe import storage_probe
 from rag_pet.inference.answering import AnswerAlone, Answerer
 from rag_pet.models import Generator
 from rag_pet.storage import write_json_atomic, write_text_atomic
@@ -66,9 +69,10 @@ def write_predictions(
     predictions: Predictions,
     metrics: dict,
     answer_nll: list[float] | None = None,
+    storage: list[float | None] | None = None,
 ) -> None:
-    """`predictions.jsonl` (one record per question: article, answer, retrieved ids, EM, F1 and answer NLL) and
-    `metrics.json`, atomically."""
+    """`predictions.jsonl` (one record per question: article, answer, retrieved ids, EM, F1, answer NLL and, when
+    probed, the storage probe) and `metrics.json`, atomically."""
     nlls = answer_nll if answer_nll is not None else [None] * len(examples)
     rows = [
         {
@@ -87,6 +91,8 @@ def write_predictions(
             examples, predictions.answers, predictions.retrieved, nlls, strict=True
         )
     ]
+    if storage is not None:
+        rows = [row | {"storage_probe": stored} for row, stored in zip(rows, storage, strict=True)]
     write_text_atomic(out_dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_json_atomic(out_dir / "metrics.json", metrics)
 
@@ -152,14 +158,19 @@ def answer_score_and_write(
     k: int | None,
     out_dir: Path,
     scorer: AnswerScorer | None = None,
+    storage: list[float | None] | None = None,
 ) -> dict[str, float]:
     """Answer the examples in batches, score them (with `scorer`, also the gold answer's NLL given the passages each
-    question was answered from), time answers at batch 1 if asked; write all into `out_dir`."""
+    question was answered from), time answers at batch 1 if asked; write all, with any `storage` probe scores,
+    into `out_dir`."""
     predictions = predict_in_process(retrieve, _answer_fn(answerer), workload(settings, examples, k))
     nll = scorer(examples, predictions.passages) if scorer is not None else None
     metrics = score_predictions(examples, predictions, nll)
+    probed = [score for score in storage or [] if score is not None]
+    if probed:
+        metrics["storage_probe"] = float(np.mean(probed))
     metrics.update(batch1_latency(retrieve, answerer, settings, examples, k))
-    write_predictions(out_dir, examples, predictions, metrics, nll)
+    write_predictions(out_dir, examples, predictions, metrics, nll, storage)
     return metrics
 
 
@@ -171,8 +182,14 @@ def evaluate_qa(
     device: torch.device,
     out_dir: Path,
 ) -> dict[str, float]:
-    """Closed-book EM/F1 of greedy answers in this process; writes predictions and metrics into `out_dir`."""
+    """Closed-book EM/F1 of greedy answers in this process (and `settings.storage_probe`: the storage probe on
+    the gold passages of an article dataset); writes predictions and metrics into `out_dir`."""
     prompts = PromptEncoder.from_config(generator.tokenizer, data, generator.is_seq2seq)
     answerer = Answerer(generator, prompts, None, device, settings.precision)
     scorer = AnswerScorer(generator, prompts, None, device, settings.precision)
-    return answer_score_and_write(None, answerer, settings, examples, None, out_dir, scorer)
+    if not settings.storage_probe:
+        return answer_score_and_write(None, answerer, settings, examples, None, out_dir, scorer)
+    articles = data_articles(data) if data.name in ARTICLE_SOURCES else ()
+    passages = {passage.id: passage for passage in article_corpus(articles)}
+    storage = storage_probe(generator, examples, passages, device, data.max_answer_tokens)
+    return answer_score_and_write(None, answerer, settings, examples, None, out_dir, scorer, storage)

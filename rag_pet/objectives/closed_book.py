@@ -76,20 +76,27 @@ class ClosedBook(GeneratorObjective):
 
     def example_tokens(self, config: RagPetConfig, is_seq2seq: bool) -> float:
         """A question's prompt and answer, or (`data.train_on=passages|corpus`) a text's first
-        `data.max_text_tokens`, as `training_features` reads them."""
+        `data.max_text_tokens` (weighed with the mixed-in questions' prompts and answers), as `training_features`
+        reads them."""
         from rag_pet.data import load_qa_split
         from rag_pet.data.prompts import PromptEncoder
         from rag_pet.models.generator import build_tokenizer
-        from rag_pet.training.batching import training_texts
+        from rag_pet.training.batching import mixed_questions, training_texts
 
         data = config.data
         prompts = PromptEncoder.from_config(build_tokenizer(config.model), data, is_seq2seq)
         limit = estimate_sample(config)
         if data.train_on != "questions":
-            texts = training_texts(data, config.corpus)[:limit]
-            return statistics.fmean(
-                len(prompts.text_features(p.text, data.max_text_tokens)["input_ids"]) for p in texts
+            texts = training_texts(data, config.corpus)
+            text_mean = statistics.fmean(
+                len(prompts.text_features(p.text, data.max_text_tokens)["input_ids"]) for p in texts[:limit]
             )
+            questions = mixed_questions(data, texts)
+            if not questions:
+                return text_mean
+            question_mean = statistics.fmean(len(prompts.training_features(e)["input_ids"]) for e in questions[:limit])
+            share = len(questions) / (len(texts) + len(questions))  # of the pool batches draw from
+            return (1 - share) * text_mean + share * question_mean
         examples = load_qa_split(data, data.train_split, limit)
         return statistics.fmean(len(prompts.training_features(e)["input_ids"]) for e in examples)
 

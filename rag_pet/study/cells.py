@@ -21,7 +21,7 @@ from rag_pet.objectives.generator import refuse_other_articles
 from rag_pet.study.budget import estimated_step_flops, steps_for_budget
 from rag_pet.study.curve_cells import CURVE, check_size, curve_id, curve_steps
 from rag_pet.study.spec import BudgetConfig, StudyConfig
-from rag_pet.training.batching import training_texts
+from rag_pet.training.batching import text_pool_size
 
 EVAL_SPLIT = "validation"
 SEEN_SPLIT = "validation_seen"
@@ -211,7 +211,7 @@ class _Planner:
     def _passes(self, overrides: list[str], config: RagPetConfig, cell: str, where: str) -> RagPetConfig:
         """The trainer steps of `study.knowledge.epochs` passes over the cell's training texts."""
         trainer = config.trainer
-        count = len(training_texts(config.data, config.corpus))
+        count = text_pool_size(config.data, config.corpus)
         per_pass = count // trainer.num_workers // trainer.batch_size // trainer.grad_accum_steps
         if per_pass == 0:
             raise ConfigError(
@@ -431,7 +431,7 @@ def check_fills_batch(cell: str, config: RagPetConfig) -> None:
         count = len(load_qa_split(data, data.train_split, data.max_train_examples))
         source = f"questions of the {data.train_split} split"
     else:
-        count = len(training_texts(data, config.corpus))
+        count = text_pool_size(data, config.corpus)
         corpus = data.train_on == "corpus"
         source = "passages of the corpus" if corpus else f"paragraphs of the {data.train_split} split"
     if count < trainer.batch_size * trainer.num_workers:

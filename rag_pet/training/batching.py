@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from rag_pet.config import CorpusConfig, DataConfig
 from rag_pet.data import Passage, QAExample, load_qa_split
 from rag_pet.data.datasets import load_split_passages
+from rag_pet.data.fictional import fictional_fact_questions, fictional_renditions
 from rag_pet.errors import ConfigError
 from rag_pet.retrieval.corpus import load_corpus
 
@@ -55,12 +56,50 @@ def load_training_examples(data: DataConfig, batch_size: int, world_size: int) -
 def training_texts(data: DataConfig, corpus: CorpusConfig) -> list[Passage]:
     """The texts language modelling trains on, the first `data.max_train_examples` of them: the paragraphs of the
     train split's articles (`data.train_on=passages`), or every passage of `corpus` (`data.train_on=corpus`: the
-    very passages an index over that corpus holds, so closed-book training reads the knowledge RAG retrieves)."""
+    very passages an index over that corpus holds, so closed-book training reads the knowledge RAG retrieves); each
+    in `data.phrasings` phrasings (`augmented_texts`)."""
     if data.train_on == "corpus":
         passages = load_corpus(corpus)
     else:
         passages = load_split_passages(data, data.train_split)
-    return passages[: data.max_train_examples] if data.max_train_examples is not None else passages
+    passages = passages[: data.max_train_examples] if data.max_train_examples is not None else passages
+    return augmented_texts(data, passages)
+
+
+def augmented_texts(data: DataConfig, passages: list[Passage]) -> list[Passage]:
+    """`passages` as the fictional set's renditions `data` asks for (`fictional_renditions`: phrasings, permuted
+    sentences, full names), passage by passage, ids `<passage id>~<n>`; `passages` themselves when it asks for
+    none."""
+    if data.phrasings == 1 and not data.permute_sentences and not data.full_names:
+        return passages
+    renditions = fictional_renditions(
+        data.fictional_seed, data.fictional_entities, data.phrasings, data.permute_sentences, data.full_names
+    )
+    return [
+        Passage(f"{passage.id}~{number}", passage.title, text)
+        for passage in passages
+        for number, text in enumerate(renditions[passage.id])
+    ]
+
+
+def mixed_questions(data: DataConfig, texts: list[Passage]) -> list[QAExample]:
+    """The question-answer pairs trained on among `texts` (`data.mixed_questions`): none, the train split's, or
+    one per fact of every article the texts come from (training phrasings); the first `data.max_mixed_questions`."""
+    if data.mixed_questions == "none":
+        return []
+    if data.mixed_questions == "train":
+        questions = load_qa_split(data, data.train_split)
+    else:
+        titles = {passage.title.replace(" ", "_") for passage in texts}
+        facts = fictional_fact_questions(data.fictional_seed, data.fictional_entities)
+        questions = [question for question in facts if question.article in titles]
+    return questions[: data.max_mixed_questions] if data.max_mixed_questions is not None else questions
+
+
+def text_pool_size(data: DataConfig, corpus: CorpusConfig) -> int:
+    """Items of one pass of text training: the texts and the question-answer pairs mixed in among them."""
+    texts = training_texts(data, corpus)
+    return len(texts) + len(mixed_questions(data, texts))
 
 
 def load_training_texts(data: DataConfig, corpus: CorpusConfig, batch_size: int, world_size: int) -> list[Passage]:

@@ -13,7 +13,12 @@ from rag_pet.data.prompts import PromptEncoder, collate_loss_positions, collate_
 from rag_pet.errors import ConfigError
 from rag_pet.models import Generator, adapt_model, build_generator
 from rag_pet.models.adaptation import continue_adapter, prepends_virtual_tokens
-from rag_pet.training.batching import distributed_loader, load_training_examples, load_training_texts
+from rag_pet.training.batching import (
+    distributed_loader,
+    load_training_examples,
+    load_training_texts,
+    mixed_questions,
+)
 from rag_pet.training.context import TrainContext
 from rag_pet.training.task import LoaderTask
 
@@ -42,10 +47,12 @@ def training_features(
     encoder: PromptEncoder, data: DataConfig, corpus: CorpusConfig, batch_size: int, world_size: int
 ) -> list[dict]:
     """Prompt-masked (question, answer) features, or (`data.train_on=passages|corpus`) `training_texts` as
-    language-modelling text."""
+    language-modelling text with any `mixed_questions` among them (one shuffled pool: text and question-answer
+    pairs share every batch in proportion)."""
     if data.train_on != "questions":
         passages = load_training_texts(data, corpus, batch_size, world_size)
-        return [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
+        texts = [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
+        return texts + [encoder.training_features(e) for e in mixed_questions(data, passages)]
     examples = load_training_examples(data, batch_size, world_size)
     return [encoder.training_features(e) for e in examples]
 
