@@ -7,6 +7,8 @@ Language Models 3.1", arXiv 2309.14316, separate the two the same way); one it d
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from rag_pet.data.types import Passage, QAExample
@@ -24,12 +26,15 @@ def completes(continuation: str, answer: str) -> float:
 
 def probe_prefix(example: QAExample, passages: dict[str, Passage]) -> str | None:
     """The gold passage's text before the first occurrence of the example's first answer; None when the passage
-    is unknown, does not hold the answer, or starts with it."""
+    is unknown or does not hold the answer, or when that text names nothing of its article's title ("Since" before
+    "1985, Redith has worked for ..."): no model could tell whose fact to complete."""
     passage = passages.get(example.gold_passage_id or "")
     if passage is None:
         return None
     start = passage.text.find(example.answers[0])
-    return passage.text[:start].rstrip() if start > 0 else None
+    prefix = passage.text[:start].rstrip() if start > 0 else ""
+    title_words = [word for word in re.split(r"[_\s]+", example.article or passage.title) if len(word) > 2]
+    return prefix if any(word in prefix for word in title_words) else None
 
 
 @torch.inference_mode()

@@ -141,16 +141,20 @@ class Analysis:
         )
 
 
-def method_scores(records: list[dict], method: str, split: str, kind: str = MAIN) -> Scores | None:
-    """The finished `kind` cells of `method` on `split`, over the questions every seed answered."""
-    cells = [
-        r
+def seed_questions(records: list[dict], method: str, split: str, kind: str = MAIN) -> list[dict[str, dict]]:
+    """Per finished `kind` cell of `method` (one per seed), its question records on `split` by question id."""
+    return [
+        {question["id"]: question for question in r["questions"][split]}
         for r in records
         if r["method"] == method and r["kind"] == kind and r["status"] == "done" and r.get("questions", {}).get(split)
     ]
-    if not cells:
+
+
+def method_scores(records: list[dict], method: str, split: str, kind: str = MAIN) -> Scores | None:
+    """The finished `kind` cells of `method` on `split`, over the questions every seed answered."""
+    by_seed = seed_questions(records, method, split, kind)
+    if not by_seed:
         return None
-    by_seed = [{q["id"]: q for q in cell["questions"][split]} for cell in cells]
     ids = sorted(set.intersection(*(set(seed) for seed in by_seed)))
     if not ids:
         return None

@@ -20,7 +20,7 @@ from rag_pet.objectives import Method, study_method
 from rag_pet.objectives.generator import refuse_other_articles
 from rag_pet.study.budget import estimated_step_flops, steps_for_budget
 from rag_pet.study.curve_cells import CURVE, check_size, curve_id, curve_steps
-from rag_pet.study.spec import BudgetConfig, StudyConfig
+from rag_pet.study.spec import RECIPE_MARK, BudgetConfig, KnowledgeConfig, StudyConfig
 from rag_pet.training.batching import text_pool_size
 
 EVAL_SPLIT = "validation"
@@ -79,7 +79,7 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
     planner = _Planner(study, study_dir, config_dir, tracking)
     cells = []
     for name in study.methods:
-        method = study_method(name)
+        method = method_named(name)
         for seed in study.seeds if method.trains else study.seeds[:1]:
             knowledge = planner.knowledge_cell(method, seed) if reads_documents(study, method) else None
             main = planner.main_cell(method, seed, knowledge)
@@ -89,6 +89,22 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
                 cells.extend(planner.freshness_cells(main))
     check_same_documents(cells)
     return cells
+
+
+def method_named(name: str) -> Method:
+    """The study method `name` lists: a registered method, or (`<method>@<recipe>`) a closed-book method that trains,
+    named with its recipe for reading the documents."""
+    base, mark, _ = name.partition(RECIPE_MARK)
+    method = study_method(base)
+    if not mark:
+        return method
+    if not method.trains or method.retrieves:
+        raise ConfigError(
+            "study.methods",
+            name,
+            f"a closed-book method that trains before '{RECIPE_MARK}' (a recipe says how it reads)",
+        )
+    return replace(method, name=name)
 
 
 def extra_sizes(study: StudyConfig, method: Method) -> list[int]:
@@ -208,8 +224,11 @@ class _Planner:
         }
         return _with(overrides, config, "trainer", changes)
 
-    def _passes(self, overrides: list[str], config: RagPetConfig, cell: str, where: str) -> RagPetConfig:
-        """The trainer steps of `study.knowledge.epochs` passes over the cell's training texts."""
+    def _passes(
+        self, overrides: list[str], config: RagPetConfig, cell: str, knowledge: KnowledgeConfig, where: str
+    ) -> RagPetConfig:
+        """The trainer steps of `knowledge.epochs` passes over the cell's training texts (and the questions mixed
+        among them)."""
         trainer = config.trainer
         count = text_pool_size(config.data, config.corpus)
         per_pass = count // trainer.num_workers // trainer.batch_size // trainer.grad_accum_steps
@@ -220,26 +239,29 @@ class _Planner:
                 f"at most {max(1, count // trainer.num_workers // trainer.batch_size)} for {cell}, whose {count} texts"
                 " fill fewer batches than one optimizer step accumulates",
             )
-        steps = BudgetConfig(unit="steps", amount=self.study.knowledge.epochs * per_pass)
+        steps = BudgetConfig(unit="steps", amount=knowledge.epochs * per_pass)
         return self._budgeted(overrides, config, steps, where)
 
     def knowledge_cell(self, method: Method, seed: int) -> Cell:
-        """`method` trained on every passage of the index's corpus as text (`study.knowledge`); its main cell goes
-        on from the weights it saves."""
+        """`method` trained on every passage of the index's corpus as text, by its recipe (`study.knowledge`, or
+        the one its name gives); its main cell goes on from the weights it saves."""
         identifier = f"{cell_id(method.name, seed, True)}.{KNOWLEDGE}"
+        knowledge = self.study.knowledge_of(method.name)
         fixed = [
             *self._common(method, identifier, seed),
             "data.train_on=corpus",
             "data.max_train_examples=null",
-            f"data.max_text_tokens={self.study.knowledge.max_text_tokens}",
+            *reading_overrides(knowledge, knowledge.questions, self.study.train_examples),
             *NO_EVALUATION,
         ]
         overrides, config = self._compose(method, fixed)
         refuse_other_articles(config)
         if self.study.freshness.enabled:  # the late articles are in no method's first knowledge
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
+        if knowledge.lr_factor != 1.0:
+            config = _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
         check_fills_batch(identifier, config)
-        config = self._passes(overrides, config, identifier, "study.knowledge.epochs")
+        config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
         return Cell(identifier, method, seed, KNOWLEDGE, tuple(overrides), config)
 
     def main_cell(self, method: Method, seed: int, knowledge: Cell | None = None) -> Cell:
@@ -255,6 +277,7 @@ class _Planner:
             f"eval.latency_questions={study.latency_questions}",
             f"eval.forgetting_texts={study.forgetting_texts}",
             f"eval.before_training={'false' if method.trains else 'true'}",
+            f"eval.storage_probe={str(not method.retrieves).lower()}",
         ]
         if knowledge:
             fixed.append(f"trainer.init_from={knowledge.model_dir}")
@@ -333,10 +356,14 @@ class _Planner:
             kind = FRESH_TRAINING[variant]
             identifier = f"{main.id}.{kind}"
             reads_all = variant == "text" and reads_documents(self.study, method)
-            if variant == "text":
+            knowledge = self.study.knowledge_of(method.name)
+            if reads_all:  # the late articles read as the documents were, facts' questions included
+                questions = "facts" if knowledge.questions == "facts" else "none"
                 data = [f"data.train_split={NEW_SPLIT}", "data.train_on=passages"]
-                tokens = self.study.knowledge.max_text_tokens if reads_all else freshness.max_text_tokens
-                data.append(f"data.max_text_tokens={tokens}")
+                data += reading_overrides(knowledge, questions, self.study.train_examples)
+            elif variant == "text":
+                data = [f"data.train_split={NEW_SPLIT}", "data.train_on=passages"]
+                data.append(f"data.max_text_tokens={freshness.max_text_tokens}")
             else:
                 data = [f"data.train_split={NEW_TRAIN_SPLIT}"]
             fixed = [
@@ -344,17 +371,39 @@ class _Planner:
                 *base,
                 *data,
                 "eval.before_training=false",
+                "eval.storage_probe=true",
                 f"trainer.init_from={model_dir}",
             ]
             overrides, config = self._compose(method, fixed)
             self._check_splits(method, config)
             check_fills_batch(identifier, config)
             if reads_all:  # every new paragraph, as the knowledge cell read every indexed one
-                config = self._passes(overrides, config, identifier, "study.knowledge.epochs")
+                config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
             else:
                 config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
             cells.append(Cell(identifier, method, main.seed, kind, tuple(overrides), config, after=main.id))
         return cells
+
+
+def reading_overrides(knowledge: KnowledgeConfig, questions: str, train_examples: int) -> list[str]:
+    """The data overrides of a cell that reads texts by `knowledge`'s recipe, with `questions` mixed in (the
+    study's `train_examples` training questions for `train`)."""
+    overrides = [
+        f"data.max_text_tokens={knowledge.max_text_tokens}",
+        f"data.phrasings={knowledge.phrasings}",
+        f"data.permute_sentences={str(knowledge.permute).lower()}",
+        f"data.full_names={str(knowledge.full_names).lower()}",
+        f"data.mixed_questions={questions}",
+    ]
+    if questions == "train":
+        overrides.append(f"data.max_mixed_questions={train_examples}")
+    return overrides
+
+
+def where_epochs(method: str) -> str:
+    """The field that sets a method's passes over the documents: `study.knowledge.epochs` or its recipe's."""
+    _, mark, name = method.partition(RECIPE_MARK)
+    return f"study.recipes.{name}.epochs" if mark else "study.knowledge.epochs"
 
 
 NO_EVALUATION = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rag_pet.objectives import study_methods
 from rag_pet.study.cells import MAIN
-from rag_pet.study.spec import StudyConfig
+from rag_pet.study.spec import RECIPE_MARK, StudyConfig
 
 COST_COLUMNS = (
     ("trainable params", "trainable_params", "{:,.0f}"),
@@ -30,7 +30,7 @@ COST_COLUMNS = (
 
 def learning_rate(record: dict) -> float | None:
     """The peak learning rate the cell's own config trained at; None for a method that does not train."""
-    method = study_methods().get(record["method"])
+    method = study_methods().get(record["method"].partition(RECIPE_MARK)[0])
     if method is None or not method.trains:
         return None
     return ((record.get("config") or {}).get("trainer") or {}).get("lr")

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from rag_pet.objectives import study_method
-from rag_pet.study.cells import FRESH_INDEX, FRESH_TRAINING, MAIN
+from rag_pet.study.cells import FRESH_INDEX, FRESH_TRAINING, MAIN, method_named
 
 UPDATES = {
     FRESH_INDEX: "new passages added to the index",
@@ -28,7 +27,7 @@ def freshness_rows(rows: list[dict], methods: list[str], shared: dict) -> list[d
     for method in methods:
         mains = [r for r in rows if r["method"] == method and r["kind"] == MAIN and r["status"] == "done"]
         before = {"em_before": _mean(mains, "exact_match@test"), "f1_before": _mean(mains, "f1@test")}
-        spec = study_method(method)
+        spec = method_named(method)
         present = {r["kind"] for r in rows if r["method"] == method}
         kinds = [FRESH_INDEX] if spec.retrieves else [k for k in FRESH_TRAINING.values() if k in present]
         for kind in kinds or ["none"]:

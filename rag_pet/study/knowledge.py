@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import statistics
 
-from rag_pet.study.cells import FRESH_TRAINING, KNOWLEDGE
-from rag_pet.study.spec import StudyConfig
+from rag_pet.study.cells import FRESH_TRAINING, KNOWLEDGE, method_named, reads_documents
+from rag_pet.study.spec import KnowledgeConfig, StudyConfig
 
 PROTOCOL_TEXT = {
     "knowledge_matched": (
         'Protocol `knowledge_matched` (after Ovadia et al. 2023, "Fine-Tuning or Retrieval?", and Soudani et al. '
         "2024): every method gets the same documents. The retrieval methods index them; each closed-book method "
-        "that trains first reads every one of them as text ({epochs} pass(es), each cut to {tokens} tokens), then "
-        "trains on the questions from those weights. *Unseen* articles are ones no training question came from; "
-        "every method had their text."
+        "that trains first reads every one of them as text ({epochs} pass(es), each cut to {tokens} tokens, by the "
+        "recipe the *Documents read as text* section gives per method), then trains on the questions from those "
+        "weights. The index holds the canonical articles, each fact once; a recipe's phrasings restate the same "
+        "facts. *Unseen* articles are ones no training question came from; every method had their text."
     ),
     "questions_only": (
         "Protocol `questions_only`: closed-book methods train on the questions alone, so on *unseen* articles the "
@@ -22,6 +23,25 @@ PROTOCOL_TEXT = {
         "ways to take the same knowledge in)."
     ),
 }
+
+
+QUESTIONS_MIXED = {
+    "none": "none (text, then questions)",
+    "train": "the training questions (mixed)",
+    "facts": "a question per fact of every indexed article (mixed)",
+}
+
+
+def recipe_cells(knowledge: KnowledgeConfig) -> list[str]:
+    """A recipe as the table shows it: passes, phrasings, permuted, full names, questions mixed in."""
+    yes_no = {True: "yes", False: "no"}
+    return [
+        str(knowledge.epochs),
+        str(knowledge.phrasings),
+        yes_no[knowledge.permute],
+        yes_no[knowledge.full_names],
+        QUESTIONS_MIXED[knowledge.questions],
+    ]
 
 
 def protocol_text(study: StudyConfig) -> str:
@@ -41,7 +61,7 @@ def _mean(rows: list[dict], key: str) -> float | None:
 
 def knowledge_rows(rows: list[dict], methods: list[str]) -> list[dict]:
     """Per method with text training: the mean over seeds of its knowledge cells' and text freshness cells' steps,
-    tokens read, FLOPs and wall time of the steps."""
+    tokens read, FLOPs, wall time of the steps and learning rate."""
     result = []
     for method in methods:
         found = {}
@@ -49,6 +69,7 @@ def knowledge_rows(rows: list[dict], methods: list[str]) -> list[dict]:
             done = [r for r in rows if r["method"] == method and r["kind"] == kind and r["status"] == "done"]
             if done:
                 found.update({f"{name}_{key}": _mean(done, f"train_{key}") for key, _ in STAGE_FIGURES})
+                found[f"{name}_lr"] = _mean(done, "learning_rate")
         if found:
             result.append({"method": method, **found})
     return result
@@ -59,8 +80,8 @@ def _figure(value: float | None, fmt: str) -> str:
 
 
 def knowledge_markdown(study: StudyConfig, rows: list[dict]) -> list[str]:
-    """The report's section on the documents the closed-book methods read as text (none under `questions_only`
-    without text freshness)."""
+    """The report's section on the documents the closed-book methods read as text: each method's recipe and what
+    reading cost (none under `questions_only` without text freshness)."""
     table = knowledge_rows(rows, study.methods)
     if not table:
         return []
@@ -68,17 +89,29 @@ def knowledge_markdown(study: StudyConfig, rows: list[dict]) -> list[str]:
         "",
         "## Documents read as text",
         "",
-        "Tokens each closed-book method trained on as text: the indexed documents before its questions (the index's "
-        "vectors are in the shared-index table) and the late articles' paragraphs in the freshness stage. *wall s* "
-        "runs from the first optimizer step to the last; the cost table's *train wall s* counts the questions only, "
-        "its *total FLOPs to be ready* both.",
+        "How each closed-book method read the indexed documents (its recipe: `study.knowledge`, or the "
+        "`study.recipes` entry after `@` in its name), at what learning rate, and the tokens it trained on as text: "
+        "the indexed documents before its questions (the index's vectors are in the shared-index table) and the "
+        "late articles' paragraphs in the freshness stage, read the same way. *Phrasings*: texts per paragraph, "
+        "each stating its facts in other words (Allen-Zhu & Li 2023); *questions mixed in*: question-answer pairs "
+        "in the same passes as the text. *wall s* runs from the first optimizer step to the last; the cost table's "
+        "*train wall s* counts the questions only, its *total FLOPs to be ready* both.",
         "",
-        "| method | documents: steps | tokens | FLOPs | wall s | late articles: steps | tokens | FLOPs | wall s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | passes | phrasings | permuted | full names | questions mixed in | text lr | documents: steps "
+        "| tokens | FLOPs | wall s | late articles: steps | tokens | FLOPs | wall s |",
+        "|" + " --- |" * 16,
     ]
     for row in table:
+        method = row["method"]
+        recipe = recipe_cells(study.knowledge_of(method)) if reads_documents_name(study, method) else ["-"] * 5
+        rate = _figure(row.get("knowledge_lr"), "{:g}")
         cells = [
             _figure(row.get(f"{stage}_{key}"), fmt) for stage in ("knowledge", "fresh") for key, fmt in STAGE_FIGURES
         ]
-        parts.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+        parts.append(f"| {method} | " + " | ".join([*recipe, rate, *cells]) + " |")
     return parts
+
+
+def reads_documents_name(study: StudyConfig, method: str) -> bool:
+    """Whether the study method called `method` reads the documents by a recipe."""
+    return reads_documents(study, method_named(method))

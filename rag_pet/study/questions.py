@@ -9,13 +9,14 @@ from pathlib import Path
 from rag_pet.evaluation.qa_eval import RECALL_AT
 from rag_pet.evaluation.steps import eval_folder
 
-KEPT = ("id", "article", "prediction", "exact_match", "f1", "answer_nll")
+KEPT = ("id", "article", "prediction", "exact_match", "f1", "answer_nll", "storage_probe")
 
 
 def cell_questions(run_dir: Path, label: str, eval_split: str, extra_splits: list[str]) -> dict[str, list[dict]]:
     """Per split the run in `run_dir` evaluated (`eval_split`, then `extra_splits`), one record per question: id,
     article, prediction, EM, F1, answer NLL and, where a gold passage is known, whether it was retrieved in the
-    top 1 / 5. `label` is the row's method label, which names the run's evaluation folders."""
+    top 1 / 5; the storage probe where it ran (None otherwise). `label` is the row's method label, which names the
+    run's evaluation folders."""
     found = {}
     folders = {eval_split: label, **{split: f"{label}@{split}" for split in extra_splits}}
     for split, folder in folders.items():

@@ -25,6 +25,7 @@ from rag_pet.study.cost_report import (
 )
 from rag_pet.study.curves import data_needs, data_needs_markdown
 from rag_pet.study.environment import numerics_text
+from rag_pet.study.fit_report import fit_markdown
 from rag_pet.study.freshness import freshness_markdown, freshness_rows
 from rag_pet.study.knowledge import knowledge_markdown, protocol_text
 from rag_pet.study.plots import write_plots
@@ -184,8 +185,8 @@ def _opening(study: StudyConfig) -> list[str]:
     ]
 
 
-def _accuracy(study: StudyConfig, summaries: list[dict], analysis: Analysis) -> list[str]:
-    parts = ["", "## Accuracy", "", report_stats.accuracy_markdown(analysis, study.methods)]
+def _accuracy(study: StudyConfig, summaries: list[dict], analysis: Analysis, fit: list[str]) -> list[str]:
+    parts = ["", "## Accuracy", "", report_stats.accuracy_markdown(analysis, study.methods), *fit]
     other = markdown_table(summaries, OTHER_ACCURACY_COLUMNS)
     if any(summary.get(key) is not None for summary in summaries for _, key, _ in OTHER_ACCURACY_COLUMNS):
         parts += ["", "Overfitting and forgetting (mean ± std over seeds):", "", other]
@@ -230,7 +231,8 @@ def _fresh_training_text(study: StudyConfig) -> str:
     budget = f"{study.freshness.budget.amount:g} {study.freshness.budget.unit}"
     if study.protocol != "knowledge_matched":
         return f"for {budget}"
-    passes = f"{study.knowledge.epochs} pass(es) over every paragraph of the articles (as they read the documents)"
+    passes = "every paragraph of the articles read by the method's recipe, as it read the documents (its passes and"
+    passes += " phrasings in the *Documents read as text* table)"
     return passes + (f", and for {budget} on QA pairs" if "qa" in study.freshness.variants else "")
 
 
@@ -301,11 +303,13 @@ def report_markdown(
     curves: list[dict] | None = None,
     tuning: list[dict] | None = None,
     numerics: str = "",
+    fit: list[str] | None = None,
 ) -> str:
-    """report.md: what was compared and how it is read, accuracy with intervals and paired tests, power, data
-    needs (`curves`), cost, freshness, the shared indexes, failures, plots, the command that re-runs each cell
-    alone, and the machine."""
-    parts = _opening(study) + budget_markdown(study, summaries, tuning or []) + _accuracy(study, summaries, analysis)
+    """report.md: what was compared and how it is read, accuracy with intervals (and the closed-book methods' `fit`
+    and storage) and paired tests, power, data needs (`curves`), cost, freshness, the shared indexes, failures,
+    plots, the command that re-runs each cell alone, and the machine."""
+    parts = _opening(study) + budget_markdown(study, summaries, tuning or [])
+    parts += _accuracy(study, summaries, analysis, fit or [])
     parts += data_needs_markdown(study, curves or [])
     parts += ["", "## Cost", "", *cost_reading(study), "", markdown_table(summaries, COST_COLUMNS)]
     parts += learning_rates_markdown(study, rows) + tuning_markdown(study, tuning or [])
@@ -330,7 +334,18 @@ def write_report(
     tuning = tuning_records(study, study_dir)
     numerics = numerics_text(records, environment)
     markdown = report_markdown(
-        study, rows, summaries, shared, plots, environment, fresh, analysis, curves, tuning, numerics
+        study,
+        rows,
+        summaries,
+        shared,
+        plots,
+        environment,
+        fresh,
+        analysis,
+        curves,
+        tuning,
+        numerics,
+        fit_markdown(study, records),
     )
     write_text_atomic(study_dir / "report.md", markdown)
     tables = {"cells": rows, "methods": summaries, "freshness": fresh, "data_needs": curves}

@@ -3,11 +3,12 @@ and the knowledge-freshness test; validated before anything runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rag_pet.config import TrackingConfig
 from rag_pet.config.checks import one_of, positive
+from rag_pet.config.schema import MAX_PHRASINGS
 from rag_pet.errors import ConfigError
 from rag_pet.study.tune_space import tune_sweep
 
@@ -15,6 +16,8 @@ BUDGET_UNITS = ("examples", "steps", "flops")
 LATENCY_MODES = ("in_process", "endpoint")
 FRESHNESS_VARIANTS = ("text", "qa")
 PROTOCOLS = ("knowledge_matched", "questions_only")
+KNOWLEDGE_QUESTIONS = ("none", "train", "facts")
+RECIPE_MARK = "@"  # `full@augmented`: method `full` reading the documents by recipe `augmented`
 
 
 @dataclass
@@ -59,17 +62,47 @@ class FreshnessConfig:
 
 @dataclass
 class KnowledgeConfig:
-    """What closed-book methods read of the documents under `protocol=knowledge_matched`: before their
+    """What closed-book methods read of the documents under `protocol=knowledge_matched` (a recipe): before their
     question-answer training, `epochs` passes of language modelling over every passage the retrieval methods' index
-    holds (each cut to `max_text_tokens`; each pass drops the last incomplete batch of every worker); in the freshness
-    stage (`text`) the same passes over every paragraph of the new articles."""
+    holds (each cut to `max_text_tokens`; each pass drops the last incomplete batch of every worker), at the
+    method's learning rate times `lr_factor`; in the freshness stage (`text`) the same passes over every paragraph
+    of the new articles.
+
+    Knowledge injection as its literature does it (data=fictional): each paragraph in `phrasings` phrasings of its
+    facts, its sentences shuffled (`permute`), the entity named in full in every sentence (`full_names`) (Allen-Zhu
+    & Li 2023, arXiv 2309.14316); and `questions` mixed into the same passes: `none` (sequential: the text, then the
+    questions), `train` (mixed training: the study's training questions among the texts, Allen-Zhu & Li), or
+    `facts` (one question per fact of every indexed article, in training phrasings: Mecklenburg et al. 2024, arXiv
+    2404.00213). The index holds the canonical articles whatever the recipe: the same facts, once each."""
 
     epochs: int = 3
     max_text_tokens: int = 128
+    lr_factor: float = 1.0
+    phrasings: int = 1
+    permute: bool = False
+    full_names: bool = False
+    questions: str = "none"
 
-    def check(self) -> None:
-        positive("study.knowledge.epochs", self.epochs)
-        positive("study.knowledge.max_text_tokens", self.max_text_tokens)
+    def check(self, where: str = "study.knowledge") -> None:
+        positive(f"{where}.epochs", self.epochs)
+        positive(f"{where}.max_text_tokens", self.max_text_tokens)
+        positive(f"{where}.lr_factor", self.lr_factor)
+        if not 1 <= self.phrasings <= MAX_PHRASINGS:
+            raise ConfigError(f"{where}.phrasings", self.phrasings, f"from 1 to {MAX_PHRASINGS}")
+        one_of(f"{where}.questions", self.questions, KNOWLEDGE_QUESTIONS)
+
+
+def recipe(knowledge: KnowledgeConfig, name: str, changes: dict[str, Any]) -> KnowledgeConfig:
+    """`knowledge` with the fields a named recipe (`study.recipes.<name>`) changes, checked."""
+    known = {item.name for item in fields(KnowledgeConfig)}
+    for key in changes:
+        if key not in known:
+            raise ConfigError(
+                f"study.recipes.{name}.{key}", changes[key], f"a field of study.knowledge: {sorted(known)}"
+            )
+    changed = replace(knowledge, **changes)
+    changed.check(f"study.recipes.{name}")
+    return changed
 
 
 @dataclass
@@ -107,7 +140,9 @@ class StatsConfig:
     of every interval; paired article-level sign-flip tests (Monte Carlo with `resamples` sign patterns beyond 16
     articles) at `alpha` after a Benjamini-Hochberg correction, against `reference` (null: zero_shot when the study
     has it, else its first method) and between every pair of methods; the minimum detectable effect at `power`,
-    and the articles a split would need to detect `effects` (per metric: a true difference of that size)."""
+    and the articles a split would need to detect `effects` (per metric: a true difference of that size). A
+    closed-book method whose EM on its own training questions is below `fit_exact_match` is flagged as not fitting
+    its training set."""
 
     reference: str | None = None
     confidence: float = 0.95
@@ -115,11 +150,12 @@ class StatsConfig:
     power: float = 0.8
     resamples: int = 9999
     effects: dict[str, float] = field(default_factory=lambda: {"exact_match": 0.05, "f1": 0.05, "answer_nll": 0.1})
+    fit_exact_match: float = 0.5
 
     def check(self, methods: list[str]) -> None:
         if self.reference is not None and self.reference not in methods:
             raise ConfigError("study.stats.reference", self.reference, f"one of the study's methods: {methods}")
-        for name in ("confidence", "alpha", "power"):
+        for name in ("confidence", "alpha", "power", "fit_exact_match"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ConfigError(f"study.stats.{name}", getattr(self, name), "a fraction in (0, 1)")
         positive("study.stats.resamples", self.resamples)
@@ -146,6 +182,10 @@ class StudyConfig:
     `budgets` (data needs): more training-set sizes, each trained method trained again on the first n training
     questions with `budget` scaled in proportion (`rag_pet.study.curve_cells`).
 
+    `recipes` name other ways to read the documents (each a set of `knowledge` fields to change); a method listed as
+    `<method>@<recipe>` (`full@augmented`) is that closed-book method reading them by that recipe, beside the same
+    method by `knowledge` itself.
+
     `overrides` apply to every cell (any experiment override: model, data, trainer, ...), `method_overrides` to
     the cells of one method. `parallel_cells` 0 runs as many cells at once as the cluster holds at
     `cpus_per_cell` CPUs each (one at a time on a small machine)."""
@@ -165,6 +205,7 @@ class StudyConfig:
     latency: str = "in_process"
     forgetting_texts: int = 16
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
@@ -211,6 +252,19 @@ class StudyConfig:
         unknown = sorted(set(self.method_overrides) - set(self.methods))
         if unknown:
             raise ConfigError("study.method_overrides", unknown[0], f"one of the study's methods: {self.methods}")
+        for name in self.methods:
+            self.knowledge_of(name)
+            if RECIPE_MARK in name and self.protocol != "knowledge_matched":
+                raise ConfigError("study.protocol", self.protocol, f"knowledge_matched for {name} (a reading recipe)")
+
+    def knowledge_of(self, method: str) -> KnowledgeConfig:
+        """The recipe `method` reads the documents by: `knowledge`, or the named recipe after `@`."""
+        _, mark, name = method.partition(RECIPE_MARK)
+        if not mark:
+            return self.knowledge
+        if name not in self.recipes:
+            raise ConfigError("study.methods", method, f"a recipe of study.recipes after '@': {sorted(self.recipes)}")
+        return recipe(self.knowledge, name, self.recipes[name])
 
 
 @dataclass

@@ -9,17 +9,17 @@ from rag_pet.evaluation.storage_probe import completes, probe_prefix, storage_pr
 from rag_pet.models import build_generator
 
 PASSAGES = {
-    "a#0": Passage("a#0", "a", "brovtal is a town in the quenmir region and it was founded in 1642 by farmers ."),
-    "b#0": Passage("b#0", "b", "the kelvash works makes steam pumps and employs 312 people in the town of drosk ."),
-    "c#0": Passage("c#0", "c", "marit velsorn is a clockmaker who was born in tavrun and works for kelvash ."),
+    "a#0": Passage("a#0", "brovtal", "brovtal is a town in the quenmir region and it was founded in 1642 by farmers ."),
+    "b#0": Passage("b#0", "kelvash", "kelvash makes steam pumps and employs 312 people in the town of drosk ."),
+    "c#0": Passage("c#0", "marit_velsorn", "marit velsorn is a clockmaker who was born in tavrun ."),
 }
 EXAMPLES = [
-    QAExample("1", "?", ("quenmir",), "a#0", "a"),
-    QAExample("2", "?", ("1642",), "a#0", "a"),
-    QAExample("3", "?", ("312",), "b#0", "b"),
-    QAExample("4", "?", ("drosk",), "b#0", "b"),
-    QAExample("5", "?", ("tavrun",), "c#0", "c"),
-    QAExample("6", "?", ("clockmaker",), "c#0", "c"),
+    QAExample("1", "?", ("quenmir",), "a#0", "brovtal"),
+    QAExample("2", "?", ("1642",), "a#0", "brovtal"),
+    QAExample("3", "?", ("312",), "b#0", "kelvash"),
+    QAExample("4", "?", ("drosk",), "b#0", "kelvash"),
+    QAExample("5", "?", ("tavrun",), "c#0", "marit_velsorn"),
+    QAExample("6", "?", ("clockmaker",), "c#0", "marit_velsorn"),
 ]
 
 
@@ -52,5 +52,7 @@ def test_the_probe_reads_the_passage_up_to_the_answer_and_checks_whole_words():
     assert probe_prefix(EXAMPLES[0], PASSAGES) == "brovtal is a town in the"
     assert probe_prefix(QAExample("7", "?", ("brovtal",), "a#0"), PASSAGES) is None  # nothing comes before it
     assert probe_prefix(QAExample("8", "?", ("absent",), "a#0"), PASSAGES) is None
+    untitled = QAExample("9", "?", ("quenmir",), "a#0", "zzz")
+    assert probe_prefix(untitled, PASSAGES) is None  # the text before the answer names nothing of its article
     assert completes("Quenmir region, and", "quenmir") == 1.0
     assert completes("1642", "16") == 0.0 and completes("the", "") == 0.0
