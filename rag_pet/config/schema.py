@@ -132,16 +132,16 @@ class DataConfig:
             )
         if not 1 <= self.phrasings <= MAX_PHRASINGS:
             raise ConfigError("data.phrasings", self.phrasings, f"a number of phrasings from 1 to {MAX_PHRASINGS}")
-        augmented = self.phrasings > 1 or self.permute_sentences or self.full_names
-        if augmented and self.name != "fictional":
-            raise ConfigError(
-                "data.phrasings",
-                self.phrasings,
-                "1, with permute_sentences and full_names false, unless data=fictional",
-            )
+        if self.phrasings > 1 and self.name not in ("fictional", "documents"):
+            raise ConfigError("data.phrasings", self.phrasings, "1 unless data=fictional or documents (paraphrases)")
+        for name in ("permute_sentences", "full_names"):
+            if getattr(self, name) and self.name != "fictional":
+                raise ConfigError(f"data.{name}", True, "false unless data=fictional (it writes its own sentences)")
         one_of("data.mixed_questions", self.mixed_questions, MIXED_QUESTIONS)
-        if self.mixed_questions == "facts" and self.name != "fictional":
-            raise ConfigError("data.mixed_questions", "facts", "none or train unless data=fictional")
+        if self.mixed_questions == "facts" and self.name not in ("fictional", "documents"):
+            raise ConfigError(
+                "data.mixed_questions", "facts", "none or train unless data=fictional or documents (fact questions)"
+            )
         if self.mixed_questions != "none" and self.train_on == "questions":
             raise ConfigError(
                 "data.mixed_questions", self.mixed_questions, "none unless data.train_on is passages or corpus"

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from rag_pet.config import CorpusConfig, DataConfig
 from rag_pet.data import Passage, QAExample, load_qa_split
 from rag_pet.data.datasets import load_split_passages
+from rag_pet.data.document_injection import document_fact_questions, document_paraphrases, renditions_of
 from rag_pet.data.fictional import fictional_fact_questions, fictional_renditions
 from rag_pet.errors import ConfigError
 from rag_pet.retrieval.corpus import load_corpus
@@ -67,31 +68,33 @@ def training_texts(data: DataConfig, corpus: CorpusConfig) -> list[Passage]:
 
 
 def augmented_texts(data: DataConfig, passages: list[Passage]) -> list[Passage]:
-    """`passages` as the fictional set's renditions `data` asks for (`fictional_renditions`: phrasings, permuted
-    sentences, full names), passage by passage, ids `<passage id>~<n>`; `passages` themselves when it asks for
-    none."""
+    """`passages` in the renditions `data` asks for, passage by passage, ids `<passage id>~<n>`: the fictional
+    set's (`fictional_renditions`: phrasings, permuted sentences, full names) or a documents folder's paraphrases
+    (`document_paraphrases`); `passages` themselves when it asks for none."""
     if data.phrasings == 1 and not data.permute_sentences and not data.full_names:
         return passages
+    if data.name == "documents":
+        return renditions_of(passages, document_paraphrases(data.path, data.phrasings))
     renditions = fictional_renditions(
         data.fictional_seed, data.fictional_entities, data.phrasings, data.permute_sentences, data.full_names
     )
-    return [
-        Passage(f"{passage.id}~{number}", passage.title, text)
-        for passage in passages
-        for number, text in enumerate(renditions[passage.id])
-    ]
+    return renditions_of(passages, renditions)
 
 
 def mixed_questions(data: DataConfig, texts: list[Passage]) -> list[QAExample]:
     """The question-answer pairs trained on among `texts` (`data.mixed_questions`): none, the train split's, or
-    one per fact of every article the texts come from (training phrasings); the first `data.max_mixed_questions`."""
+    the fact questions of every article the texts come from (the fictional set's, one per fact in training
+    phrasing, or a documents folder's `fact_questions.jsonl`); the first `data.max_mixed_questions`."""
     if data.mixed_questions == "none":
         return []
     if data.mixed_questions == "train":
         questions = load_qa_split(data, data.train_split)
     else:
         titles = {passage.title.replace(" ", "_") for passage in texts}
-        facts = fictional_fact_questions(data.fictional_seed, data.fictional_entities)
+        if data.name == "documents":
+            facts = document_fact_questions(data.path)
+        else:
+            facts = fictional_fact_questions(data.fictional_seed, data.fictional_entities)
         questions = [question for question in facts if question.article in titles]
     return questions[: data.max_mixed_questions] if data.max_mixed_questions is not None else questions
 

@@ -13,6 +13,7 @@ from rag_pet.data.documents import documents_articles
 from rag_pet.data.squad import SPLIT_ARTICLES
 from rag_pet.errors import ConfigError, DataFormatError
 from rag_pet.retrieval.corpus import load_corpus
+from rag_pet.training.batching import mixed_questions, training_texts
 from tests.conftest import CONF_DIR, compose_config
 
 TITLES = [f"Place {name}" for name in "ABCDEFGHI"]
@@ -306,3 +307,30 @@ def test_a_study_over_the_documents_retrieves_only_them_and_takes_the_late_ones_
 def compare_data(record: Path) -> DataConfig:
     """The data section a study cell ran with, from its record."""
     return DataConfig(**json.loads(record.read_text())["config"]["data"])
+
+
+def test_a_documents_folder_supplies_paraphrases_fact_questions_and_held_out_phrasings(tmp_path):
+    folder = documents_folder(tmp_path)
+    questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines()]
+    for question in questions:
+        question["question_heldout"] = "In other words: " + question["question"]
+    write_jsonl(folder / "questions.jsonl", questions)
+    documents = [json.loads(line) for line in (folder / "documents.jsonl").read_text().splitlines()]
+    write_jsonl(
+        folder / "paraphrases.jsonl",
+        [{"document_id": d["id"], "text": f"Paraphrase {n} of {d['text']}"} for d in documents for n in (1, 2)],
+    )
+    write_jsonl(
+        folder / "fact_questions.jsonl",
+        [{"document_id": "d0a", "question": "Who started Place A?", "answers": ["Founder0"]}],
+    )
+    data = data_of(folder, heldout_phrasings=True, train_on="corpus", phrasings=3, mixed_questions="facts")
+    corpus = CorpusConfig(name="documents", path=str(folder))
+    texts = training_texts(data, corpus)
+    assert [p.id for p in texts[:3]] == ["d0a~0", "d0a~1", "d0a~2"] and len(texts) == 3 * len(documents)
+    assert texts[0].text == documents[0]["text"] and texts[2].text.startswith("Paraphrase 2 of")
+    assert [q.question for q in mixed_questions(data, texts)] == ["Who started Place A?"]
+    assert all(q.question.startswith("In other words") for q in load_qa_split(data, "validation"))
+    assert not any(q.question.startswith("In other words") for q in load_qa_split(data, "train"))
+    with pytest.raises(DataFormatError, match="data.phrasings=4 needs 3"):
+        training_texts(data_of(folder, train_on="corpus", phrasings=4), corpus)
