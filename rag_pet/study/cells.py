@@ -377,7 +377,9 @@ class _Planner:
             overrides, config = self._compose(method, fixed)
             self._check_splits(method, config)
             check_fills_batch(identifier, config)
-            if reads_all:  # every new paragraph, as the knowledge cell read every indexed one
+            if reads_all:  # every new paragraph, as the knowledge cell read every indexed one, at its rate
+                if knowledge.lr_factor != 1.0:
+                    config = _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
                 config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
             else:
                 config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")

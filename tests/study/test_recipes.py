@@ -63,8 +63,11 @@ def test_a_recipe_changes_how_its_method_reads_the_documents_and_nothing_else(tm
 def test_fresh_text_reads_the_late_articles_by_the_methods_recipe(tmp_path):
     fresh = FreshnessConfig(enabled=True, variants=["text"])
     cells = plan(tmp_path, ["lora@aug", "rag"], freshness=fresh)
-    data = cells["lora_aug-seed0.fresh_text"].config.data
+    fresh_text, main = cells["lora_aug-seed0.fresh_text"], cells["lora_aug-seed0"]
+    data = fresh_text.config.data
     assert (data.phrasings, data.permute_sentences, data.full_names) == (3, True, True)
+    assert fresh_text.config.trainer.lr == pytest.approx(cells["lora_aug-seed0.knowledge"].config.trainer.lr)
+    assert main.config.trainer.lr == pytest.approx(fresh_text.config.trainer.lr / 10)
     assert not cells["rag"].config.eval.storage_probe  # the probe is for weights-only answers
 
 
