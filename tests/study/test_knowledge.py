@@ -108,7 +108,9 @@ def test_the_session_study_report_names_its_protocol_and_the_tokens_each_method_
     row = next(line for line in section.splitlines() if line.startswith("| lora |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     metrics = knowledge["metrics"]
-    assert cells[1:5] == [
+    assert cells[1:6] == ["1", "1", "no", "no", "none (text, then questions)"]  # passes, phrasings, ...
+    assert float(cells[6]) == pytest.approx(knowledge["config"]["trainer"]["lr"])  # the text learning rate
+    assert cells[7:11] == [
         f"{metrics['train_steps']:.0f}",
         f"{metrics['train_tokens']:,.0f}",
         f"{metrics['train_flops']:.2e}",
