@@ -59,11 +59,13 @@ class DataConfig:
     it holds.
 
     Knowledge injection (Allen-Zhu & Li 2023, arXiv 2309.14316; Mecklenburg et al. 2024, arXiv 2404.00213), for the
-    generated fictional set: `heldout_phrasings` asks the evaluation splits' questions in phrasings no training
-    question uses. Text training reads each paragraph in `phrasings` different phrasings of its facts, with its
-    sentences shuffled (`permute_sentences`) and the entity named in full in every sentence (`full_names`); and
+    generated fictional set (and a documents folder that brings its own, rag_pet/data/document_injection.py):
+    `heldout_phrasings` asks the evaluation splits' questions in phrasings no training question uses. Text training
+    reads each paragraph in `phrasings` different phrasings of its facts, with its sentences shuffled
+    (`permute_sentences`) and the entity named in full in every sentence (`full_names`; fictional only); and
     (`mixed_questions`) question-answer pairs interleaved with the texts in the same run: the `train` split's
-    questions, or `facts`, one question per fact of every text's article in training phrasing.
+    questions, or `facts`, the fact questions of every text's article in training phrasing (the first
+    `max_mixed_questions` of them when set).
     """
 
     name: str = "squad"

@@ -74,10 +74,19 @@ def augmented_texts(data: DataConfig, passages: list[Passage]) -> list[Passage]:
     if data.phrasings == 1 and not data.permute_sentences and not data.full_names:
         return passages
     if data.name == "documents":
-        return renditions_of(passages, document_paraphrases(data.path, data.phrasings))
-    renditions = fictional_renditions(
-        data.fictional_seed, data.fictional_entities, data.phrasings, data.permute_sentences, data.full_names
-    )
+        renditions = document_paraphrases(data.path, data.phrasings)
+    else:
+        renditions = fictional_renditions(
+            data.fictional_seed, data.fictional_entities, data.phrasings, data.permute_sentences, data.full_names
+        )
+    foreign = next((passage.id for passage in passages if passage.id not in renditions), None)
+    if foreign is not None:
+        raise ConfigError(
+            "corpus.name",
+            foreign,
+            f"corpus={data.name}, the data's own articles: data.phrasings, permute_sentences and full_names rephrase"
+            " those, and no other corpus's passage",
+        )
     return renditions_of(passages, renditions)
 
 

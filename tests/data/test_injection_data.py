@@ -130,6 +130,8 @@ def test_injection_settings_are_refused_where_the_data_has_no_renditions():
         DataConfig(name="squad", heldout_phrasings=True)
     with pytest.raises(ConfigError, match="data.mixed_questions"):
         DataConfig(name="fictional", mixed_questions="facts")  # train_on=questions has no texts to mix into
+    with pytest.raises(ConfigError, match="corpus.name"):  # SQuAD's passages have no fictional renditions
+        training_texts(replace(DATA, train_on="corpus", phrasings=2), CorpusConfig(name="squad"))
 
 
 def test_mixed_training_interleaves_texts_and_questions_in_every_pass():
