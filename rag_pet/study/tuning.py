@@ -15,7 +15,8 @@ from pathlib import Path
 from rag_pet.config import TrackingConfig
 from rag_pet.config.compose import compose_experiment
 from rag_pet.storage import write_json_atomic
-from rag_pet.study.cells import MAIN, Cell, check_splits, plan_cells
+from rag_pet.study.cell_checks import check_splits
+from rag_pet.study.cells import MAIN, Cell, plan_cells
 from rag_pet.study.cleanup import drop_trial_weights
 from rag_pet.study.provenance import provenance_changes, provenance_of
 from rag_pet.study.spec import StudyConfig
