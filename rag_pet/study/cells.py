@@ -259,8 +259,7 @@ class _Planner:
         refuse_other_articles(config)
         if self.study.freshness.enabled:  # the late articles are in no method's first knowledge
             config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
-        if knowledge.lr_factor != 1.0:
-            config = _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
+        config = _reading_rate(overrides, config, knowledge)
         check_fills_batch(identifier, config)
         config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
         return Cell(identifier, method, seed, KNOWLEDGE, tuple(overrides), config)
@@ -379,8 +378,7 @@ class _Planner:
             self._check_splits(method, config)
             check_fills_batch(identifier, config)
             if reads_all:  # every new paragraph, as the knowledge cell read every indexed one, at its rate
-                if knowledge.lr_factor != 1.0:
-                    config = _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
+                config = _reading_rate(overrides, config, knowledge)
                 config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
             else:
                 config = self._budgeted(overrides, config, freshness.budget, "study.freshness.budget.amount")
@@ -401,6 +399,13 @@ def reading_overrides(knowledge: KnowledgeConfig, questions: str, train_examples
     if questions == "train":
         overrides.append(f"data.max_mixed_questions={train_examples}")
     return overrides
+
+
+def _reading_rate(overrides: list[str], config: RagPetConfig, knowledge: KnowledgeConfig) -> RagPetConfig:
+    """`config` training at the recipe's text rate: the method's rate times `knowledge.lr_factor`."""
+    if knowledge.lr_factor == 1.0:
+        return config
+    return _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
 
 
 def where_epochs(method: str) -> str:
