@@ -21,6 +21,7 @@ WIRING = {
     "rag_pet.evaluation.steps",
     # a study composes whole experiment configs, one per cell
     "rag_pet.study.cells",
+    "rag_pet.study.cell_checks",
     "rag_pet.study.curve_cells",
     "rag_pet.study.budget",
     "rag_pet.study.index_cost",
