@@ -253,7 +253,14 @@ class StudyConfig:
         if unknown:
             raise ConfigError("study.method_overrides", unknown[0], f"one of the study's methods: {self.methods}")
         for name in self.methods:
-            self.knowledge_of(name)
+            knowledge = self.knowledge_of(name)
+            if knowledge.questions == "train" and self.budgets:
+                raise ConfigError(
+                    "study.budgets",
+                    self.budgets,
+                    f"[] for {name}, whose recipe mixes all {self.train_examples} training questions into the text"
+                    " every data-needs cell starts from; or questions none or facts",
+                )
             if RECIPE_MARK in name and self.protocol != "knowledge_matched":
                 raise ConfigError("study.protocol", self.protocol, f"knowledge_matched for {name} (a reading recipe)")
 

@@ -82,6 +82,10 @@ def test_unknown_recipes_and_recipes_for_methods_that_do_not_read_are_refused(tm
         plan(tmp_path, ["rag@aug"])
     with pytest.raises(ConfigError, match="study.protocol"):
         StudyConfig(methods=["full@aug"], recipes=RECIPES, protocol="questions_only")
+    # a data-needs cell on n questions must not start from weights that read all the training questions
+    with pytest.raises(ConfigError, match="study.budgets"):
+        StudyConfig(methods=["full@mixed"], recipes=RECIPES, budgets=[24])
+    StudyConfig(methods=["full@facts"], recipes=RECIPES, budgets=[24])
 
 
 def record(method: str, split_scores: dict[str, list[tuple[float, float | None]]]) -> dict:
