@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import exit_if_failed, hydra_job, run_job
 from rag_pet.config import register_configs
+from rag_pet.console import show
 from rag_pet.study import CompareConfig, register_study_configs
 from rag_pet.study.report import format_study_summary
 from rag_pet.study.runner import run_study
@@ -18,7 +19,7 @@ register_study_configs()
 @hydra_job(config_name="compare")
 def main(cfg: DictConfig) -> dict:
     summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
-    print(format_study_summary(summary))
+    show(format_study_summary(summary))
     exit_if_failed(len(summary["failed"]), summary["cells"], "study cells")
     return summary
 

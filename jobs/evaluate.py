@@ -4,6 +4,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import exit_if_failed, format_summary, hydra_job, run_job
 from rag_pet.config import register_configs
+from rag_pet.console import show
 from rag_pet.experiment import evaluate_model
 
 register_configs()
@@ -12,7 +13,7 @@ register_configs()
 @hydra_job
 def main(cfg: DictConfig) -> dict:
     summary = run_job(evaluate_model, cfg)
-    print(format_summary(summary))
+    show(format_summary(summary))
     failed = sum(int(row.get("errors") or 0) for row in summary["rows"])
     exit_if_failed(failed, sum(int(row.get("count") or 0) for row in summary["rows"]) or failed, "questions")
     return summary["metrics"]

@@ -4,6 +4,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import hydra_job, run_job
 from rag_pet.config import register_configs
+from rag_pet.console import show
 from rag_pet.experiment import build_index
 
 register_configs()
@@ -12,11 +13,11 @@ register_configs()
 @hydra_job
 def main(cfg: DictConfig) -> dict:
     built = run_job(build_index, cfg)
-    print(
+    show(
         f"\nindex {built['name']} v{built['version']}: {built['num_vectors']} vectors of dim {built['dim']}, "
         f"{built['num_shards']} shards, factory {built['factory']!r}, encoder {built['encoder']}"
     )
-    print(f"directory: {built['directory']}")
+    show(f"directory: {built['directory']}")
     return built
 
 

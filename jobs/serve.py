@@ -4,6 +4,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import hydra_job, run_job
 from rag_pet.config import register_configs
+from rag_pet.console import show
 from rag_pet.experiment import serve
 
 register_configs()
@@ -12,7 +13,7 @@ register_configs()
 @hydra_job
 def main(cfg: DictConfig) -> dict:
     summary = run_job(serve, cfg)
-    print(f"Serve config file: {summary['config_file']} (index version {summary['index_version']})")
+    show(f"Serve config file: {summary['config_file']} (index version {summary['index_version']})")
     return summary
 
 

@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import exit_if_failed, hydra_job, run_job
 from rag_pet.config import RagPetConfig, register_configs
+from rag_pet.console import show
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
@@ -19,7 +20,7 @@ def sweep(job: RagPetConfig, command_line: list[str]) -> dict:
     from rag_pet.sweep.tuner import run_sweep
 
     summary = run_sweep(plan_sweep(job, command_line, CONFIG_DIR))
-    print(format_sweep_summary(summary))
+    show(format_sweep_summary(summary))
     failed = [trial for trial in summary["trials"] if trial["status"] == FAILED]
     exit_if_failed(len(failed), len(summary["trials"]), "sweep trials")
     return summary

@@ -4,6 +4,7 @@ from omegaconf import DictConfig
 
 from rag_pet.cli import format_summary, hydra_job, run_job
 from rag_pet.config import register_configs
+from rag_pet.console import show
 from rag_pet.experiment import run_experiment
 
 register_configs()
@@ -12,7 +13,7 @@ register_configs()
 @hydra_job
 def main(cfg: DictConfig) -> dict:
     summary = run_job(run_experiment, cfg)
-    print(format_summary(summary))
+    show(format_summary(summary))
     return summary["metrics"]
 
 

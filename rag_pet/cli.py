@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from rag_pet.config import RagPetConfig, to_structured
 from rag_pet.config.compose import CONFIG_NAME, compose
+from rag_pet.console import VERBOSE_ENV, error_line, is_quiet, job_log_file, quiet_terminal, take_verbose_flag
 from rag_pet.disk import out_of_disk
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.evaluation import format_table
@@ -44,7 +45,17 @@ def hydra_job(
     if task_function is None:
         return functools.partial(hydra_job, config_name=config_name)
     config_dir = job_config_dir(task_function)
-    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=config_name)(task_function)
+
+    @functools.wraps(task_function)
+    def quietly(cfg: DictConfig) -> object:
+        """The task with its output in its log file and only its own lines on the terminal (`rag_pet.console`)."""
+        log_file = job_log_file()
+        if log_file is None or os.environ.get(VERBOSE_ENV, "") not in ("", "0"):
+            return task_function(cfg)
+        with quiet_terminal(log_file):
+            return task_function(cfg)
+
+    hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir), config_name=config_name)(quietly)
 
     @functools.wraps(task_function)
     def main(cfg: DictConfig | None = None) -> object:
@@ -52,6 +63,8 @@ def hydra_job(
         task's return value (its metrics)."""
         if cfg is not None:
             return task_function(cfg)
+        if take_verbose_flag(sys.argv):
+            os.environ[VERBOSE_ENV] = "1"
         args = _command_line()
         own_flags = args.help or args.hydra_help or args.shell_completion or args.experimental_rerun
         if not (own_flags or args.config_path or args.config_dir):
@@ -119,7 +132,7 @@ def exit_if_failed(failed: int, total: int, what: str) -> None:
     """After a job has written and printed its results: exit with status 1 and one line when `failed` of its
     `total` parts (study cells, sweep trials, answered questions) failed, so a script or CI sees it."""
     if failed:
-        print(f"error: {failed} of {total} {what} failed (see above and the report)", file=sys.stderr)
+        error_line(f"error: {failed} of {total} {what} failed (see above and the report)")
         sys.exit(1)
 
 
@@ -127,8 +140,9 @@ def _exit_with(err: RagPetError) -> NoReturn:
     """Print the user error as one `error:` line on stderr, add it to the job's log files (`<run_dir>/<job>.log`)
     and exit with status 2."""
     line = f"error: {err}"
-    print(line, file=sys.stderr)
-    _log_to_files(line)
+    error_line(line)
+    if not is_quiet():  # quiet, stderr is the log file already
+        _log_to_files(line)
     sys.exit(2)
 
 

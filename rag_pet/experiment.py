@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, to_dict
+from rag_pet.console import Progress, console_logger
 from rag_pet.evaluation.metric_names import COST_METRICS, TRAINING_METRICS
 from rag_pet.evaluation.steps import eval_dir, eval_examples
 from rag_pet.models import Generator, build_generator
@@ -95,6 +96,10 @@ def run_experiment(config: RagPetConfig, train_callbacks: Sequence[object] = (),
     are Ray Train callbacks of the training run (a sweep's `TuneReportCallback`)."""
     objective, base = objective_of(config), _base_generator(config)
     trains = objective.trains(config)
+    plan = f"{config.trainer.max_steps} training steps" if trains else "evaluation only"
+    console_logger().info(
+        "%s: %s, %s, in %s", config.experiment_name, objective.label(config, trains), plan, config.run_dir
+    )
     with _tracked_run(config, job_type) as (tracker, rows, summary):
         if config.eval.before_training or not trains:
             label = objective.label(config, trained=False)
@@ -173,7 +178,13 @@ def _train(config: RagPetConfig, tracker, callbacks: Sequence[object]) -> Traini
         return result
     from rag_pet.training.report_stream import report_stream
 
-    with report_stream(lambda record: log_record(tracker, record, "train")) as forwarder:
+    progress = Progress("step", config.trainer.max_steps)
+
+    def on_report(record: dict) -> None:
+        log_record(tracker, record, "train")
+        progress.update(int(record["step"]), f"loss {record['loss']:.4f}")
+
+    with report_stream(on_report) as forwarder:
         return launch_training(config, [*callbacks, forwarder])
 
 

@@ -34,7 +34,7 @@ WIRING = {
 # at the top beside the experiment, by name (`objective_named`).
 REGISTRY = {"rag_pet.objectives", "rag_pet.objectives.base"}
 LAYERS = [
-    {"errors", "storage", "devices", "runtime", "run_lock", "naming", "disk", "registry"},
+    {"errors", "storage", "devices", "runtime", "run_lock", "naming", "disk", "registry", "console"},
     {"config"},
     {"data"},
     {"models"},

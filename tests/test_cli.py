@@ -6,6 +6,7 @@ import pytest
 
 from rag_pet.cli import config_error
 from rag_pet.config import register_configs
+from rag_pet.console import VERBOSE_ENV, take_verbose_flag
 from tests.conftest import CONF_DIR, jobs_in_background
 
 REPO = CONF_DIR.parent
@@ -31,19 +32,20 @@ BAD_OVERRIDES = [
     ),
 ]
 HYDRA_FLAGS = ("train", "--cfg", "job", "debug=tiny")
+TINY_RUN = ("train", "debug=tiny", "trainer.max_steps=20")
 
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory):
     """Every `python -m jobs.<job>` this module runs, started together (`jobs_in_background`), each with its own
     `hydra.run.dir`: the futures and run directories by job line."""
-    lines = [(job, override) for job, override, _ in BAD_OVERRIDES] + [HYDRA_FLAGS]
+    lines = [(job, override) for job, override, _ in BAD_OVERRIDES] + [HYDRA_FLAGS, TINY_RUN]
     run_dirs = {line: tmp_path_factory.mktemp("job") for line in lines}
     commands = {
         line: ([sys.executable, "-m", f"jobs.{line[0]}", *line[1:], f"hydra.run.dir={run_dirs[line]}"], {})
         for line in lines
     }
-    with jobs_in_background(commands, cwd=REPO, timeout=120) as started:
+    with jobs_in_background(commands, cwd=REPO, timeout=300) as started:
         yield {line: (started[line], run_dirs[line]) for line in lines}
 
 
@@ -61,6 +63,31 @@ def test_hydra_flags_still_work(jobs):
     assert result.returncode == 0, result.stderr
     assert "experiment_name: default" in result.stdout
     assert "max_steps: 4" in result.stdout
+
+
+def test_a_job_shows_its_plan_progress_and_results_and_leaves_library_output_in_its_log(jobs):
+    done, run_dir = jobs[TINY_RUN]
+    result = done.result()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    log = run_dir / "train.log"
+    assert lines[0] == f"log: {log}" and lines[1].startswith("default: lora, 20 training steps")
+    steps = [line for line in lines if line.startswith("step ")]
+    assert 2 <= len(steps) <= 11 and steps[-1].startswith("step 20/20") and "left" in steps[-2]
+    assert "run directory:" in lines[-1] and any(line.startswith("method ") for line in lines)
+    assert len(lines) <= 20 and result.stderr == ""
+    text = log.read_text()
+    # Ray's driver output and its workers' (forwarded by Ray to the driver's stdout) are in the file
+    assert "Started a local Ray instance" in text and "(RayTrainWorker pid=" in text
+
+
+def test_the_verbose_flag_is_taken_off_the_command_line(monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    argv = ["jobs/train.py", "-v", "debug=tiny"]
+    assert take_verbose_flag(argv) and argv == ["jobs/train.py", "debug=tiny"]
+    assert not take_verbose_flag(argv) and argv == ["jobs/train.py", "debug=tiny"]
+    monkeypatch.setenv(VERBOSE_ENV, "1")
+    assert take_verbose_flag(argv)
 
 
 @pytest.mark.parametrize(

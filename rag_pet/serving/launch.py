@@ -14,6 +14,7 @@ from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
 from rag_pet.config import ServeConfig
+from rag_pet.console import console_logger
 from rag_pet.errors import ConfigError
 from rag_pet.inference.spec import InferenceSpec, resolve_index_version
 from rag_pet.retrieval.live_index import open_index
@@ -118,9 +119,9 @@ def serve_until_stopped(spec: InferenceSpec) -> dict:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    logger.info("serving at %s (OpenAPI: %s/docs); Ctrl-C stops", service.url, service.url)
+    console_logger().info("serving at %s (OpenAPI: %s/docs); Ctrl-C stops", service.url, service.url)
     stop.wait()
-    logger.info("shutting down")
+    console_logger().info("shutting down")
     stop_service(service)
     serve.shutdown()
     return summary

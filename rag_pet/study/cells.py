@@ -89,7 +89,20 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
             if study.freshness.enabled:
                 cells.extend(planner.freshness_cells(main))
     check_same_documents(cells)
-    return cells
+    return [_in_its_task(cell) for cell in cells] if study.launcher == "auto" else cells
+
+
+def _in_its_task(cell: Cell) -> Cell:
+    """`cell` training inside its Ray task (`trainer.launcher=local`) when it trains on one worker without
+    DeepSpeed and its overrides leave the launcher alone (`StudyConfig.launcher`)."""
+    config = cell.config
+    one_worker = config.trainer.num_workers == 1 and not config.deepspeed.enabled
+    chosen = any(override.startswith("trainer.launcher=") for override in cell.overrides)
+    if not cell.method.trains or cell.job != "train" or not one_worker or chosen:
+        return cell
+    overrides = list(cell.overrides)
+    config = _with(overrides, config, "trainer", {"launcher": "local"})
+    return replace(cell, overrides=tuple(overrides), config=config)
 
 
 def method_named(name: str) -> Method:

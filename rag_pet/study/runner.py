@@ -16,6 +16,7 @@ import ray
 
 from rag_pet import runtime
 from rag_pet.config import to_dict
+from rag_pet.console import console_logger, duration
 from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
@@ -30,6 +31,8 @@ from rag_pet.study.report import write_report
 from rag_pet.study.shared import build_shared_indexes, index_key
 from rag_pet.study.spec import CompareConfig, StudyConfig
 from rag_pet.study.tuning import plan_tuning, tuned_cells
+from rag_pet.training.launcher import worker_request
+from rag_pet.training.ray_context import worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,15 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
         write_json_atomic(
             study_dir / STUDY_FILE,
             {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},
+        )
+        console_logger().info(
+            "study %s: %d cells (%d methods, seeds %s), %d at a time, in %s",
+            study.name,
+            len(cells),
+            len(study.methods),
+            study.seeds,
+            parallel,
+            study_dir,
         )
         records = run_cells(cells, study_dir, parallel)
         return write_report(study, study_dir, records, shared, compare.tracking)
@@ -107,6 +119,16 @@ def _run_cell(cell: Cell, threads: int) -> dict:
     return evaluate_model(cell.config) if cell.job == "evaluate" else run_experiment(cell.config)
 
 
+def _start(cell: Cell, threads: int) -> ray.ObjectRef:
+    """Start the cell's task. One that trains in its task (`trainer.launcher=local`) holds what its Ray Train
+    worker would have held, and computes on as many threads as that worker would have."""
+    if cell.config.trainer.launcher != "local":
+        return _run_cell.remote(cell, threads)
+    request = worker_request(cell.config)
+    options = {"num_cpus": request.cpus, "num_gpus": request.gpus}
+    return _run_cell.options(**options).remote(cell, worker_threads(request.cpus))
+
+
 def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
     """Run every unfinished or stale cell, `parallel` at a time; the record of every cell, in plan order (each
     re-run cell's record says why under `rerun_reason`)."""
@@ -115,7 +137,7 @@ def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
         records[cell.id] = finished_record(study_dir, cell, records.get(cell.after) if cell.after else None)
     skipped = [cell_id for cell_id, record in records.items() if record is not None]
     if skipped:
-        logger.info("re-using %d finished cell(s): %s", len(skipped), ", ".join(skipped))
+        console_logger().info("re-using %d finished cell(s): %s", len(skipped), ", ".join(skipped))
     pending = [cell for cell in cells if records[cell.id] is None]
     threads = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / parallel))
     running: dict[ray.ObjectRef, tuple[Cell, float]] = {}
@@ -127,15 +149,16 @@ def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
             if cell.after and (base is None or base["status"] != "done"):
                 records[cell.id] = _record(cell, 0.0, study_dir, error=f"its base cell {cell.after} failed")
                 continue
-            running[_run_cell.remote(cell, threads)] = (cell, time.monotonic())
+            running[_start(cell, threads)] = (cell, time.monotonic())
+            if not durations:  # the first cells: a line before the first one finishes
+                console_logger().info("running %s", cell.id)
         if not running:
             continue
-        _log_progress(cells, records, running, durations, pending, parallel)
         ready, _ = ray.wait(list(running), num_returns=1)
         cell, started = running.pop(ready[0])
         durations.append(time.monotonic() - started)
         records[cell.id] = _finish(cell, ready[0], durations[-1], study_dir)
-    _log_progress(cells, records, running, durations, pending, parallel)
+        console_logger().info(_progress_line(cell, records, running, durations, len(pending), parallel))
     return [records[cell.id] for cell in cells]
 
 
@@ -212,19 +235,18 @@ def _error_line(err: Exception) -> str:
     return lines[-1].strip() if lines else type(err).__name__
 
 
-def _log_progress(
-    cells: list[Cell],
-    records: dict[str, dict | None],
-    running: dict,
-    durations: list[float],
-    pending: list[Cell],
-    parallel: int,
-) -> None:
+def _progress_line(
+    cell: Cell, records: dict[str, dict | None], running: dict, durations: list[float], pending: int, parallel: int
+) -> str:
+    """One line per finished cell: how many are done, this one's time, what runs now and about how long is left
+    (the mean cell time so far, `parallel` at a time)."""
     done = sum(record is not None for record in records.values())
-    line = f"study: {done}/{len(cells)} cells done"
+    width = len(str(len(records)))
+    status = records[cell.id]["status"]
+    line = f"[{done:>{width}}/{len(records)}] {cell.id} {status} in {duration(durations[-1])}"
     if running:
-        line += "; running " + ", ".join(cell.id for cell, _ in running.values())
-    if durations and (pending or running):
-        left = sum(durations) / len(durations) * (len(pending) + len(running)) / parallel
-        line += f"; about {left / 60:.0f} min left"
-    logger.info(line)
+        line += "; running " + ", ".join(running_cell.id for running_cell, _ in running.values())
+    if pending or running:
+        left = sum(durations) / len(durations) * (pending + len(running)) / parallel
+        line += f"; about {duration(left)} left"
+    return line

@@ -16,6 +16,7 @@ BUDGET_UNITS = ("examples", "steps", "flops")
 LATENCY_MODES = ("in_process", "endpoint")
 FRESHNESS_VARIANTS = ("text", "qa")
 PROTOCOLS = ("knowledge_matched", "questions_only")
+CELL_LAUNCHERS = ("auto", "ray")
 KNOWLEDGE_QUESTIONS = ("none", "train", "facts")
 RECIPE_MARK = "@"  # `full@augmented`: method `full` reading the documents by recipe `augmented`
 
@@ -188,7 +189,12 @@ class StudyConfig:
 
     `overrides` apply to every cell (any experiment override: model, data, trainer, ...), `method_overrides` to
     the cells of one method. `parallel_cells` 0 runs as many cells at once as the cluster holds at
-    `cpus_per_cell` CPUs each (one at a time on a small machine)."""
+    `cpus_per_cell` CPUs each (one at a time on a small machine).
+
+    `launcher` says how a cell trains. `auto`: a cell that trains on one worker without DeepSpeed trains inside its
+    own Ray task (`trainer.launcher=local`), which holds the CPUs (and GPU) its Ray Train worker would have held,
+    so it pays for no Train controller, worker group or checkpoint upload; cells of several workers or DeepSpeed
+    train on Ray Train. `ray`: every cell on Ray Train. A `trainer.launcher` the overrides set wins."""
 
     name: str = "default"
     protocol: str = "knowledge_matched"
@@ -224,6 +230,7 @@ class StudyConfig:
     method_overrides: dict[str, list[str]] = field(default_factory=dict)
     parallel_cells: int = 0
     cpus_per_cell: float = 4.0
+    launcher: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -249,6 +256,7 @@ class StudyConfig:
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError("study.warmup_fraction", self.warmup_fraction, "a fraction in [0, 1)")
         one_of("study.latency", self.latency, LATENCY_MODES)
+        one_of("study.launcher", self.launcher, CELL_LAUNCHERS)
         unknown = sorted(set(self.method_overrides) - set(self.methods))
         if unknown:
             raise ConfigError("study.method_overrides", unknown[0], f"one of the study's methods: {self.methods}")

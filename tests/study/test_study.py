@@ -2,12 +2,14 @@
 
 import csv
 import json
+import logging
 import shlex
 from pathlib import Path
 
 import pytest
 
 from rag_pet.config import TrackingConfig
+from rag_pet.console import CONSOLE
 from rag_pet.errors import ConfigError
 from rag_pet.study import BudgetConfig, CompareConfig, StudyConfig
 from rag_pet.study.cells import plan_cells
@@ -49,13 +51,11 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
 
 def small_study(root, study_dir) -> CompareConfig:
     """lora and rag+lora, one seed, knowledge-matched over a 64-passage index kept in `root`, without latency or
-    forgetting, each cell training in its Ray task (the local launcher: the Ray Train launcher is what
-    `test_late_articles_...[ray]` and tests/training cover): the study the test session runs once (`tiny_study_run`)
-    for the tests that read or serve its cells or run it again."""
+    forgetting, each cell training in its Ray task (`study.launcher=auto`): the study the test session runs once
+    (`tiny_study_run`) for the tests that read or serve its cells or run it again."""
     compare = tiny_study(
         root,
         "corpus.max_passages=64",
-        "trainer.launcher=local",
         methods=["lora", "rag+lora"],
         seeds=[0],
         protocol="knowledge_matched",
@@ -69,7 +69,7 @@ def small_study(root, study_dir) -> CompareConfig:
 # A second whole study (with -m slow); the default suite runs `tiny_study_run` and a study whose cells fail.
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
-def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path):
+def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path, caplog):
     # ia3's cells load a model folder that does not exist: they fail at run time, the others must finish
     compare = tiny_study(
         tmp_path,
@@ -77,12 +77,19 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
         method_overrides={"ia3": ["model.source=path", f"model.path={tmp_path / 'missing'}"]},
         parallel_cells=2,  # two cells at a time on the 4 logical CPUs of the test's Ray instance
     )
+    caplog.set_level(logging.INFO, logger=CONSOLE)
     summary = run_study(compare, CONF_DIR)
     study_dir = tmp_path / "study"
 
     assert summary["failed"] == ["ia3-seed0", "ia3-seed1"]
     records = {p.stem: json.loads(p.read_text()) for p in (study_dir / "cells").glob("*.json")}
     assert set(records) == {"zero_shot", "lora-seed0", "lora-seed1", "rag", "ia3-seed0", "ia3-seed1"}
+    # the console has one progress line per cell, counting up to all of them, saying which failed
+    progress = [r.getMessage() for r in caplog.records if r.name == CONSOLE and r.getMessage().startswith("[")]
+    assert sorted(line.split()[1] for line in progress) == sorted(records)
+    assert [line.split()[0] for line in progress] == [f"[{n}/6]" for n in range(1, 7)]
+    assert all((" failed in " in line) == line.split()[1].startswith("ia3") for line in progress)
+    assert "left" not in progress[-1] and all("left" in line for line in progress[:-1])
     assert "model.path" in records["ia3-seed0"]["error"]
     lora = records["lora-seed0"]["metrics"]
     assert lora["train_steps"] == 2 and lora["trainable_params"] > 0
@@ -287,6 +294,26 @@ def test_the_commands_in_study_headers_compose_and_plan(study, arguments, tmp_pa
     assert plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
 
 
+def test_cells_trained_in_their_tasks_answer_every_question_as_cells_trained_on_ray_train(tiny_study_run, tmp_path):
+    """The session's study trained each cell inside its Ray task (`study.launcher=auto`); the same study on Ray
+    Train (`study.launcher=ray`, the path every cell took before) answers and scores every question identically."""
+    first, root = tiny_study_run
+    on_ray_train = small_study(root, tmp_path / "ray_train")
+    on_ray_train.study.launcher = "ray"
+    assert run_study(on_ray_train, CONF_DIR)["failed"] == []
+    runs = []
+    for compare in (first, on_ray_train):
+        cells = sorted((Path(compare.study_dir) / "cells").glob("*.json"))
+        runs.append({path.stem: json.loads(path.read_text()) for path in cells})
+    assert set(runs[0]) == set(runs[1]) == {"lora-seed0.knowledge", "lora-seed0", "rag_lora-seed0"}
+    for cell, record in runs[0].items():
+        assert record["config"]["trainer"]["launcher"] == "local" and "trainer.launcher=local" in record["overrides"]
+        assert runs[1][cell]["config"]["trainer"]["launcher"] == "ray"
+        assert record["metrics"]["train_steps"] == runs[1][cell]["metrics"]["train_steps"] > 0
+        assert record["questions"] == runs[1][cell]["questions"], cell
+    assert all(q["answer_nll"] is not None for q in runs[0]["lora-seed0"]["questions"]["validation"])
+
+
 @pytest.mark.slow  # repeats the session's study
 def test_the_same_study_twice_gives_identical_per_question_records(tiny_study_run, tmp_path):
     """Reproducibility: two runs of one study (fresh directories, one machine) answer and score every question
@@ -362,3 +389,9 @@ def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.splitlines()[-1] == "error: 1 of 1 study cells failed (see above and the report)"
     assert "model.path" in (tmp_path / "study" / "report.md").read_text()
+    # the terminal: where the log is, the plan, a line per cell, the results and where the report is
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"log: {tmp_path / 'study' / 'compare.log'}" and lines[1].startswith("study smoke: 1 cells")
+    assert any(line.startswith("[1/1] zero_shot failed in ") for line in lines)
+    assert lines[-1].startswith("report: ") and len(lines) <= 12
+    assert result.stderr.splitlines()[0].startswith("error: cell zero_shot failed after ")
