@@ -4,7 +4,9 @@
 # report's training loss).
 TRAINING_METRICS = ("loss", "tokens_per_s", "train_seconds", "peak_memory_bytes")
 COST_METRICS = ("trainable_params", "train_steps", "train_wall_seconds", "train_tokens", "train_flops", "mfu")
-QA_METRICS = ("exact_match", "f1", "answer_nll", "eval_seconds", "seconds_per_question")
+# `eval_seconds`: answering the main split; `evaluation_seconds`: every split, the latency and forgetting
+# measurements too (what a study counts as evaluation, beside training's `train_seconds`).
+QA_METRICS = ("exact_match", "f1", "answer_nll", "eval_seconds", "seconds_per_question", "evaluation_seconds")
 # Reported for every split evaluated (`<metric>@<split>` for `eval.extra_splits`); recall where passages are read.
 SPLIT_METRICS = ("exact_match", "f1", "answer_nll")
 RECALL_METRICS = ("retrieval_recall@1", "retrieval_recall@5")

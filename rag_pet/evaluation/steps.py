@@ -4,6 +4,7 @@ splits, and its loss on general text (forgetting)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -49,6 +50,7 @@ def evaluate_splits(
 ) -> dict:
     """`answer_split` on `data.eval_split`, then on each of `eval.extra_splits` (metrics suffixed `@<split>`), and
     the generator's loss on the general-text sample (`eval.forgetting_texts`) when asked for."""
+    started = time.perf_counter()
     examples = eval_examples(config)
     metrics = _answer_and_log(config, answer_split, generator, label, examples, model_dir)
     quiet = replace(config.eval, latency_questions=0)
@@ -59,6 +61,7 @@ def evaluate_splits(
         metrics.update({f"{key}@{split}": found[key] for key in SPLIT_METRICS + RECALL_METRICS if key in found})
     if config.eval.forgetting_texts:
         metrics["general_text_loss"] = general_text_loss(config, generator)
+    metrics["evaluation_seconds"] = time.perf_counter() - started
     return metrics
 
 

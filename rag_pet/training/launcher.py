@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -151,10 +152,19 @@ def _fit_with_restarts(fit: Callable[[], Any], config: RagPetConfig, storage: st
 
 
 def _keep_final(checkpoint: Path, config: RagPetConfig) -> Path:
-    """Copy a local run's last checkpoint to `<run_dir>/final_checkpoint`, where Ray runs leave theirs too."""
+    """Link a local run's last checkpoint to `<run_dir>/final_checkpoint`, where Ray runs leave theirs too:
+    hard links where both are on one file system (checkpoint files are written once, never changed, so the two
+    names share them safely and a full model is not written twice), copies elsewhere."""
     with atomic_directory(Path(config.run_dir) / FINAL_CHECKPOINT) as staging:
-        shutil.copytree(checkpoint, staging, dirs_exist_ok=True)
+        shutil.copytree(checkpoint, staging, dirs_exist_ok=True, copy_function=_link_or_copy)
     return Path(config.run_dir) / FINAL_CHECKPOINT
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)
 
 
 def preflight(config: RagPetConfig) -> None:
