@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from dataclasses import replace
 
 import ray
@@ -15,6 +16,7 @@ from ray.tune.search import BasicVariantGenerator
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 
 from rag_pet.config import dimensions
+from rag_pet.console import console_logger, duration
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.runtime import ensure_ray
 from rag_pet.sweep.plan import SweepPlan
@@ -58,6 +60,7 @@ def run_sweep(plan: SweepPlan) -> dict:
                     name=TUNE_DIR,
                     storage_path=str(plan.sweep_dir),
                     failure_config=tune.FailureConfig(max_failures=plan.sweep.max_failures),
+                    callbacks=[TrialLines(plan.sweep.metric)],
                 ),
             )
         before = set(ray.util.placement_group_table())
@@ -66,6 +69,26 @@ def run_sweep(plan: SweepPlan) -> dict:
         finally:
             release_placement_groups(before)
         return summarise(plan, results, group)
+
+
+class TrialLines(tune.Callback):
+    """One console line per ended trial: its sweep metric (or that it failed) and the sweep's time so far."""
+
+    def __init__(self, metric: str):
+        self.metric, self.ended, self.started = metric, 0, time.monotonic()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        self._line(trial, "ended")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self._line(trial, "failed")
+
+    def _line(self, trial, status: str) -> None:
+        self.ended += 1
+        value = (trial.last_result or {}).get(self.metric)
+        score = f"{self.metric} {value:.4g}" if isinstance(value, (int, float)) else f"no {self.metric}"
+        elapsed = duration(time.monotonic() - self.started)
+        console_logger().info("trial %d (%s) %s: %s; %s so far", self.ended, trial.trial_id, status, score, elapsed)
 
 
 def release_placement_groups(before: set[str]) -> None:

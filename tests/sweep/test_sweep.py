@@ -2,22 +2,25 @@
 sweep's group, Train resources come back, the best trial's yaml trains as is; bad sweeps fail before any trial."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from rag_pet.config import register_configs, to_config
+from rag_pet.console import CONSOLE
 from rag_pet.errors import ConfigError
 from rag_pet.sweep.plan import experiment_overrides, plan_sweep
 from rag_pet.sweep.space import override_value, overrides
 from rag_pet.sweep.summary import FINISHED_STATUS, STOPPED
-from rag_pet.sweep.tuner import release_placement_groups, run_sweep
+from rag_pet.sweep.tuner import TrialLines, release_placement_groups, run_sweep
 from tests.conftest import CONF_DIR, jobs_in_background
 
 ROOT = CONF_DIR.parent
@@ -43,15 +46,18 @@ def train_placement_groups_alive() -> list[str]:
 # sweep and the placement-group release.
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
-def test_an_asha_sweep_stops_trials_early_tracks_each_trial_and_writes_a_best_experiment_that_trains(tmp_path):
+def test_an_asha_sweep_stops_trials_early_tracks_each_trial_and_writes_a_best_experiment_that_trains(tmp_path, caplog):
     import ray
 
+    caplog.set_level(logging.INFO, logger=CONSOLE)
     command_line = [*SMOKE, "tracking=wandb_offline"]
     summary = run_sweep(plan_sweep(sweep_job(tmp_path, command_line), command_line, CONF_DIR))
     sweep_dir = tmp_path / "sweep"
 
     trials = summary["trials"]
     assert len(trials) == 4
+    lines = [r.getMessage() for r in caplog.records if r.name == CONSOLE and r.getMessage().startswith("trial ")]
+    assert [line.split()[1] for line in lines] == ["1", "2", "3", "4"]  # a console line per ended trial
     statuses = [t["status"] for t in trials]
     assert STOPPED in statuses and FINISHED_STATUS in statuses
     assert statuses == sorted(statuses, key=[FINISHED_STATUS, STOPPED].index)  # finished first, best first
@@ -170,6 +176,16 @@ def test_an_optuna_sweep_learns_from_a_metric_reported_while_training(tmp_path):
     assert len({t["params"]["trainer.lr"] for t in summary["trials"]}) == 2  # Optuna drew two points
     with pytest.raises(ConfigError, match="sweep.search='optuna'.*reported only after training"):
         plan_sweep(sweep_job(tmp_path, ["sweep=lora_lr", "debug=tiny", "sweep.search=optuna"]), [], CONF_DIR)
+
+
+def test_a_console_line_per_ended_trial_gives_its_metric_or_that_it_failed(caplog):
+    caplog.set_level(logging.INFO, logger=CONSOLE)
+    lines = TrialLines("f1")
+    lines.on_trial_complete(3, [], SimpleNamespace(trial_id="a1", last_result={"f1": 0.4375}))
+    lines.on_trial_error(4, [], SimpleNamespace(trial_id="b2", last_result={}))
+    shown = [record.getMessage() for record in caplog.records if record.name == CONSOLE]
+    assert shown[0].startswith("trial 1 (a1) ended: f1 0.4375; ")
+    assert shown[1].startswith("trial 2 (b2) failed: no f1; ")
 
 
 SWEEPS = sorted(path.stem for path in (CONF_DIR / "sweep").glob("*.yaml"))
