@@ -210,7 +210,7 @@ class StudyConfig:
     latency_questions: int = 50
     latency: str = "in_process"
     forgetting_texts: int = 16
-    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    knowledge: KnowledgeConfig = field(default_factory=lambda: KnowledgeConfig(lr_factor=10.0, questions="facts"))
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)

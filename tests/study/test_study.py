@@ -43,6 +43,7 @@ def tiny_study(tmp_path, *overrides: str, **fields) -> CompareConfig:
         forgetting_texts=2,
         freshness=fields.pop("freshness", FreshnessConfig(enabled=False)),
         protocol=fields.pop("protocol", "questions_only"),
+        knowledge=fields.pop("knowledge", KnowledgeConfig()),  # the plain recipe: 3 passes, nothing mixed in
         overrides=[*TINY, f"index.storage_path={tmp_path / 'indexes'}", *overrides],
         **fields,
     )
