@@ -39,6 +39,7 @@ TRIAL_OVERRIDES = (
     "eval.latency_via=in_process",
     "eval.forgetting_texts=0",
     "trainer.init_from=null",
+    "trainer.launcher=ray",  # a trial reports to Tune through Ray Train, wherever the cell itself trains
 )
 
 

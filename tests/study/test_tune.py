@@ -155,7 +155,6 @@ BAD_TRIALS = {
     "study.tune.space.trainer.momentum": ({"space": {"trainer": {"momentum": {"type": "choice", "values": [1]}}}}, ()),
     "study.tune.dev_fraction": ({"dev_fraction": 1e-6}, ()),  # no question left for dev
     "study.tune.scheduler.metric": ({"scheduler": {"type": "asha", "metric": "f1", "mode": "max"}}, ()),
-    "trainer.launcher": ({}, ("trainer.launcher=local",)),
 }
 
 
