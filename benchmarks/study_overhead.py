@@ -8,6 +8,7 @@ steps, `train_seconds`), evaluation (every split, latency and forgetting, `evalu
 question identically on both paths.
 
 python benchmarks/study_overhead.py [--study smoke] [--methods zero_shot,full,lora,rag,rag+lora] [--out DIR]
+    [--set study.knowledge.questions=none ...]
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 PATHS = {"ray": "every cell on Ray Train", "auto": "one-worker cells in their own task"}
 
 
-def run_study(study: str, methods: str, launcher: str, out: Path) -> tuple[float, dict[str, dict], int]:
+def run_study(
+    study: str, methods: str, launcher: str, out: Path, extra: list[str]
+) -> tuple[float, dict[str, dict], int]:
     """Run the study on one path; its wall time, its cells' records and the lines it printed on the terminal."""
     study_dir = out / launcher
     overrides = yaml.safe_load((REPO / "conf" / "study" / f"{study}.yaml").read_text())["overrides"]
@@ -42,6 +45,7 @@ def run_study(study: str, methods: str, launcher: str, out: Path) -> tuple[float
         f"study.overrides=[{quoted}]",
         f"study_dir={study_dir}",
         "tracking=disabled",
+        *extra,
     ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -65,11 +69,13 @@ def main() -> None:
     parser.add_argument("--study", default="smoke", help="a study of conf/study/")
     parser.add_argument("--methods", default="zero_shot,full,lora,rag,rag+lora")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "study_overhead")
+    parser.add_argument("--set", nargs="*", default=[], help="more overrides of jobs.compare, on both paths")
     args = parser.parse_args()
-    runs = {launcher: run_study(args.study, args.methods, launcher, args.out.resolve()) for launcher in PATHS}
+    out = args.out.resolve()
+    runs = {launcher: run_study(args.study, args.methods, launcher, out, args.set) for launcher in PATHS}
     parts = {launcher: split_time(records) for launcher, (_, records, _) in runs.items()}
     cells = len(runs["ray"][1])
-    print(f"study={args.study} methods=[{args.methods}]: {cells} cells per path")
+    print(f"study={args.study} methods=[{args.methods}] {' '.join(args.set)}: {cells} cells per path")
     print("| path | command wall (s) | cell wall (s) | training (s) | evaluation (s) | rest (s) | compute share | lines |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for launcher, (wall, _, lines) in runs.items():
