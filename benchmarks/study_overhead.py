@@ -76,7 +76,8 @@ def main() -> None:
     parts = {launcher: split_time(records) for launcher, (_, records, _) in runs.items()}
     cells = len(runs["ray"][1])
     print(f"study={args.study} methods=[{args.methods}] {' '.join(args.set)}: {cells} cells per path")
-    print("| path | command wall (s) | cell wall (s) | training (s) | evaluation (s) | rest (s) | compute share | lines |")
+    header = "| path | command wall (s) | cell wall (s) | training (s) | evaluation (s) | rest (s) | compute share |"
+    print(header + " lines |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for launcher, (wall, _, lines) in runs.items():
         part = parts[launcher]
@@ -86,8 +87,9 @@ def main() -> None:
             f"{part['training']:.0f} | {part['evaluation']:.0f} | {part['rest']:.0f} | {share:.0%} | {lines} |"
         )
     ray, auto = parts["ray"], parts["auto"]
+    command = runs["auto"][0] / runs["ray"][0]
     print(
-        f"auto / ray: command wall {runs['auto'][0] / runs['ray'][0]:.2f}x, cell wall {auto['wall'] / ray['wall']:.2f}x,"
+        f"auto / ray: command wall {command:.2f}x, cell wall {auto['wall'] / ray['wall']:.2f}x,"
         f" the rest {auto['rest'] / ray['rest']:.2f}x"
     )
     print("| cell | wall on Ray Train (s) | wall in its task (s) | ratio |")
@@ -96,7 +98,8 @@ def main() -> None:
         other = runs["auto"][1][cell]
         ratio = other["wall_seconds"] / record["wall_seconds"]
         print(f"| {cell} | {record['wall_seconds']:.0f} | {other['wall_seconds']:.0f} | {ratio:.2f}x |")
-    same = [cell for cell, record in runs["ray"][1].items() if record["questions"] == runs["auto"][1][cell]["questions"]]
+    ray_records, auto_records = runs["ray"][1], runs["auto"][1]
+    same = [cell for cell, record in ray_records.items() if record["questions"] == auto_records[cell]["questions"]]
     print(f"per-question records identical on both paths: {len(same)} of {cells} cells")
 
 
