@@ -89,20 +89,7 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
             if study.freshness.enabled:
                 cells.extend(planner.freshness_cells(main))
     check_same_documents(cells)
-    return [_in_its_task(cell) for cell in cells] if study.launcher == "auto" else cells
-
-
-def _in_its_task(cell: Cell) -> Cell:
-    """`cell` training inside its Ray task (`trainer.launcher=local`) when it trains on one worker without
-    DeepSpeed and its overrides leave the launcher alone (`StudyConfig.launcher`)."""
-    config = cell.config
-    one_worker = config.trainer.num_workers == 1 and not config.deepspeed.enabled
-    chosen = any(override.startswith("trainer.launcher=") for override in cell.overrides)
-    if not cell.method.trains or cell.job != "train" or not one_worker or chosen:
-        return cell
-    overrides = list(cell.overrides)
-    config = _with(overrides, config, "trainer", {"launcher": "local"})
-    return replace(cell, overrides=tuple(overrides), config=config)
+    return cells
 
 
 def method_named(name: str) -> Method:
@@ -147,22 +134,7 @@ def reads_documents(study: StudyConfig, method: Method) -> bool:
     return study.protocol == "knowledge_matched" and method.trains and not method.retrieves
 
 
-def share_cpus(cells: list[Cell], cpus_per_cell: float) -> list[Cell]:
-    """The cells with each one's workers sharing `cpus_per_cell` CPUs (cells running side by side), unless the
-    study's overrides set `trainer.cpus_per_worker` themselves."""
-    shared = []
-    for cell in cells:
-        if any(o.startswith("trainer.cpus_per_worker=") for o in cell.overrides):
-            shared.append(cell)
-            continue
-        overrides = list(cell.overrides)
-        cpus = {"cpus_per_worker": cpus_per_cell / cell.config.trainer.num_workers}
-        config = _with(overrides, cell.config, "trainer", cpus)
-        shared.append(replace(cell, overrides=tuple(overrides), config=config))
-    return shared
-
-
-def _with(overrides: list[str], config: RagPetConfig, section: str, changes: dict) -> RagPetConfig:
+def with_changes(overrides: list[str], config: RagPetConfig, section: str, changes: dict) -> RagPetConfig:
     """`config` with `changes` to one section, validated again as composing would validate them, and the overrides
     that make them appended to `overrides` (so the cell's command re-runs exactly this config)."""
     values = {}
@@ -236,7 +208,7 @@ class _Planner:
             "checkpoint_every": max(1, math.ceil(steps / 2)),
             "log_every": max(1, min(config.trainer.log_every, steps)),
         }
-        return _with(overrides, config, "trainer", changes)
+        return with_changes(overrides, config, "trainer", changes)
 
     def _passes(
         self, overrides: list[str], config: RagPetConfig, cell: str, knowledge: KnowledgeConfig, where: str
@@ -271,7 +243,7 @@ class _Planner:
         overrides, config = self._compose(method, fixed)
         refuse_other_articles(config)
         if self.study.freshness.enabled:  # the late articles are in no method's first knowledge
-            config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
+            config = with_changes(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         config = _reading_rate(overrides, config, knowledge)
         check_fills_batch(identifier, config)
         config = self._passes(overrides, config, identifier, knowledge, where_epochs(method.name))
@@ -305,7 +277,7 @@ class _Planner:
             )
         self._check_splits(method, config)
         if study.freshness.enabled and method.retrieves:  # the late articles are not in the first index
-            config = _with(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
+            config = with_changes(overrides, config, "corpus", {"exclude_titles": _late_titles(config)})
         if method.trains:
             budget = left_after(study.budget, knowledge)
             config = self._budgeted(overrides, config, budget, "study.budget.amount", method.retrieves)
@@ -338,7 +310,8 @@ class _Planner:
         overrides, config = self._compose(method, fixed)
         check_size(size, config, method.name)
         if config.corpus != main.config.corpus:  # the index the main cell reads (the late articles held back)
-            config = _with(overrides, config, "corpus", {"exclude_titles": list(main.config.corpus.exclude_titles)})
+            held_back = {"exclude_titles": list(main.config.corpus.exclude_titles)}
+            config = with_changes(overrides, config, "corpus", held_back)
         budget = left_after(study.budget, knowledge)
         steps = curve_steps(budget, config, size / study.train_examples, method.retrieves)
         config = self._budgeted(overrides, config, BudgetConfig("steps", steps), "study.budgets")
@@ -418,7 +391,7 @@ def _reading_rate(overrides: list[str], config: RagPetConfig, knowledge: Knowled
     """`config` training at the recipe's text rate: the method's rate times `knowledge.lr_factor`."""
     if knowledge.lr_factor == 1.0:
         return config
-    return _with(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
+    return with_changes(overrides, config, "trainer", {"lr": config.trainer.lr * knowledge.lr_factor})
 
 
 def where_epochs(method: str) -> str:

@@ -20,10 +20,11 @@ from rag_pet.console import console_logger, duration
 from rag_pet.errors import RagPetError
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
-from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells, share_cpus
+from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
 from rag_pet.study.cleanup import drop_resume_checkpoints
 from rag_pet.study.environment import environment
 from rag_pet.study.index_cost import index_costs
+from rag_pet.study.placement import in_their_tasks, share_cpus
 from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
 from rag_pet.study.recorded import STUDY_FILE, read_record, report_recorded
@@ -56,6 +57,7 @@ def run_study(compare: CompareConfig, config_dir: Path) -> dict:
         )
         if tunings:  # its trials read the shared indexes; the cells then train with the values it chose
             cells = tuned_cells(study, tunings, study_dir, config_dir, compare.tracking)
+        cells = in_their_tasks(cells, study.launcher)
         parallel = parallel_cells(study)
         if parallel > 1:
             cells = share_cpus(cells, study.cpus_per_cell)

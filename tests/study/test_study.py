@@ -13,6 +13,7 @@ from rag_pet.console import CONSOLE
 from rag_pet.errors import ConfigError
 from rag_pet.study import BudgetConfig, CompareConfig, StudyConfig
 from rag_pet.study.cells import plan_cells
+from rag_pet.study.placement import share_cpus
 from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig, KnowledgeConfig
 from tests.conftest import CONF_DIR
@@ -350,12 +351,12 @@ def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path
     assert len(calls) == len(planned) == 1 + 2 * 3 + 2 * 2  # zero_shot; lora + text + qa; rag+lora + fresh index
     for cell in planned:  # budget, held-back titles and CPUs were applied to the composed config, not composed again
         assert compose_experiment(CONF_DIR, list(cell.overrides)) == cell.config, cell.id
-    assert cells_module.share_cpus(planned, 2.0) == planned  # the study's overrides set trainer.cpus_per_worker
+    assert share_cpus(planned, 2.0) == planned  # the study's overrides set trainer.cpus_per_worker
 
     compare.study.overrides = [o for o in compare.study.overrides if not o.startswith("trainer.cpus_per_worker=")]
     compare.study.methods, compare.study.seeds = ["lora"], [0]
     compare.study.freshness = FreshnessConfig(enabled=False)
-    (lora,) = cells_module.share_cpus(plan_cells(compare.study, tmp_path / "s", CONF_DIR, compare.tracking), 3.0)
+    (lora,) = share_cpus(plan_cells(compare.study, tmp_path / "s", CONF_DIR, compare.tracking), 3.0)
     assert lora.config.trainer.cpus_per_worker == pytest.approx(3.0 / lora.config.trainer.num_workers, rel=1e-5)
     assert compose_experiment(CONF_DIR, list(lora.overrides)) == lora.config
 
