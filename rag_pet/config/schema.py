@@ -63,9 +63,9 @@ class DataConfig:
     `heldout_phrasings` asks the evaluation splits' questions in phrasings no training question uses. Text training
     reads each paragraph in `phrasings` different phrasings of its facts, with its sentences shuffled
     (`permute_sentences`) and the entity named in full in every sentence (`full_names`; fictional only); and
-    (`mixed_questions`) question-answer pairs interleaved with the texts in the same run: the `train` split's
-    questions, or `facts`, the fact questions of every text's article in training phrasing (the first
-    `max_mixed_questions` of them when set).
+    (`mixed_questions`) question-answer pairs interleaved with the texts in the same run (in batches of like
+    length that alternate through every pass): the `train` split's questions, or `facts`, the fact questions of
+    every text's article in training phrasing (the first `max_mixed_questions` of them when set).
     """
 
     name: str = "squad"

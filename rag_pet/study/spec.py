@@ -207,7 +207,7 @@ class StudyConfig:
     budgets: list[int] = field(default_factory=list)
     questions: int = 40
     warmup_fraction: float = 0.1
-    latency_questions: int = 50
+    latency_questions: int = 20
     latency: str = "in_process"
     forgetting_texts: int = 16
     knowledge: KnowledgeConfig = field(default_factory=lambda: KnowledgeConfig(lr_factor=10.0, questions="facts"))

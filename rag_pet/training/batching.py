@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from rag_pet.config import CorpusConfig, DataConfig
 from rag_pet.data import Passage, QAExample, load_qa_split
@@ -31,11 +32,52 @@ def endless_batches(loader: DataLoader, sampler: DistributedSampler, start: int)
         offset = 0
 
 
+class LengthGroupedBatches(DistributedSampler):
+    """`DistributedSampler`'s seeded, epoch-keyed order cut into batches of items of like length, in a shuffled
+    order of batches: transformers' `get_length_grouped_indices` sorts the shuffled items within mega-batches of 50
+    batches, then the batches themselves are shuffled, so short and long batches alternate through every pass. Each
+    worker takes its contiguous share of every global batch.
+
+    transformers' `DistributedLengthGroupedSampler` is not used as is: it runs each mega-batch from its longest batch
+    to its shortest (texts, then every question after them) and deals a batch's rows to workers by stride."""
+
+    def __init__(self, lengths: list[int], batch_size: int, num_replicas: int, rank: int, seed: int):
+        super().__init__(lengths, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.global_batches = len(lengths) // (batch_size * num_replicas)
+        self.num_samples = self.global_batches * batch_size
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        width = self.batch_size * self.num_replicas
+        grouped = get_length_grouped_indices(self.lengths, width, generator=generator)
+        batches = [grouped[i * width : (i + 1) * width] for i in range(self.global_batches)]
+        share = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        order = torch.randperm(len(batches), generator=generator).tolist()
+        return iter([index for b in order for index in batches[b][share]])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 def distributed_loader(
-    items: list, batch_size: int, seed: int, rank: int, world_size: int, collate: Callable
+    items: list,
+    batch_size: int,
+    seed: int,
+    rank: int,
+    world_size: int,
+    collate: Callable,
+    lengths: list[int] | None = None,
 ) -> tuple[DataLoader, DistributedSampler]:
-    """A seeded, sharded, shuffled loader of `items` that drops the last incomplete batch on every worker."""
-    sampler = DistributedSampler(items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    """A seeded, sharded, shuffled loader of `items` that drops the last incomplete batch on every worker; with
+    the items' `lengths`, in batches of like length (`LengthGroupedBatches`)."""
+    if lengths is None:
+        sampler = DistributedSampler(items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    else:
+        sampler = LengthGroupedBatches(lengths, batch_size, world_size, rank, seed)
     loader = DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=collate, drop_last=True)
     return loader, sampler
 

@@ -47,8 +47,8 @@ def training_features(
     encoder: PromptEncoder, data: DataConfig, corpus: CorpusConfig, batch_size: int, world_size: int
 ) -> list[dict]:
     """Prompt-masked (question, answer) features, or (`data.train_on=passages|corpus`) `training_texts` as
-    language-modelling text with any `mixed_questions` among them (one shuffled pool: text and question-answer
-    pairs share every batch in proportion)."""
+    language-modelling text with any `mixed_questions` among them (one shuffled pool, trained in batches of like
+    length: `ClosedBookTask`)."""
     if data.train_on != "questions":
         passages = load_training_texts(data, corpus, batch_size, world_size)
         texts = [encoder.text_features(p.text, data.max_text_tokens) for p in passages]
@@ -90,5 +90,16 @@ class ClosedBookTask(LoaderTask):
             collate_loss_positions if head_at_loss_only else collate_training,
             pad_token_id=generator.tokenizer.pad_token_id,
         )
-        loader, sampler = distributed_loader(rows, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate)
+        loader, sampler = distributed_loader(
+            rows, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate, lengths=self._grouped_lengths(data, rows)
+        )
         super().__init__(adapted, loader, sampler, ctx.device)
+
+    @staticmethod
+    def _grouped_lengths(data: DataConfig, rows: list[dict]) -> list[int] | None:
+        """The rows' lengths where questions are mixed among texts, else None: a fact question is about 20 tokens
+        and a text up to `data.max_text_tokens` (128 in the studies), so a batch that held both would pad every
+        question to the text and run the model over the padding, over half of a reading step's compute."""
+        if data.train_on == "questions" or data.mixed_questions == "none":
+            return None
+        return [len(row["input_ids"]) for row in rows]

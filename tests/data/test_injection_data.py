@@ -2,6 +2,7 @@
 renditions of the fictional articles, held-out question phrasings, fact questions, and text and questions mixed in
 one training pool."""
 
+import itertools
 import re
 import string
 from dataclasses import replace
@@ -23,7 +24,8 @@ from rag_pet.data.squad import EVALUATION_SPLITS
 from rag_pet.errors import ConfigError
 from rag_pet.models.generator import build_tokenizer
 from rag_pet.training.batching import distributed_loader, mixed_questions, training_texts
-from rag_pet.training.closed_book import training_features
+from rag_pet.training.closed_book import ClosedBookTask, training_features
+from tests.training.test_batching import mega_batches
 
 SEED, ENTITIES = 0, 30
 DATA = DataConfig(name="fictional", fictional_entities=ENTITIES, validation_articles=10, test_articles=5)
@@ -134,7 +136,7 @@ def test_injection_settings_are_refused_where_the_data_has_no_renditions():
         training_texts(replace(DATA, train_on="corpus", phrasings=2), CorpusConfig(name="squad"))
 
 
-def test_mixed_training_interleaves_texts_and_questions_in_every_pass():
+def test_mixed_training_interleaves_text_and_question_batches_in_every_pass():
     data = replace(DATA, train_on="corpus", phrasings=2, mixed_questions="facts", max_text_tokens=64)
     corpus = CorpusConfig(name="fictional", fictional_entities=ENTITIES)
     texts = training_texts(data, corpus)
@@ -143,11 +145,19 @@ def test_mixed_training_interleaves_texts_and_questions_in_every_pass():
     encoder = PromptEncoder.from_config(build_tokenizer(ModelConfig(source="tiny")), data, is_seq2seq=False)
     features = training_features(encoder, data, corpus, batch_size=8, world_size=1)
     assert len(features) == len(texts) + len(questions)
-    loader, _ = distributed_loader(features, 8, 0, 0, 1, lambda rows: collate_training(rows, pad_token_id=0))
-    kinds = []  # per batch: (question-answer rows, rows); a question's prompt is masked out of the labels
-    for batch in loader:
-        kinds.append((int((batch["labels"][:, 1] == IGNORE_INDEX).sum()), len(batch["labels"])))
-    mixed_batches = sum(0 < q < n for q, n in kinds)
-    assert mixed_batches >= len(kinds) // 2, kinds  # not texts first and questions after
-    first_half = kinds[: len(kinds) // 2]
-    assert 0 < sum(q for q, _ in first_half) < sum(n for _, n in first_half)
+    lengths = ClosedBookTask._grouped_lengths(data, features)
+    loader, sampler = distributed_loader(
+        features, 8, 0, 0, 1, lambda rows: collate_training(rows, pad_token_id=0), lengths=lengths
+    )
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        kinds = []  # per batch: "q" (every row a question: its prompt is masked out of the labels), "t" or "mixed"
+        for batch in loader:
+            questions_in = int((batch["labels"][:, 1] == IGNORE_INDEX).sum())
+            kinds.append("q" if questions_in == len(batch["labels"]) else "t" if questions_in == 0 else "mixed")
+        assert kinds.count("mixed") <= mega_batches(len(features), 8), kinds  # one at most where two meet
+        third = len(kinds) // 3
+        for part in (kinds[:third], kinds[third : 2 * third], kinds[2 * third :]):
+            assert {"q", "t"} <= set(part), kinds  # texts and questions alternate through the pass
+        switches = sum(a != b for a, b in itertools.pairwise(kinds))
+        assert switches >= len(kinds) // 4, kinds  # not long runs of one kind
