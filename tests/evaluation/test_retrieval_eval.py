@@ -18,6 +18,7 @@ OVERRIDES = (
 )
 
 
+@pytest.mark.slow  # builds an index, then a whole retrieval evaluation
 def test_index_then_retrieval_evaluation_writes_metrics_per_method(ray_local, tiny_config, tmp_path):
     storage = f"index.storage_path={tmp_path / 'indexes'}"
     built = build_index(tiny_config(*OVERRIDES, storage))

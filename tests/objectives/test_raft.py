@@ -105,6 +105,7 @@ def test_a_flops_budget_counts_k_passages_in_one_row(tmp_path):
     assert three > one + 24  # two more passages of up to 24 tokens each, and their labels
 
 
+@pytest.mark.slow  # a whole RAFT run
 @pytest.mark.usefixtures("ray_local")
 def test_a_raft_run_trains_on_passages_read_together_and_answers_from_retrieved_ones(tmp_path):
     config = raft_config(tmp_path, "eval.before_training=true")

@@ -71,6 +71,7 @@ def test_minilm_index_sharded_equals_exact_search(ray_local, minilm_root, shards
     index.close()
 
 
+@pytest.mark.slow  # two whole encodings on Ray Data
 def test_encoding_resumes_and_skips_written_parts(ray_local, tmp_path):
     ids = [f"d{i}" for i in range(10)]
     texts = [f"passage number {i}" for i in range(10)]
@@ -102,6 +103,7 @@ def test_bad_builds_fail_before_work_and_name_the_problem(tmp_path):
     assert index_name(CorpusConfig(), IndexConfig(factory="IVF256,PQ32")) == "squad_IVF256_PQ32"
 
 
+@pytest.mark.slow  # three whole encodings on Ray Data
 def test_a_grown_corpus_encodes_only_its_new_passages_and_indexes_the_same_vectors(ray_local, tmp_path):
     first = load_corpus(SQUAD_96)[0].title  # the corpus opens with this article: it "arrives" late
     base = CorpusConfig(name="squad", max_passages=96, exclude_titles=[first])

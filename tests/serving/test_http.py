@@ -194,6 +194,7 @@ def test_two_adapters_give_different_answers_each_equal_to_offline_inference(set
     assert served["alpha"]["answers"] != served["beta"]["answers"]
 
 
+@pytest.mark.slow  # a whole evaluation through Serve and Ray Data; each endpoint's answers stay in the default suite
 def test_serve_ray_data_and_in_process_evaluation_agree(setup):
     config, service, _ = setup
     examples = load_qa_split(config.data, "validation", 8)
@@ -212,6 +213,7 @@ def test_serve_ray_data_and_in_process_evaluation_agree(setup):
     assert all(len(ids) == 5 for ids in local.retrieved)  # retrieved 5 deep for recall@5, answered from the first 2
 
 
+@pytest.mark.slow  # starts a second service
 def test_bearer_token_is_required_when_auth_is_on(setup, monkeypatch):
     config, _, root = setup
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
@@ -241,6 +243,7 @@ def test_bearer_token_is_required_when_auth_is_on(setup, monkeypatch):
         stop_service(service)
 
 
+@pytest.mark.slow  # a whole evaluate job per runner
 @pytest.mark.parametrize("runner", ["endpoint", "ray_data"])
 def test_the_evaluate_job_reports_quality_latency_and_errors_through_each_runner(setup, runner):
     config, service, root = setup
@@ -260,6 +263,7 @@ def test_the_evaluate_job_reports_quality_latency_and_errors_through_each_runner
     assert (root / f"eval_{runner}" / "eval" / runner / "predictions.jsonl").is_file()
 
 
+@pytest.mark.slow  # trains a RAG run, then serves it
 def test_a_trained_rag_run_is_served_from_its_run_directory(setup):
     config, _, root = setup
     run_dir = root / "trained"
@@ -288,6 +292,7 @@ def test_a_trained_rag_run_is_served_from_its_run_directory(setup):
         stop_service(service)
 
 
+@pytest.mark.slow  # hundreds of generated requests
 def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
     """Schemathesis over the service's OpenAPI document with every check (`--checks all`), on requests valid and
     invalid by the document (loopback, 30 examples an operation and mode): no 5xx, every status, content type and
@@ -311,6 +316,7 @@ def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
     assert sum(statuses.values()) >= 5 * 10
 
 
+@pytest.mark.slow  # starts its own service
 def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup, tmp_path):
     from ray import serve
 
@@ -333,7 +339,7 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
     assert "latency" not in serve.status().applications  # stopped after the measurement
 
 
-@pytest.mark.slow  # 30 s beside the session study; serving a run directory stays in the default suite
+@pytest.mark.slow  # 30 s beside the session study
 def test_a_study_cell_is_served_and_answers_what_its_predictions_hold(setup, tiny_study_run, tmp_path):
     """Every study cell's experiment name holds a dot (`tiny.lora-seed0`), which peft refuses in an adapter name:
     the served run must still load it and answer exactly what the cell's own evaluation answered."""

@@ -120,6 +120,7 @@ def matched_study(tiny_study_run, tmp_path_factory):
     return budget, spent, records, (study_dir / "report.md").read_text()
 
 
+@pytest.mark.slow  # a compute-matched study of its own
 def test_each_trained_method_spends_the_budget_within_one_of_its_steps(matched_study):
     budget, spent, records, _ = matched_study
     rows = {row["id"]: row for row in cell_rows(records)}
@@ -139,6 +140,7 @@ def test_each_trained_method_spends_the_budget_within_one_of_its_steps(matched_s
         )
 
 
+@pytest.mark.slow  # a compute-matched study of its own
 def test_the_cost_table_shows_the_index_and_the_total_and_frozen_rag_is_not_free(matched_study):
     budget, _, records, report = matched_study
     lines = report.splitlines()

@@ -134,9 +134,9 @@ def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunn
         assert (study_dir / "cells" / f"{cell_id}.json").stat().st_mtime_ns == mtimes[cell_id]
 
 
-# Cells training under Ray Train are the other tests' subject; here each cell trains in its Ray task
-# (`trainer.launcher=local`, 25 s instead of 60), and under Ray Train too with -m slow.
-@pytest.mark.parametrize("launcher", ["local", pytest.param("ray", marks=pytest.mark.slow)])
+# A study of its own: the fresh cells' plan is test_knowledge's, a grown corpus's index test_build's (-m slow).
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["local", "ray"])
 @pytest.mark.usefixtures("ray_local")
 def test_late_articles_reach_rag_through_a_grown_index_and_closed_book_through_more_training(tmp_path, launcher):
     freshness = FreshnessConfig(variants=["text", "qa"], budget=BudgetConfig("steps", 2), max_text_tokens=32)
@@ -251,7 +251,14 @@ def test_a_bad_override_names_itself(tmp_path):
         plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
 
 
-@pytest.mark.parametrize("name", sorted(path.stem for path in (CONF_DIR / "study").glob("*.yaml")))
+SLOW_TO_PLAN = {"cpu_full", "paper"}  # 20 s each on 2 cores: they plan over SQuAD's whole corpus and many cells
+
+
+def _slow_to_plan(study: str, *values) -> object:
+    return pytest.param(study, *values, marks=[pytest.mark.slow] if study in SLOW_TO_PLAN else [])
+
+
+@pytest.mark.parametrize("name", [_slow_to_plan(path.stem) for path in sorted((CONF_DIR / "study").glob("*.yaml"))])
 def test_every_shipped_study_composes_and_plans(name, tmp_path):
     from hydra import compose, initialize_config_dir
 
@@ -281,7 +288,7 @@ def _header_commands() -> list[tuple[str, list[str]]]:
     return found
 
 
-@pytest.mark.parametrize(("study", "arguments"), _header_commands())
+@pytest.mark.parametrize(("study", "arguments"), [_slow_to_plan(*command) for command in _header_commands()])
 def test_the_commands_in_study_headers_compose_and_plan(study, arguments, tmp_path):
     from hydra import compose, initialize_config_dir
 
@@ -296,24 +303,33 @@ def test_the_commands_in_study_headers_compose_and_plan(study, arguments, tmp_pa
     assert plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
 
 
-def test_cells_trained_in_their_tasks_answer_every_question_as_cells_trained_on_ray_train(tiny_study_run, tmp_path):
-    """The session's study trained each cell inside its Ray task (`study.launcher=auto`); the same study on Ray
-    Train (`study.launcher=ray`, the path every cell took before) answers and scores every question identically."""
+@pytest.mark.parametrize(
+    "methods",
+    [["rag+lora"], pytest.param(["lora", "rag+lora"], marks=pytest.mark.slow)],  # slow: the reading cell's chain too
+)
+def test_cells_trained_in_their_tasks_answer_every_question_as_cells_trained_on_ray_train(
+    tiny_study_run, tmp_path, methods
+):
+    """The session's study trained each cell inside its Ray task (`study.launcher=auto`); the same cells on Ray
+    Train (`study.launcher=ray`, the path every cell took before) answer and score every question identically."""
     first, root = tiny_study_run
     on_ray_train = small_study(root, tmp_path / "ray_train")
+    on_ray_train.study.methods = methods
     on_ray_train.study.launcher = "ray"
     assert run_study(on_ray_train, CONF_DIR)["failed"] == []
     runs = []
     for compare in (first, on_ray_train):
         cells = sorted((Path(compare.study_dir) / "cells").glob("*.json"))
         runs.append({path.stem: json.loads(path.read_text()) for path in cells})
-    assert set(runs[0]) == set(runs[1]) == {"lora-seed0.knowledge", "lora-seed0", "rag_lora-seed0"}
-    for cell, record in runs[0].items():
-        assert record["config"]["trainer"]["launcher"] == "local" and "trainer.launcher=local" in record["overrides"]
-        assert runs[1][cell]["config"]["trainer"]["launcher"] == "ray"
-        assert record["metrics"]["train_steps"] == runs[1][cell]["metrics"]["train_steps"] > 0
-        assert record["questions"] == runs[1][cell]["questions"], cell
-    assert all(q["answer_nll"] is not None for q in runs[0]["lora-seed0"]["questions"]["validation"])
+    assert set(runs[0]) == {"lora-seed0.knowledge", "lora-seed0", "rag_lora-seed0"}
+    assert "rag_lora-seed0" in runs[1] and set(runs[1]) <= set(runs[0])
+    for cell, record in runs[1].items():
+        assert record["config"]["trainer"]["launcher"] == "ray"
+        in_task = runs[0][cell]
+        assert in_task["config"]["trainer"]["launcher"] == "local" and "trainer.launcher=local" in in_task["overrides"]
+        assert record["metrics"]["train_steps"] == in_task["metrics"]["train_steps"] > 0
+        assert record["questions"] == in_task["questions"], cell
+    assert all(q["answer_nll"] is not None for q in runs[0]["rag_lora-seed0"]["questions"]["validation"])
 
 
 @pytest.mark.slow  # repeats the session's study

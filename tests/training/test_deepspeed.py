@@ -96,6 +96,7 @@ def test_zero_on_two_ray_workers_matches_ddp(ddp_on_two_ray_workers, tmp_path, s
     torch.testing.assert_close(logits[stage], logits["ddp"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -124,6 +125,7 @@ def test_every_stage_offload_and_bf16_learn_and_export(tiny_config, overrides):
     assert any(tensor.abs().sum() > 0 for name, tensor in adapter.items() if "lora_B" in name)  # B starts at zero
 
 
+@pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path):
     overrides = (
         "deepspeed=zero3",
@@ -144,6 +146,7 @@ def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path
     assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
 
 
+@pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_path):
     config = tiny_config("deepspeed=zero3", "peft=full", "trainer.launcher=local", "trainer.max_steps=2")
     result = launch_training(config)
@@ -159,6 +162,7 @@ def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_p
     torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(result.model_dir).state_dict()[name], trained[name])
 
 
+@pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 def test_resuming_with_the_other_engine_is_a_config_error(tiny_config, tmp_path):
     overrides = ("trainer.launcher=local", f"trainer.storage_path={tmp_path / 'ckpt'}", "trainer.max_steps=2")
     launch_training(tiny_config(*overrides))

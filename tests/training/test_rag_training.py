@@ -43,6 +43,7 @@ def rag_config(tmp_path, *overrides: str, indexes=None) -> RagPetConfig:
     return compose_config([*base, *overrides], run_dir=tmp_path / "run")
 
 
+@pytest.mark.slow  # a two-worker Ray Train run; one-worker RAG training stays in the default suite
 def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative index.storage_path means the driver's directory, not the workers'
     config = rag_config(
@@ -63,6 +64,7 @@ def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, monkeyp
     assert not (result.model_dir / "doc_encoder").exists()  # the frozen document tower is not saved
 
 
+@pytest.mark.slow  # re-encodes the corpus during a whole run
 def test_reindexing_swaps_versions_during_training(tmp_path):
     config = rag_config(
         tmp_path,
@@ -80,6 +82,7 @@ def test_reindexing_swaps_versions_during_training(tmp_path):
     assert result.state.task_fields["index_version"] == 3
 
 
+@pytest.mark.slow  # re-encodes the corpus during a whole run
 def test_queries_keep_succeeding_while_an_asynchronous_reindex_swaps_the_index(tmp_path):
     config = rag_config(tmp_path, "rag.query_encoder=full", "rag.doc_encoder=trainable", "rag.reindex_every=1")
     version = ensure_index(config.index_source)
@@ -149,6 +152,7 @@ def test_rag_experiment_reports_answers_and_retrieval_recall_and_logs_its_adapte
         assert key in records, key
 
 
+@pytest.mark.slow  # three whole runs
 def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exports(tmp_path, shared_indexes):
     joint = ["rag.query_encoder=full", "retriever.shared=false", "trainer.launcher=local", "trainer.log_every=1"]
     plain = launch_training(rag_config(tmp_path / "plain", *joint, indexes=shared_indexes))
@@ -160,6 +164,7 @@ def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exp
         assert (sharded.model_dir / "query_encoder" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # a run, a re-index and a resumed run
 def test_a_resumed_run_searches_the_index_version_its_checkpoint_was_trained_against(tmp_path):
     reindexing = [
         "rag.query_encoder=full",
