@@ -34,9 +34,9 @@ def endless_batches(loader: DataLoader, sampler: DistributedSampler, start: int)
 
 class LengthGroupedBatches(DistributedSampler):
     """`DistributedSampler`'s seeded, epoch-keyed order cut into batches of items of like length, in a shuffled
-    order of batches: transformers' `get_length_grouped_indices` sorts the shuffled items within mega-batches of 50
-    batches, then the batches themselves are shuffled, so short and long batches alternate through every pass. Each
-    worker takes its contiguous share of every global batch.
+    order of batches: transformers' `get_length_grouped_indices` sorts the shuffled items within mega-batches (of
+    up to 50 batches), then the batches themselves are shuffled, so short and long batches alternate through every
+    pass. Each worker takes its contiguous share of every global batch.
 
     transformers' `DistributedLengthGroupedSampler` is not used as is: it runs each mega-batch from its longest batch
     to its shortest (texts, then every question after them) and deals a batch's rows to workers by stride."""

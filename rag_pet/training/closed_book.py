@@ -57,6 +57,15 @@ def training_features(
     return [encoder.training_features(e) for e in examples]
 
 
+def grouping_lengths(data: DataConfig, rows: list[dict]) -> list[int] | None:
+    """The rows' lengths, to batch them by length, where questions are mixed among texts; else None. A fact
+    question is about 20 tokens and a text up to `data.max_text_tokens` (128 in the studies): a batch that held both
+    would pad every question to the text and run the model over the padding, over half of a reading step."""
+    if data.train_on == "questions" or data.mixed_questions == "none":
+        return None
+    return [len(row["input_ids"]) for row in rows]
+
+
 class ClosedBookTask(LoaderTask):
     """The adapted generator and prompt-masked (question, answer) batches.
 
@@ -91,15 +100,6 @@ class ClosedBookTask(LoaderTask):
             pad_token_id=generator.tokenizer.pad_token_id,
         )
         loader, sampler = distributed_loader(
-            rows, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate, lengths=self._grouped_lengths(data, rows)
+            rows, trainer.batch_size, seed, ctx.rank, ctx.world_size, collate, lengths=grouping_lengths(data, rows)
         )
         super().__init__(adapted, loader, sampler, ctx.device)
-
-    @staticmethod
-    def _grouped_lengths(data: DataConfig, rows: list[dict]) -> list[int] | None:
-        """The rows' lengths where questions are mixed among texts, else None: a fact question is about 20 tokens
-        and a text up to `data.max_text_tokens` (128 in the studies), so a batch that held both would pad every
-        question to the text and run the model over the padding, over half of a reading step's compute."""
-        if data.train_on == "questions" or data.mixed_questions == "none":
-            return None
-        return [len(row["input_ids"]) for row in rows]

@@ -24,7 +24,7 @@ from rag_pet.data.squad import EVALUATION_SPLITS
 from rag_pet.errors import ConfigError
 from rag_pet.models.generator import build_tokenizer
 from rag_pet.training.batching import distributed_loader, mixed_questions, training_texts
-from rag_pet.training.closed_book import ClosedBookTask, training_features
+from rag_pet.training.closed_book import grouping_lengths, training_features
 from tests.training.test_batching import mega_batches
 
 SEED, ENTITIES = 0, 30
@@ -145,7 +145,7 @@ def test_mixed_training_interleaves_text_and_question_batches_in_every_pass():
     encoder = PromptEncoder.from_config(build_tokenizer(ModelConfig(source="tiny")), data, is_seq2seq=False)
     features = training_features(encoder, data, corpus, batch_size=8, world_size=1)
     assert len(features) == len(texts) + len(questions)
-    lengths = ClosedBookTask._grouped_lengths(data, features)
+    lengths = grouping_lengths(data, features)
     loader, sampler = distributed_loader(
         features, 8, 0, 0, 1, lambda rows: collate_training(rows, pad_token_id=0), lengths=lengths
     )
