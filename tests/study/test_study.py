@@ -68,7 +68,7 @@ def small_study(root, study_dir) -> CompareConfig:
     return compare
 
 
-# A second whole study (with -m slow); the default suite runs `tiny_study_run` and a study whose cells fail.
+# A second whole study (with -m slow), as is one whose cells fail; the default suite runs `tiny_study_run`.
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_local")
 def test_a_study_runs_every_cell_reports_a_failed_one_and_resumes_without_rerunning(tmp_path, caplog):
@@ -377,6 +377,7 @@ def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path
     assert compose_experiment(CONF_DIR, list(lora.overrides)) == lora.config
 
 
+@pytest.mark.slow  # a second study through the command line
 def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_local, tmp_path):
     import os
     import subprocess

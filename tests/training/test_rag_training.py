@@ -127,6 +127,7 @@ def test_a_shared_tower_cannot_train_for_queries_against_a_frozen_document_side(
         rag_config(tmp_path, "rag.query_encoder=full")
 
 
+@pytest.mark.slow  # a whole RAG experiment; the session study's rag+lora cell trains RAG in the default suite
 def test_rag_experiment_reports_answers_and_retrieval_recall_and_logs_its_adapter_and_index(tmp_path, shared_indexes):
     config = rag_config(
         tmp_path,
