@@ -143,7 +143,7 @@ def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
     pending = [cell for cell in cells if records[cell.id] is None]
     threads = max(1, math.floor(ray.cluster_resources().get("CPU", 1) / parallel))
     running: dict[ray.ObjectRef, tuple[Cell, float]] = {}
-    durations: list[float] = []
+    durations: dict[str, list[float]] = {}  # by cell kind
     while pending or running:
         for cell in _startable(pending, records, parallel - len(running)):
             pending.remove(cell)
@@ -158,9 +158,11 @@ def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
             continue
         ready, _ = ray.wait(list(running), num_returns=1)
         cell, started = running.pop(ready[0])
-        durations.append(time.monotonic() - started)
-        records[cell.id] = _finish(cell, ready[0], durations[-1], study_dir)
-        console_logger().info(_progress_line(cell, records, running, durations, len(pending), parallel))
+        seconds = time.monotonic() - started
+        durations.setdefault(cell.kind, []).append(seconds)
+        records[cell.id] = _finish(cell, ready[0], seconds, study_dir)
+        left = time_left(pending + [running_cell for running_cell, _ in running.values()], durations, parallel)
+        console_logger().info(_progress_line(cell, seconds, records, running, left))
     return [records[cell.id] for cell in cells]
 
 
@@ -237,18 +239,24 @@ def _error_line(err: Exception) -> str:
     return lines[-1].strip() if lines else type(err).__name__
 
 
-def _progress_line(
-    cell: Cell, records: dict[str, dict | None], running: dict, durations: list[float], pending: int, parallel: int
-) -> str:
-    """One line per finished cell: how many are done, this one's time, what runs now and about how long is left
-    (the mean cell time so far, `parallel` at a time)."""
+def time_left(remaining: list[Cell], durations: dict[str, list[float]], parallel: int) -> float:
+    """About how many seconds the `remaining` cells take, `parallel` at a time: each at the mean time of the
+    finished cells of its kind (a reading cell trains for minutes, a grown index's evaluation for seconds), or of
+    every finished cell while none of its kind has finished."""
+    finished = [seconds for kind in durations.values() for seconds in kind]
+    overall = sum(finished) / len(finished)
+    kind_mean = {kind: sum(times) / len(times) for kind, times in durations.items() if times}
+    return sum(kind_mean.get(cell.kind, overall) for cell in remaining) / parallel
+
+
+def _progress_line(cell: Cell, seconds: float, records: dict[str, dict | None], running: dict, left: float) -> str:
+    """One line per finished cell: how many are done, this one's time, what runs now and about how long is left."""
     done = sum(record is not None for record in records.values())
     width = len(str(len(records)))
     status = records[cell.id]["status"]
-    line = f"[{done:>{width}}/{len(records)}] {cell.id} {status} in {duration(durations[-1])}"
+    line = f"[{done:>{width}}/{len(records)}] {cell.id} {status} in {duration(seconds)}"
     if running:
         line += "; running " + ", ".join(running_cell.id for running_cell, _ in running.values())
-    if pending or running:
-        left = sum(durations) / len(durations) * (pending + len(running)) / parallel
+    if left > 0:
         line += f"; about {duration(left)} left"
     return line

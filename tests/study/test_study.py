@@ -414,3 +414,16 @@ def test_a_study_whose_cells_failed_exits_non_zero_after_writing_its_report(ray_
     assert any(line.startswith("[1/1] zero_shot failed in ") for line in lines)
     assert lines[-1].startswith("report: ") and len(lines) <= 12
     assert result.stderr.splitlines()[0].startswith("error: cell zero_shot failed after ")
+
+
+def test_the_time_left_counts_each_cell_at_the_mean_time_of_finished_cells_of_its_kind():
+    from types import SimpleNamespace
+
+    from rag_pet.study.runner import time_left
+
+    remaining = [SimpleNamespace(kind=kind) for kind in ("knowledge", "main", "fresh_index", "fresh_index")]
+    durations = {"knowledge": [600.0, 800.0], "main": [100.0], "fresh_index": [20.0]}
+    assert time_left(remaining, durations, parallel=1) == 700 + 100 + 20 + 20
+    assert time_left(remaining, durations, parallel=2) == (700 + 100 + 20 + 20) / 2
+    overall = (600 + 800 + 100) / 3  # no fresh cell has finished yet: those count at the mean of every cell
+    assert time_left(remaining, {"knowledge": [600.0, 800.0], "main": [100.0]}, parallel=1) == 700 + 100 + 2 * overall
