@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import fmean
 
 import ray
 
@@ -243,9 +244,8 @@ def time_left(remaining: list[Cell], durations: dict[str, list[float]], parallel
     """About how many seconds the `remaining` cells take, `parallel` at a time: each at the mean time of the
     finished cells of its kind (a reading cell trains for minutes, a grown index's evaluation for seconds), or of
     every finished cell while none of its kind has finished."""
-    finished = [seconds for kind in durations.values() for seconds in kind]
-    overall = sum(finished) / len(finished)
-    kind_mean = {kind: sum(times) / len(times) for kind, times in durations.items() if times}
+    overall = fmean(seconds for times in durations.values() for seconds in times)
+    kind_mean = {kind: fmean(times) for kind, times in durations.items()}
     return sum(kind_mean.get(cell.kind, overall) for cell in remaining) / parallel
 
 
