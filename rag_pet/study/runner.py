@@ -123,11 +123,15 @@ def _run_cell(cell: Cell, threads: int) -> dict:
 
 
 def _start(cell: Cell, threads: int) -> ray.ObjectRef:
-    """Start the cell's task. One that trains in its task (`trainer.launcher=local`) holds what its Ray Train
-    worker would have held, and computes on as many threads as that worker would have."""
-    if cell.config.trainer.launcher != "local":
+    """Start the cell's task. A cell that trains evaluates on the threads its worker trained on, whether it trains
+    in its task (`trainer.launcher=local`, the task then holds what its Ray Train worker would have held) or on Ray
+    Train: the same reductions on the same thread count, so both paths score every question to the last bit. An
+    evaluation cell evaluates on `threads`, its share of the cluster."""
+    if cell.job != "train":
         return _run_cell.remote(cell, threads)
     request = worker_request(cell.config)
+    if cell.config.trainer.launcher != "local":
+        return _run_cell.remote(cell, worker_threads(request.cpus))
     options = {"num_cpus": request.cpus, "num_gpus": request.gpus}
     return _run_cell.options(**options).remote(cell, worker_threads(request.cpus))
 
