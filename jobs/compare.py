@@ -8,8 +8,6 @@ from rag_pet.cli import exit_if_failed, hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.console import show
 from rag_pet.study import CompareConfig, register_study_configs
-from rag_pet.study.report import format_study_summary
-from rag_pet.study.runner import run_study
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
@@ -18,6 +16,9 @@ register_study_configs()
 
 @hydra_job(config_name="compare")
 def main(cfg: DictConfig) -> dict:
+    from rag_pet.study.report import format_study_summary  # these load torch and Ray: after the overrides are
+    from rag_pet.study.runner import run_study  # checked (`rag_pet.cli`)
+
     summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
     show(format_study_summary(summary))
     exit_if_failed(len(summary["failed"]), summary["cells"], "study cells")

@@ -5,13 +5,14 @@ from omegaconf import DictConfig
 from rag_pet.cli import hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.console import show
-from rag_pet.experiment import serve
 
 register_configs()
 
 
 @hydra_job
 def main(cfg: DictConfig) -> dict:
+    from rag_pet.experiment import serve  # torch and Ray load here, not above (`rag_pet.cli`)
+
     summary = run_job(serve, cfg)
     show(f"Serve config file: {summary['config_file']} (index version {summary['index_version']})")
     return summary

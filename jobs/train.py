@@ -5,13 +5,14 @@ from omegaconf import DictConfig
 from rag_pet.cli import format_summary, hydra_job, run_job
 from rag_pet.config import register_configs
 from rag_pet.console import show
-from rag_pet.experiment import run_experiment
 
 register_configs()
 
 
 @hydra_job
 def main(cfg: DictConfig) -> dict:
+    from rag_pet.experiment import run_experiment  # torch and Ray load here, not above (`rag_pet.cli`)
+
     summary = run_job(run_experiment, cfg)
     show(format_summary(summary))
     return summary["metrics"]

@@ -1,4 +1,7 @@
-"""Glue for the thin `jobs/` entry points: compose and validate the config, run, report user errors in one line."""
+"""Glue for the thin `jobs/` entry points: compose and validate the config, run, report user errors in one line.
+
+This module and the jobs import torch, transformers and Ray only where a job runs, so a bad override is answered
+before they load (a second, not the six that importing them takes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from rag_pet.config.compose import CONFIG_NAME, compose
 from rag_pet.console import VERBOSE_ENV, error_line, is_quiet, job_log_file, quiet_terminal, take_verbose_flag
 from rag_pet.disk import out_of_disk
 from rag_pet.errors import ConfigError, RagPetError
-from rag_pet.evaluation import format_table
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -161,5 +163,7 @@ def _log_to_files(line: str) -> None:
 
 def format_summary(summary: dict) -> str:
     """What a job prints at the end: the result table and where everything was written."""
+    from rag_pet.evaluation import format_table  # here, not above: see the module docstring
+
     table = format_table(summary["rows"])
     return f"\n{summary['experiment']} on {summary['eval_split']}:\n{table}\nrun directory: {summary['run_dir']}"

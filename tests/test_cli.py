@@ -123,3 +123,17 @@ def test_a_job_main_called_with_a_composed_config_returns_its_metrics(tmp_path):
     metrics = main(cfg)
 
     assert metrics["train_steps"] == 4 and 0.0 <= metrics["f1"] <= 1.0 and metrics["loss"] > 0
+
+
+def test_a_bad_override_is_answered_before_torch_and_ray_load():
+    import subprocess
+
+    check = (
+        "import sys; import jobs.compare, jobs.evaluate, jobs.index, jobs.serve, jobs.sweep, jobs.train; "
+        "from rag_pet.cli import config_error; "
+        f"assert config_error('{CONF_DIR}', 'config', ['trainer.lr=abc'], multirun=False).field == 'trainer.lr'; "
+        "print(sorted({'torch', 'ray', 'transformers'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
