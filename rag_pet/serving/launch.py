@@ -21,6 +21,7 @@ from rag_pet.retrieval.live_index import open_index
 from rag_pet.retrieval.sharded import shards_running
 from rag_pet.runtime import ensure_ray
 from rag_pet.serving.app import IMPORT_PATH, build_application, serve_options
+from rag_pet.serving.running import proxy_address, refuse_clash, running_serve
 from rag_pet.storage import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -37,12 +38,13 @@ class RunningService:
     owns_index: bool = False
 
 
-def serve_config_document(spec: InferenceSpec) -> dict:
-    """The Serve config (the format `serve build` writes) that deploys this spec with `serve deploy` or KubeRay."""
+def serve_config_document(spec: InferenceSpec, host: str, port: int) -> dict:
+    """The Serve config (the format `serve build` writes) that deploys this spec with `serve deploy` or KubeRay,
+    its proxy on `host`:`port`."""
     serve_settings = spec.config.serve
     document = {
         "proxy_location": "EveryNode",
-        "http_options": {"host": serve_settings.host, "port": serve_settings.port},
+        "http_options": {"host": host, "port": port},
         "applications": [
             {
                 "name": serve_settings.app_name,
@@ -56,14 +58,14 @@ def serve_config_document(spec: InferenceSpec) -> dict:
     return document
 
 
-def write_serve_config(spec: InferenceSpec) -> Path:
+def write_serve_config(spec: InferenceSpec, host: str, port: int) -> Path:
     """Write the Serve config file atomically to `serve.config_file` (default `<run_dir>/serve_config.yaml`)."""
     path = Path(spec.config.serve.config_file or Path(spec.config.run_dir) / SERVE_CONFIG).expanduser().resolve()
     header = (
         "# Deploy with `serve deploy` or as a KubeRay RayService serveConfigV2. Paths must be readable on every node;\n"
         "# with serve.auth_token_env set, that variable must be set in the replicas' environment.\n"
     )
-    write_text_atomic(path, header + yaml.safe_dump(serve_config_document(spec), sort_keys=False))
+    write_text_atomic(path, header + yaml.safe_dump(serve_config_document(spec, host, port), sort_keys=False))
     return path
 
 
@@ -79,27 +81,36 @@ def _auth_token(serve_settings: ServeConfig) -> str | None:
 
 def start_service(spec: InferenceSpec) -> RunningService:
     """Check and start the application of a resolved spec (`resolve_spec`), joining or starting Ray; returns at
-    once."""
+    once. Its URL is where it answers: on a cluster whose Serve already runs, the running proxy's address (a
+    warning line says so when the request differs), and a running application's name or route is refused."""
     token = _auth_token(spec.config.serve)
     for name in ("retriever", "generator", "ingress"):
         serve_options(spec.config.serve, name)  # a bad deployment setting is reported before Ray starts
     ensure_ray()
     spec.index_version = resolve_index_version(spec)
-    config_file = write_serve_config(spec)
     settings = spec.config.serve
-    url = f"http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}"
+    running = running_serve()
     if settings.write_config_only:
-        return RunningService(url, spec, config_file)
+        host, port = proxy_address(running, settings)
+        return RunningService(_url(host, port, settings), spec, write_serve_config(spec, host, port))
+    refuse_clash(running, settings)
     owns_index = not shards_running(spec.config.index_source.name, spec.index_version)
     serve.start(http_options={"host": settings.host, "port": settings.port})
+    host, port = proxy_address(running_serve(), settings)
+    config_file = write_serve_config(spec, host, port)
     serve.run(
         build_application(spec, token),
         name=settings.app_name,
         route_prefix=settings.route_prefix,
         blocking=False,
     )
+    url = _url(host, port, settings)
     logger.info("serving %s at %s (index v%d)", settings.app_name, url, spec.index_version)
     return RunningService(url, spec, config_file, owns_index)
+
+
+def _url(host: str, port: int, settings: ServeConfig) -> str:
+    return f"http://{host}:{port}{settings.route_prefix.rstrip('/')}"
 
 
 def stop_service(service: RunningService) -> None:

@@ -32,7 +32,8 @@ def replica_names(app: str) -> list[str]:
 @pytest.mark.slow
 def test_requests_survive_replicas_killed_every_ten_seconds(ray_local, tmp_path):
     replicas = [f"serve.{name}.num_replicas=2" for name in ("retriever", "generator", "ingress")]
-    overrides = [*tiny_rag(tmp_path), *replicas, f"serve.port={free_port()}", "serve.app_name=chaos"]
+    own_app = ["serve.app_name=chaos", "serve.route_prefix=/chaos"]  # other apps of the session may hold /
+    overrides = [*tiny_rag(tmp_path), *replicas, f"serve.port={free_port()}", *own_app]
     config = compose_config(overrides, run_dir=tmp_path / "run")
     service = start_service(resolve_spec(config))
     examples = load_qa_split(config.data, "validation", 32)

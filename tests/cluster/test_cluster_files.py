@@ -72,7 +72,7 @@ def test_the_rayservice_serve_config_is_the_one_jobs_serve_writes(tmp_path):
     ServeDeploySchema.model_validate(deployed)
     spec = resolve_spec(compose_config(["debug=tiny", "serve.host=0.0.0.0"], run_dir=tmp_path))
     spec.index_version = 1
-    written = serve_config_document(spec)
+    written = serve_config_document(spec, spec.config.serve.host, spec.config.serve.port)
     for document in (deployed, written):
         document["applications"][0].pop("args")  # a run's own: pasted from its serve_config.yaml, as the file says
     assert deployed == written

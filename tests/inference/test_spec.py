@@ -90,9 +90,9 @@ def test_the_written_serve_config_file_is_a_valid_serve_deploy_config(tmp_path):
     config = compose_config(["debug=tiny", "serve.port=8123"], run_dir=tmp_path / "out")
     spec = resolve_spec(config)
     spec.index_version = 1
-    path = write_serve_config(spec)
+    path = write_serve_config(spec, config.serve.host, config.serve.port)
     document = yaml.safe_load(path.read_text())
-    assert document == serve_config_document(spec)
+    assert document == serve_config_document(spec, config.serve.host, config.serve.port)
     application = document["applications"][0]
     assert application["import_path"] == "rag_pet.serving.app:build_app"
     assert document["http_options"] == {"host": "127.0.0.1", "port": 8123}

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 from collections import Counter
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 import schemathesis
 import torch
+import yaml
 from hypothesis import HealthCheck, given, settings
 from peft import LoraConfig, get_peft_model
 from schemathesis import GenerationMode
@@ -19,6 +22,7 @@ from schemathesis import GenerationMode
 from rag_pet.config import RagPetConfig
 from rag_pet.data import load_qa_split
 from rag_pet.data.prompts import PromptEncoder
+from rag_pet.errors import ConfigError
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import predict_from_endpoint, predict_in_process, predict_with_ray_data
 from rag_pet.experiment import evaluate_model, run_experiment
@@ -192,6 +196,37 @@ def test_two_adapters_give_different_answers_each_equal_to_offline_inference(set
     assert served["alpha"]["answers"] == offline["alpha"]
     assert served["beta"]["answers"] == offline["beta"]
     assert served["alpha"]["answers"] != served["beta"]["answers"]
+
+
+def test_a_second_app_asking_for_another_port_answers_on_the_running_proxy_and_says_so(setup, client, caplog):
+    """Serve keeps one HTTP proxy per cluster: an app asking for port B beside one on port A answers on A, at its
+    own route, and one line says that B was not used; an app taking a running app's name or route is refused, and a
+    Serve config written for this cluster names the running proxy."""
+    _, first, root = setup
+    running_port, asked = urlparse(first.url).port, free_port()
+    small = ["debug=tiny", "serve.generator.num_cpus=0.1", "serve.ingress.num_cpus=0.1", f"serve.port={asked}"]
+    caplog.set_level(logging.WARNING, logger="rag_pet.serving.running")
+    second = start_service(
+        resolve_spec(compose_config([*small, "serve.app_name=second", "serve.route_prefix=/second"], root / "second"))
+    )
+    try:
+        assert second.url == f"http://127.0.0.1:{running_port}/second"
+        (warning,) = [record.getMessage() for record in caplog.records if record.name == "rag_pet.serving.running"]
+        assert f"serve.port={asked} not used" in warning and f"listens on 127.0.0.1:{running_port}" in warning
+        with httpx.Client(base_url=second.url, timeout=120) as http:
+            assert len(http.post("/generate", json={"question": "Who won?"}).json()["answers"]) == 1
+        assert len(client.post("/generate", json={"question": "Who won?"}).json()["answers"]) == 1
+        for name, route, field in (("second", "/third", "serve.app_name"), ("third", "/second", "serve.route_prefix")):
+            clash = compose_config([*small, f"serve.app_name={name}", f"serve.route_prefix={route}"], root / "third")
+            with pytest.raises(ConfigError, match=f"{field}=.*'second'"):
+                start_service(resolve_spec(clash))
+        only = [*small, "serve.app_name=written", "serve.route_prefix=/written", "serve.write_config_only=true"]
+        written = start_service(resolve_spec(compose_config(only, root / "written")))
+        assert written.url == f"http://127.0.0.1:{running_port}/written"
+        assert yaml.safe_load(written.config_file.read_text())["http_options"]["port"] == running_port
+    finally:
+        stop_service(second)
+    assert client.get("/healthz").json()["status"] == "ok"
 
 
 @pytest.mark.slow  # a whole evaluation through Serve and Ray Data; each endpoint's answers stay in the default suite
