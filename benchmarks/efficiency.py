@@ -136,15 +136,10 @@ def train_step_flops(model, batch_tokens: list[tuple[int, int]], trainable: int,
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from rag_pet.config.compose import compose_experiment
 
-    from rag_pet.config import register_configs, to_config
-
-    register_configs()
     run_dir = tempfile.mkdtemp(prefix="rag_pet_efficiency_")
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return to_config(hydra_compose(config_name="config", overrides=[*overrides, f"run_dir={run_dir}"]))
+    return compose_experiment(REPO / "conf", [*overrides, f"run_dir={run_dir}"])
 
 
 def training_features(config) -> tuple[list[dict], list[int]]:

@@ -12,9 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from rag_pet.config import register_configs, to_config
+from rag_pet.config.compose import compose_experiment
 from rag_pet.evaluation import format_table
 from rag_pet.experiment import build_index, evaluate_model
 
@@ -26,7 +24,6 @@ def main() -> None:
     parser.add_argument("--storage", default="outputs/indexes")
     parser.add_argument("--corpus", nargs="+", default=["scifact", "squad"])
     args = parser.parse_args()
-    register_configs()
     for corpus in args.corpus:
         overrides = [
             f"experiment={corpus}_retrieval",
@@ -35,8 +32,7 @@ def main() -> None:
             "tracking=disabled",
             f"run_dir=outputs/benchmarks/retrieval_{corpus}",
         ]
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            config = to_config(compose(config_name="config", overrides=overrides))
+        config = compose_experiment(CONF, overrides)
         start = time.perf_counter()
         built = build_index(config)
         build_s = time.perf_counter() - start

@@ -18,10 +18,9 @@ from pathlib import Path
 import httpx
 import ray
 import torch
-from hydra import compose, initialize_config_dir
 from ray import serve
 
-from rag_pet.config import register_configs, to_config
+from rag_pet.config.compose import compose_experiment
 from rag_pet.data import load_qa_split
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_eval import workload
@@ -41,29 +40,26 @@ def free_port() -> int:
 
 
 def config(root: Path, port: int, *overrides: str):
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "debug=tiny",
-                "objective=rag",
-                "retriever=tiny",
-                "corpus.max_passages=256",
-                f"index.storage_path={root / 'indexes'}",
-                "index.shard_cpus=0.1",
-                "index.encode_cpus=1",
-                "rag.k=2",
-                "rag.passage_max_tokens=48",
-                f"serve.port={port}",
-                "serve.retriever.num_cpus=0.1",
-                "serve.generator.num_cpus=0.1",
-                "serve.ingress.num_cpus=0.1",
-                f"run_dir={root / 'run'}",
-                *overrides,
-            ],
-        )
-    return to_config(cfg)
+    return compose_experiment(
+        CONF,
+        [
+            "debug=tiny",
+            "objective=rag",
+            "retriever=tiny",
+            "corpus.max_passages=256",
+            f"index.storage_path={root / 'indexes'}",
+            "index.shard_cpus=0.1",
+            "index.encode_cpus=1",
+            "rag.k=2",
+            "rag.passage_max_tokens=48",
+            f"serve.port={port}",
+            "serve.retriever.num_cpus=0.1",
+            "serve.generator.num_cpus=0.1",
+            "serve.ingress.num_cpus=0.1",
+            f"run_dir={root / 'run'}",
+            *overrides,
+        ],
+    )
 
 
 def p50_ms(latencies: list[float]) -> float:

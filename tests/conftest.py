@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from rag_pet.config import RagPetConfig, register_configs, to_config
+from rag_pet.config import RagPetConfig
+from rag_pet.config.compose import compose_experiment
 from rag_pet.runtime import ensure_ray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,11 +29,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def compose_config(overrides: list[str], run_dir: Path | None = None) -> RagPetConfig:
     """Compose `conf/config.yaml` with overrides, as the jobs do, and validate it."""
-    register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[*overrides, f"run_dir={run_dir or '/tmp/rag_pet_test'}"])
-    return to_config(cfg)
+    return compose_experiment(CONF_DIR, [*overrides, f"run_dir={run_dir or '/tmp/rag_pet_test'}"])
 
 
 @contextmanager

@@ -111,16 +111,13 @@ def test_what_hydra_reports_itself_is_left_to_hydra(overrides):
 
 
 def test_a_job_main_called_with_a_composed_config_returns_its_metrics(tmp_path):
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from jobs.train import main
+    from rag_pet.config.compose import compose
 
-    register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["debug=tiny", "trainer.launcher=local", f"run_dir={tmp_path}"])
-    metrics = main(cfg)
+    metrics = main(compose(CONF_DIR, ["debug=tiny", "trainer.launcher=local", f"run_dir={tmp_path}"]))
 
     assert metrics["train_steps"] == 4 and 0.0 <= metrics["f1"] <= 1.0 and metrics["loss"] > 0
 

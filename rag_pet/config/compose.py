@@ -24,9 +24,14 @@ NODE_TYPES = {BooleanNode: "a boolean", IntegerNode: "an integer", FloatNode: "a
 
 
 def compose(
-    config_dir: Path, overrides: list[str], config_name: str = CONFIG_NAME, field: str = "overrides"
+    config_dir: Path,
+    overrides: list[str],
+    config_name: str = CONFIG_NAME,
+    field: str = "overrides",
+    hydra_node: bool = False,
 ) -> DictConfig:
-    """`conf/<config_name>.yaml` with `overrides`, composed as `python -m jobs.<job> <overrides>` composes it.
+    """`conf/<config_name>.yaml` with `overrides`, composed as `python -m jobs.<job> <overrides>` composes it
+    (`hydra_node`: with Hydra's own `hydra:` node, its run directory and job settings, as the job sees it).
 
     A wrongly typed value, an unknown group option or an unknown key raises the `ConfigError` for that field; any
     other override Hydra cannot apply or parse is named as the config `field` it came from (`study.overrides`,
@@ -34,9 +39,9 @@ def compose(
     register_configs()
     try:
         if GlobalHydra.instance().is_initialized():
-            return hydra_compose(config_name=config_name, overrides=overrides)
+            return hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_node)
         with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=overrides)
+            return hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_node)
     except ConfigCompositionException as err:
         found = as_config_error(err, config_dir, config_name, overrides, field)
         raise found or _override_error(err, overrides, field) from None

@@ -6,12 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from rag_pet.config import register_configs
-from rag_pet.config.compose import compose_experiment
+from rag_pet.config.compose import compose, compose_experiment
 from rag_pet.errors import ConfigError, RagPetError
 from rag_pet.job_output import check_output, output_overrides, quoted
 from rag_pet.study import register_study_configs
@@ -27,11 +25,9 @@ CONFIG_OF = {"train": "config", "evaluate": "config", "index": "config", "serve"
 
 def composed(config_name: str, overrides: list[str]):
     """The job's config with Hydra's own node, as `python -m jobs.<job> <overrides>` composes it."""
-    register_configs()
     register_study_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    return compose(CONF, overrides, config_name, hydra_node=True)
 
 
 @pytest.mark.parametrize("job", sorted(CONFIG_OF))

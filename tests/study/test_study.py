@@ -260,15 +260,12 @@ def _slow_to_plan(study: str, *values) -> object:
 
 @pytest.mark.parametrize("name", [_slow_to_plan(path.stem) for path in sorted((CONF_DIR / "study").glob("*.yaml"))])
 def test_every_shipped_study_composes_and_plans(name, tmp_path):
-    from hydra import compose, initialize_config_dir
-
     from rag_pet.config import to_structured
+    from rag_pet.config.compose import compose
     from rag_pet.study import register_study_configs
 
     register_study_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="compare", overrides=[f"study={name}", f"study_dir={tmp_path}"])
-    compare = to_structured(cfg, CompareConfig)
+    compare = to_structured(compose(CONF_DIR, [f"study={name}", f"study_dir={tmp_path}"], "compare"), CompareConfig)
     assert compare.study.name == name
     compare.study.seeds = compare.study.seeds[:1]  # other seeds compose the same cells again
     cells = plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
@@ -290,15 +287,12 @@ def _header_commands() -> list[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize(("study", "arguments"), [_slow_to_plan(*command) for command in _header_commands()])
 def test_the_commands_in_study_headers_compose_and_plan(study, arguments, tmp_path):
-    from hydra import compose, initialize_config_dir
-
     from rag_pet.config import to_structured
+    from rag_pet.config.compose import compose
     from rag_pet.study import register_study_configs
 
     register_study_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="compare", overrides=[*arguments, f"study_dir={tmp_path}"])
-    compare = to_structured(cfg, CompareConfig)
+    compare = to_structured(compose(CONF_DIR, [*arguments, f"study_dir={tmp_path}"], "compare"), CompareConfig)
     compare.study.seeds = compare.study.seeds[:1]
     assert plan_cells(compare.study, tmp_path, CONF_DIR, compare.tracking)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from rag_pet.config import register_configs, to_config
+from rag_pet.config import to_config
+from rag_pet.config.compose import compose
 from rag_pet.console import CONSOLE
 from rag_pet.errors import ConfigError
 from rag_pet.sweep.plan import experiment_overrides, plan_sweep
@@ -29,11 +29,8 @@ SMOKE = ["sweep=smoke", "debug=tiny", "trainer.max_steps=6", "trainer.cpus_per_w
 
 def sweep_job(tmp_path: Path, command_line: list[str]):
     """The sweep job's config as `python -m jobs.sweep <command_line>` composes it, writing under `tmp_path`."""
-    register_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="sweep_job", overrides=[*command_line, f"run_dir={tmp_path / 'sweep'}"])
-    return to_config(cfg)
+    return to_config(compose(CONF_DIR, [*command_line, f"run_dir={tmp_path / 'sweep'}"], "sweep_job"))
 
 
 def train_placement_groups_alive() -> list[str]:
