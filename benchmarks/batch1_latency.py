@@ -67,7 +67,7 @@ class StampStreamer(BaseStreamer):
 
 
 def compose(overrides: list[str]):
-    from rag_pet.config.compose import compose_experiment
+    from rag_pet.experiment_config import compose_experiment
 
     run_dir = tempfile.mkdtemp(prefix="rag_pet_batch1_")
     return compose_experiment(REPO / "conf", [*overrides, f"run_dir={run_dir}"])

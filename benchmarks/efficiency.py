@@ -136,7 +136,7 @@ def train_step_flops(model, batch_tokens: list[tuple[int, int]], trainable: int,
 
 
 def compose(overrides: list[str]):
-    from rag_pet.config.compose import compose_experiment
+    from rag_pet.experiment_config import compose_experiment
 
     run_dir = tempfile.mkdtemp(prefix="rag_pet_efficiency_")
     return compose_experiment(REPO / "conf", [*overrides, f"run_dir={run_dir}"])

@@ -12,9 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from rag_pet.config.compose import compose_experiment
 from rag_pet.evaluation import format_table
 from rag_pet.experiment import build_index, evaluate_model
+from rag_pet.experiment_config import compose_experiment
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

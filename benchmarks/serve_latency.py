@@ -20,11 +20,11 @@ import ray
 import torch
 from ray import serve
 
-from rag_pet.config.compose import compose_experiment
 from rag_pet.data import load_qa_split
 from rag_pet.evaluation.latency import latency_summary
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import load_endpoint, predict_from_endpoint
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.inference.components import AdaptedAnswerer
 from rag_pet.inference.spec import resolve_spec
 from rag_pet.runtime import ensure_ray

@@ -26,6 +26,7 @@ from rag_pet.config.compose import CONFIG_NAME, compose
 from rag_pet.console import VERBOSE_ENV, error_line, is_quiet, job_log_file, quiet_terminal, take_verbose_flag
 from rag_pet.disk import out_of_disk
 from rag_pet.errors import ConfigError, RagPetError
+from rag_pet.experiment_config import experiment_config
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -115,12 +116,13 @@ def _sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 def run_job(function: Callable[[C], T], cfg: DictConfig, schema: type[C] = RagPetConfig) -> T:
-    """Validate `cfg` as `schema` and call `function`; a `RagPetError`, or running out of disk space anywhere in
-    the job, exits with status 2 and its one-line message."""
+    """Validate `cfg` as `schema` (an experiment's config also by its objective, `experiment_config`) and call
+    `function`; a `RagPetError`, or running out of disk space anywhere in the job, exits with status 2 and its
+    one-line message."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return function(to_structured(cfg, schema))
+        return function(experiment_config(cfg) if schema is RagPetConfig else to_structured(cfg, schema))
     except RagPetError as err:
         _exit_with(err)
     except Exception as err:

@@ -13,7 +13,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from rag_pet.config import RagPetConfig
-from rag_pet.config.compose import compose_experiment
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.runtime import ensure_ray
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

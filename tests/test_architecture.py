@@ -14,6 +14,7 @@ PACKAGE = ROOT / "rag_pet"
 # Modules that turn the whole `RagPetConfig` into sections; everything below them takes sections or plain values.
 WIRING = {
     "rag_pet.cli",
+    "rag_pet.experiment_config",
     "rag_pet.experiment",
     "rag_pet.training.launcher",
     "rag_pet.training.tasks",
@@ -42,7 +43,7 @@ LAYERS = [
     {"training", "inference"},
     {"evaluation", "tracking"},
     {"serving"},
-    {"experiment", "cli", "objectives"},
+    {"experiment", "experiment_config", "cli", "objectives"},
     {"study", "sweep", "submit", "job_output"},
 ]
 

@@ -15,8 +15,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf, StringNode
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from rag_pet.config.load import register_configs, to_config
-from rag_pet.config.schema import RagPetConfig
+from rag_pet.config.load import register_configs
 from rag_pet.errors import ConfigError
 
 CONFIG_NAME = "config"
@@ -48,11 +47,6 @@ def compose(
     except OverrideParseException as err:
         message = str(err).splitlines()[0]
         raise ConfigError(field, _unparsable(overrides), f"a Hydra override ({message})") from None
-
-
-def compose_experiment(config_dir: Path, overrides: list[str], field: str = "overrides") -> RagPetConfig:
-    """`compose` of `conf/config.yaml`, resolved and validated into the typed experiment config."""
-    return to_config(compose(config_dir, overrides, CONFIG_NAME, field))
 
 
 def as_config_error(

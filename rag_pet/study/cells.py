@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, TrackingConfig
-from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.naming import safe_name
 from rag_pet.objectives import Method, study_method
 from rag_pet.objectives.generator import refuse_other_articles

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rag_pet.config import TrackingConfig
-from rag_pet.config.compose import compose_experiment
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cell_checks import check_splits
 from rag_pet.study.cells import MAIN, Cell, plan_cells

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rag_pet.config import RagPetConfig, SweepConfig, dimensions, to_dict
-from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
 from rag_pet.experiment import reported_metrics
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.sweep.space import corner_points, overrides
 
 LOCAL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"

@@ -10,7 +10,7 @@ import ray
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from rag_pet.config.compose import compose_experiment
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.inference.spec import resolve_spec
 from rag_pet.serving.launch import serve_config_document
 from tests.conftest import CONF_DIR, compose_config

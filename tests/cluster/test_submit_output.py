@@ -9,8 +9,9 @@ import requests
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from rag_pet.config.compose import compose, compose_experiment
+from rag_pet.config.compose import compose
 from rag_pet.errors import ConfigError, RagPetError
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.job_output import check_output, output_overrides, quoted
 from rag_pet.study import register_study_configs
 from rag_pet.submit import RESULTS_KEY, JobsApi, SubmitConfig, fetch, follow, load_settings, stop, submit

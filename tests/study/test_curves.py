@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rag_pet.config import TrackingConfig
-from rag_pet.config.compose import compose_experiment
 from rag_pet.errors import ConfigError
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.objectives import study_method
 from rag_pet.study import BudgetConfig, StudyConfig
 from rag_pet.study.budget import estimated_step_flops

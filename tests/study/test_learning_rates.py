@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rag_pet.config import PEFT_METHODS_TRAINABLE, TrackingConfig
-from rag_pet.config.compose import compose_experiment
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.objectives import study_method, study_methods
 from rag_pet.objectives.closed_book import LEARNING_RATES
 from rag_pet.study import StudyConfig

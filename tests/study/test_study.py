@@ -345,7 +345,7 @@ def test_the_same_study_twice_gives_identical_per_question_records(tiny_study_ru
 
 
 def test_each_cell_is_composed_once_and_its_command_rebuilds_its_config(tmp_path, monkeypatch):
-    from rag_pet.config.compose import compose_experiment
+    from rag_pet.experiment_config import compose_experiment
     from rag_pet.study import cells as cells_module
 
     calls = []

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag_pet.config import DataConfig, TrackingConfig
-from rag_pet.config.compose import compose_experiment
 from rag_pet.data.datasets import article_split, load_qa_split
 from rag_pet.errors import ConfigError
+from rag_pet.experiment_config import compose_experiment
 from rag_pet.study import StudyConfig
 from rag_pet.study.cells import MAIN, plan_cells
 from rag_pet.study.cost_report import budget_markdown
