@@ -173,7 +173,7 @@ def _log_artifacts(tracker, config: RagPetConfig, label: str, model_dir: Path, i
 def _train(config: RagPetConfig, tracker, callbacks: Sequence[object]) -> TrainingResult:
     """Launch training; under Ray its reports reach W&B as they happen, a local run's are logged at the end."""
     if config.trainer.launcher != "ray":
-        result = launch_training(config, callbacks)
+        result = launch_training(config, objective_of(config), callbacks)
         log_history(tracker, result.state.history, "train")
         return result
     from rag_pet.training.report_stream import report_stream
@@ -185,7 +185,7 @@ def _train(config: RagPetConfig, tracker, callbacks: Sequence[object]) -> Traini
         progress.update(int(record["step"]), f"loss {record['loss']:.4f}")
 
     with report_stream(on_report) as forwarder:
-        return launch_training(config, [*callbacks, forwarder])
+        return launch_training(config, objective_of(config), [*callbacks, forwarder])
 
 
 def evaluate_model(config: RagPetConfig) -> dict:

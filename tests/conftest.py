@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
@@ -15,6 +16,9 @@ from hydra.core.global_hydra import GlobalHydra
 from rag_pet.config import RagPetConfig
 from rag_pet.experiment_config import compose_experiment
 from rag_pet.runtime import ensure_ray
+
+if TYPE_CHECKING:
+    from rag_pet.training.launcher import TrainingResult
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -31,6 +35,14 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> RagPetC
     """Compose `conf/config.yaml` with overrides, as the jobs do, and validate it."""
     GlobalHydra.instance().clear()
     return compose_experiment(CONF_DIR, [*overrides, f"run_dir={run_dir or '/tmp/rag_pet_test'}"])
+
+
+def train(config: RagPetConfig, callbacks: Sequence[object] = ()) -> TrainingResult:
+    """`launch_training` of `config` with its own objective, as a job launches it."""
+    from rag_pet.objectives import objective_of
+    from rag_pet.training.launcher import launch_training
+
+    return launch_training(config, objective_of(config), callbacks)
 
 
 @contextmanager

@@ -173,6 +173,7 @@ for name in {BLOCKED!r}:
     sys.modules[name] = None  # an import of it now raises ImportError
 
 from rag_pet.config import to_config
+from rag_pet.objectives import objective_named
 from rag_pet.training import LocalContext, run_train_loop
 
 config = to_config({{
@@ -183,7 +184,8 @@ config = to_config({{
     "trainer": {{"launcher": "local", "max_steps": 2, "batch_size": 4, "log_every": 1, "checkpoint_every": 2}},
     "tracking": {{"mode": "disabled"}},
 }})
-state = run_train_loop(config, LocalContext(Path(sys.argv[1]) / "ckpt", torch.device("cpu")))
+context = LocalContext(Path(sys.argv[1]) / "ckpt", torch.device("cpu"))
+state = run_train_loop(config, context, objective_named("closed_book"))
 print("steps", state["step"])
 """
 

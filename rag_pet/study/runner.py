@@ -19,6 +19,7 @@ from rag_pet import runtime
 from rag_pet.config import to_dict
 from rag_pet.console import console_logger, duration
 from rag_pet.errors import RagPetError
+from rag_pet.objectives import objective_of
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
@@ -129,7 +130,7 @@ def _start(cell: Cell, threads: int) -> ray.ObjectRef:
     evaluation cell evaluates on `threads`, its share of the cluster."""
     if cell.job != "train":
         return _run_cell.remote(cell, threads)
-    request = worker_request(cell.config)
+    request = worker_request(cell.config, objective_of(cell.config))
     if cell.config.trainer.launcher != "local":
         return _run_cell.remote(cell, worker_threads(request.cpus))
     options = {"num_cpus": request.cpus, "num_gpus": request.gpus}

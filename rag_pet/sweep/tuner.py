@@ -17,13 +17,13 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 
 from rag_pet.config import dimensions
 from rag_pet.console import console_logger, duration
+from rag_pet.objectives import objective_of
 from rag_pet.run_lock import run_directory_lock
 from rag_pet.runtime import ensure_ray
 from rag_pet.sweep.plan import SweepPlan
 from rag_pet.sweep.space import tune_space
 from rag_pet.sweep.summary import summarise
 from rag_pet.sweep.trial import run_trial
-from rag_pet.training.launcher import reserved_cpus
 
 logger = logging.getLogger(__name__)
 TUNE_DIR = "tune"
@@ -114,7 +114,7 @@ def release_placement_groups(before: set[str]) -> None:
 def trial_concurrency(plan: SweepPlan) -> tuple[int, float]:
     """How many trials run at once (`sweep.max_concurrent_trials`, or as many as the cluster's CPUs and GPUs hold)
     and the CPUs each trial's workers get (`trainer.cpus_per_worker`, or an equal share of the cluster)."""
-    trainer, reserved = plan.base.trainer, reserved_cpus(plan.base)
+    trainer, reserved = plan.base.trainer, objective_of(plan.base).reserved_cpus(plan.base)
     resources = ray.cluster_resources()
     cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
     trials = plan.sweep.max_concurrent_trials

@@ -15,14 +15,13 @@ from rag_pet.config import RagPetConfig, to_dict
 from rag_pet.devices import resolve_device
 from rag_pet.disk import OutOfDiskError, free_bytes, out_of_disk
 from rag_pet.errors import ConfigError
-from rag_pet.objectives import objective_of
 from rag_pet.runtime import ensure_ray
 from rag_pet.storage import atomic_directory
 from rag_pet.training.checkpoint import MODEL_DIR, TrainState, read_state
 from rag_pet.training.context import LocalContext
 from rag_pet.training.export import export_deepspeed_checkpoint
 from rag_pet.training.resources import WorkerRequest, wait_for_resources
-from rag_pet.training.tasks import build_objective_model, run_train_loop, train_loop_per_worker
+from rag_pet.training.tasks import TrainingObjective, run_train_loop, train_loop_per_worker
 
 logger = logging.getLogger(__name__)
 FINAL_CHECKPOINT = "final_checkpoint"
@@ -63,26 +62,23 @@ def cpus_per_worker(requested: float | None, num_workers: int, node_cpus: list[f
     return min(share, max(node_cpus, default=1))
 
 
-def reserved_cpus(config: RagPetConfig) -> float:
-    """CPUs the run's own actors need besides the workers (RAG's index shards and re-indexing encoder)."""
-    return objective_of(config).reserved_cpus(config)
-
-
 def _alive_nodes() -> list[dict[str, float]]:
     import ray
 
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
-def worker_request(config: RagPetConfig) -> WorkerRequest:
-    """What the run's Ray Train workers (and its own actors) take of the cluster Ray is connected to."""
-    trainer, reserved = config.trainer, reserved_cpus(config)
+def worker_request(config: RagPetConfig, objective: TrainingObjective) -> WorkerRequest:
+    """What the run's Ray Train workers (and its objective's own actors) take of the cluster Ray is connected to."""
+    trainer, reserved = config.trainer, objective.reserved_cpus(config)
     node_cpus = [node.get("CPU", 0.0) for node in _alive_nodes()]
     cpus = cpus_per_worker(trainer.cpus_per_worker, trainer.num_workers, node_cpus, reserved)
     return WorkerRequest(trainer.num_workers, cpus, 1.0 if trainer.use_gpu else 0.0, reserved)
 
 
-def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object]) -> Path:
+def _run_with_ray(
+    config: RagPetConfig, objective: TrainingObjective, storage: str, callbacks: Sequence[object]
+) -> Path:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -91,7 +87,7 @@ def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object
     scaling = ScalingConfig(
         num_workers=trainer.num_workers,
         use_gpu=trainer.use_gpu,
-        resources_per_worker={"CPU": worker_request(config).cpus},
+        resources_per_worker={"CPU": worker_request(config, objective).cpus},
     )
     # Failed workers are restarted by `_fit_with_restarts`, not by FailureConfig: Ray Train retries every worker
     # failure and its failure policy is not public, but out of disk space would fail the same way each time.
@@ -105,7 +101,10 @@ def _run_with_ray(config: RagPetConfig, storage: str, callbacks: Sequence[object
     )
     result = _fit_with_restarts(
         lambda: TorchTrainer(
-            train_loop_per_worker, train_loop_config=to_dict(config), scaling_config=scaling, run_config=run
+            train_loop_per_worker,
+            train_loop_config={"config": to_dict(config), "objective": objective},
+            scaling_config=scaling,
+            run_config=run,
         ).fit(),
         config,
         storage,
@@ -167,35 +166,38 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def preflight(config: RagPetConfig) -> None:
+def preflight(config: RagPetConfig, objective: TrainingObjective) -> None:
     """Everything that can be checked or prepared once, before any worker starts: what the objective needs (data,
     model, index, built if missing), and the workers' resources."""
-    objective_of(config).preflight(config)
-    _check_resources(config)
+    objective.preflight(config)
+    _check_resources(config, objective)
 
 
-def _check_resources(config: RagPetConfig) -> None:
+def _check_resources(config: RagPetConfig, objective: TrainingObjective) -> None:
     """Under Ray, refuse (or wait `trainer.resource_wait_s` for) workers the cluster cannot hold."""
     if config.trainer.launcher == "ray":
         ensure_ray()
-        wait_for_resources(worker_request(config), _alive_nodes, config.trainer.resource_wait_s)
+        wait_for_resources(worker_request(config, objective), _alive_nodes, config.trainer.resource_wait_s)
 
 
-def launch_training(config: RagPetConfig, callbacks: Sequence[object] = ()) -> TrainingResult:
-    """Train as configured (`trainer.launcher`) and return the final checkpoint, copied under the run dir.
+def launch_training(
+    config: RagPetConfig, objective: TrainingObjective, callbacks: Sequence[object] = ()
+) -> TrainingResult:
+    """Train `objective` as configured (`trainer.launcher`) and return the final checkpoint, copied under the run
+    dir.
 
     `callbacks` are Ray Train callbacks (`trainer.launcher=ray` only), e.g. a sweep trial's `TuneReportCallback`."""
     if callbacks and config.trainer.launcher != "ray":
         raise ConfigError("trainer.launcher", config.trainer.launcher, "ray: a sweep's trials report through Ray Train")
     start = time.perf_counter()
-    preflight(config)
+    preflight(config, objective)
     storage = storage_location(config)
     if config.trainer.launcher == "ray":
-        final = _run_with_ray(config, storage, callbacks)
+        final = _run_with_ray(config, objective, storage, callbacks)
     else:
         context = LocalContext(Path(storage), resolve_device(config.trainer.use_gpu), config.trainer.num_to_keep)
-        run_train_loop(config, context)
+        run_train_loop(config, context, objective)
         final = _keep_final(context.checkpoints()[-1], config)
     if config.deepspeed.enabled:
-        export_deepspeed_checkpoint(final, build_objective_model(config), config.deepspeed.zero_stage)
+        export_deepspeed_checkpoint(final, objective.build_model(config), config.deepspeed.zero_stage)
     return TrainingResult(final, read_state(final), time.perf_counter() - start)

@@ -2,14 +2,13 @@
 
 import pytest
 
-from rag_pet.training.launcher import launch_training
-from tests.conftest import compose_config
+from tests.conftest import compose_config, train
 from tests.training.test_fault_tolerance import RUN, WORKER, train_with_kills
 
 
 @pytest.mark.slow
 def test_a_worker_killed_twice_finishes_with_the_losses_of_an_uninterrupted_run(ray_local, tmp_path):
-    reference = launch_training(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
+    reference = train(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
     result, kills = train_with_kills(compose_config(list(RUN), run_dir=tmp_path / "killed"), WORKER, [2, 4])
 
     state = result.state

@@ -5,6 +5,7 @@ import torch
 
 from rag_pet.config import PEFT_METHODS_TRAINABLE
 from rag_pet.models import adapt_model, attach_adapter, build_generator
+from rag_pet.objectives import objective_of
 from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.checkpoint import load_weights
 from tests.conftest import compose_config
@@ -46,7 +47,7 @@ def logits(model, is_seq2seq: bool) -> torch.Tensor:
 def test_method_learns_and_its_adapter_reloads_to_identical_logits(arch, method, tmp_path):
     config = method_config(arch, method, tmp_path)
     context = LocalContext(tmp_path / "ckpt", torch.device("cpu"), keep=1)
-    state = run_train_loop(config, context)
+    state = run_train_loop(config, context, objective_of(config))
     losses = [record["loss"] for record in state["history"]]
     assert sum(losses[-3:]) / 3 < 0.97 * losses[0], losses
     assert 0 < state["trainable_params"] < state["total_params"] / 2

@@ -12,8 +12,7 @@ from rag_pet.study.budget import estimated_example_tokens, estimated_step_flops
 from rag_pet.study.cells import plan_cells
 from rag_pet.study.index_cost import index_flops
 from rag_pet.study.spec import FreshnessConfig
-from rag_pet.training.launcher import launch_training
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, train
 from tests.study.test_study import tiny_study
 
 METHODS = ["zero_shot", "full", "lora", "ia3", "prompt", "rag", "rag+lora"]
@@ -117,7 +116,7 @@ def test_estimated_step_flops_are_what_the_trainer_counts(tmp_path):
         config = cells[cell_id].config
         assert config.data.max_train_examples == 8 and config.trainer.batch_size == 4
         short = replace(config, trainer=replace(config.trainer, max_steps=2, init_from=None))
-        state = launch_training(short).state
+        state = train(short).state
         assert state.step == 2
         assert state.tokens == pytest.approx(8 * estimated_example_tokens(config, False), rel=1e-3), cell_id
         assert state.flops == pytest.approx(2 * estimated_step_flops(config), rel=1e-3), cell_id

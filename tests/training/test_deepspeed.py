@@ -9,12 +9,11 @@ from transformers import AutoModelForCausalLM
 
 from rag_pet.errors import ConfigError
 from rag_pet.models import attach_adapter, build_generator
+from rag_pet.objectives import objective_of
 from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.deepspeed_engine import deepspeed_json
 from rag_pet.training.export import consolidated_state_dict, export_deepspeed_checkpoint
-from rag_pet.training.launcher import launch_training
-from rag_pet.training.tasks import build_objective_model
-from tests.conftest import compose_config
+from tests.conftest import compose_config, train
 
 # 8 examples = one optimizer step of 2 workers x 2 micro-batches x batch 2; no dropout, so runs are comparable
 COMPARABLE = (
@@ -62,7 +61,7 @@ def ddp_on_two_ray_workers(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("two_workers")
     model_dir = save_tiny_model(compose_config(["debug=tiny"], run_dir=root / "unused"), root / "tiny_model")
     overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, "deepspeed=disabled"]
-    return model_dir, launch_training(compose_config(overrides, run_dir=root / "disabled"))
+    return model_dir, train(compose_config(overrides, run_dir=root / "disabled"))
 
 
 # Both stages repeat the DDP run on 2 workers (with -m slow); the default suite trains and exports every stage on one.
@@ -73,7 +72,7 @@ def test_zero_on_two_ray_workers_matches_ddp(ddp_on_two_ray_workers, tmp_path, s
     ddp_losses = [record["loss"] for record in ddp.state.history]
     assert len(ddp_losses) == 4 and ddp_losses[-1] < ddp_losses[0]
     overrides = ["debug=tiny", "model=hf_path", f"model.path={model_dir}", *COMPARABLE, f"deepspeed={stage}"]
-    result = launch_training(compose_config(overrides, run_dir=tmp_path / stage))
+    result = train(compose_config(overrides, run_dir=tmp_path / stage))
     assert [record["loss"] for record in result.state.history] == pytest.approx(ddp_losses, rel=1e-4)
     state_dir = result.checkpoint_dir / "deepspeed" / "state"
     assert sorted(path.name for path in state_dir.glob("zero_pp_rank_*_optim_states.pt")) == [
@@ -117,7 +116,7 @@ def test_every_stage_offload_and_bf16_learn_and_export(tiny_config, overrides):
         "trainer.log_every=1",
         "trainer.checkpoint_every=12",
     )
-    result = launch_training(config)
+    result = train(config)
     losses = [record["loss"] for record in result.state.history]
     assert losses[-1] < 0.7 * losses[0]
     adapter = load_file(result.model_dir / "adapter_model.safetensors")
@@ -138,18 +137,19 @@ def test_deepspeed_resume_reproduces_the_uninterrupted_run(tiny_config, tmp_path
         "peft.dropout=0",
     )
     straight_context = LocalContext(tmp_path / "straight", torch.device("cpu"), keep=3)
-    straight = run_train_loop(tiny_config(*overrides), straight_context)
+    config = tiny_config(*overrides)
+    straight = run_train_loop(config, straight_context, objective_of(config))
     halfway = straight_context.checkpoints()[0]
     assert halfway.name == "checkpoint_00000002"
     shutil.copytree(halfway, tmp_path / "resumed" / halfway.name)
-    resumed = run_train_loop(tiny_config(*overrides), LocalContext(tmp_path / "resumed", torch.device("cpu")))
+    resumed = run_train_loop(config, LocalContext(tmp_path / "resumed", torch.device("cpu")), objective_of(config))
     assert [r["loss"] for r in resumed["history"]] == pytest.approx([r["loss"] for r in straight["history"]], rel=1e-5)
 
 
 @pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_path):
     config = tiny_config("deepspeed=zero3", "peft=full", "trainer.launcher=local", "trainer.max_steps=2")
-    result = launch_training(config)
+    result = train(config)
     consolidated = consolidated_state_dict(result.checkpoint_dir, zero_stage=3)
     model = AutoModelForCausalLM.from_pretrained(result.model_dir)
     initial = build_generator(config.model).model.state_dict()
@@ -158,13 +158,13 @@ def test_full_finetuning_under_zero3_exports_a_loadable_model(tiny_config, tmp_p
     torch.testing.assert_close(trained[name], consolidated[name])
     assert not torch.equal(trained[name], initial[name])
     # exporting again is idempotent and atomic: the directory is replaced whole
-    export_deepspeed_checkpoint(result.checkpoint_dir, build_objective_model(config), zero_stage=3)
+    export_deepspeed_checkpoint(result.checkpoint_dir, objective_of(config).build_model(config), zero_stage=3)
     torch.testing.assert_close(AutoModelForCausalLM.from_pretrained(result.model_dir).state_dict()[name], trained[name])
 
 
 @pytest.mark.slow  # DeepSpeed first compiles its CPU communication op: a minute on a fresh clone
 def test_resuming_with_the_other_engine_is_a_config_error(tiny_config, tmp_path):
     overrides = ("trainer.launcher=local", f"trainer.storage_path={tmp_path / 'ckpt'}", "trainer.max_steps=2")
-    launch_training(tiny_config(*overrides))
+    train(tiny_config(*overrides))
     with pytest.raises(ConfigError, match="deepspeed.enabled=True is invalid; allowed: false, as in the run"):
-        launch_training(tiny_config(*overrides, "deepspeed=zero2", "trainer.max_steps=4"))
+        train(tiny_config(*overrides, "deepspeed=zero2", "trainer.max_steps=4"))

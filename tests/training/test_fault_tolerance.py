@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rag_pet.training.launcher import TrainingResult, launch_training
-from tests.conftest import compose_config
+from rag_pet.training.launcher import TrainingResult
+from tests.conftest import compose_config, train
 
 # full fine-tuning of a 4-layer model: ~0.7 s a step on 2 cores, so the kill lands before the run ends
 RUN = (
@@ -61,7 +61,7 @@ def train_with_kills(config, command: str, after_steps: list[int]) -> tuple[Trai
     storage = Path(config.run_dir) / "checkpoints"
     started = time.time() - 1  # process start times are rounded
     outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(result=launch_training(config)))
+    runner = threading.Thread(target=lambda: outcome.update(result=train(config)))
     runner.start()
     killed: list[int] = []
     while runner.is_alive() and len(killed) < len(after_steps):
@@ -77,7 +77,7 @@ def train_with_kills(config, command: str, after_steps: list[int]) -> tuple[Trai
 
 @pytest.mark.slow  # 25 s; the default suite resumes from checkpoints in tests/training/test_loop.py
 def test_killed_worker_resumes_from_the_latest_checkpoint(ray_local, tmp_path):
-    reference = launch_training(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
+    reference = train(compose_config([*RUN, "trainer.launcher=local"], run_dir=tmp_path / "reference"))
     result, (killed,) = train_with_kills(compose_config(list(RUN), run_dir=tmp_path / "killed"), WORKER, [4])
 
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE

@@ -3,7 +3,8 @@ from transformers import CodeGenConfig
 
 from rag_pet.errors import ConfigError, DataFormatError
 from rag_pet.models import build_tokenizer
-from rag_pet.training.launcher import cpus_per_worker, launch_training, storage_location
+from rag_pet.training.launcher import cpus_per_worker, storage_location
+from tests.conftest import train
 
 
 @pytest.mark.parametrize(
@@ -38,17 +39,17 @@ def test_bad_training_data_fails_before_ray_starts(tiny_config, tmp_path):
     # The user's own error, raised in this process, not a worker failure wrapped by Ray Train.
     (tmp_path / "train.jsonl").write_text('{"question": "q?", "answers": ["a"]}\n{"question": 3}\n')
     with pytest.raises(DataFormatError, match=r"train.jsonl:2: field 'question'"):
-        launch_training(tiny_config("data=jsonl", f"data.path={tmp_path}"))
+        train(tiny_config("data=jsonl", f"data.path={tmp_path}"))
 
 
 def test_too_few_examples_for_the_workers_is_a_config_error(tiny_config):
     with pytest.raises(ConfigError, match=r"data.max_train_examples=8 .* >= trainer.batch_size x workers = 16"):
-        launch_training(tiny_config("trainer.num_workers=2", "trainer.batch_size=8"))
+        train(tiny_config("trainer.num_workers=2", "trainer.batch_size=8"))
 
 
 def test_a_target_module_the_model_lacks_fails_before_ray_starts(tiny_config):
     with pytest.raises(ConfigError, match=r"peft.target_modules=\['nope'\] .* not found in the base model"):
-        launch_training(tiny_config("peft.target_modules=[nope]"))
+        train(tiny_config("peft.target_modules=[nope]"))
 
 
 def test_a_method_peft_lacks_for_the_architecture_fails_before_ray_starts(tiny_config, tmp_path):
@@ -57,7 +58,7 @@ def test_a_method_peft_lacks_for_the_architecture_fails_before_ray_starts(tiny_c
     build_tokenizer(tiny_config().model).save_pretrained(model_dir)
     config = tiny_config("model=hf_path", f"model.path={model_dir}", "peft=ia3", "peft.target_modules=null")
     with pytest.raises(ConfigError) as caught:
-        launch_training(config)
+        train(config)
     message = str(caught.value)
     assert message.startswith("config error: peft.method='ia3' is invalid; allowed: a method peft supports for codegen")
     assert "\n" not in message

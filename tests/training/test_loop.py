@@ -3,15 +3,17 @@ import shutil
 import pytest
 import torch
 
+from rag_pet.objectives import objective_of
 from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.checkpoint import read_state
+from tests.conftest import train
 
 MEMORISE = ("data.max_train_examples=4", "trainer.batch_size=4", "trainer.lr=3e-2", "trainer.log_every=1")
 
 
 def run_local(config, storage):
     context = LocalContext(storage, torch.device("cpu"), keep=config.trainer.num_to_keep)
-    return run_train_loop(config, context), context
+    return run_train_loop(config, context, objective_of(config)), context
 
 
 def test_lora_loss_goes_down_on_a_memorisable_batch(tiny_config, tmp_path):
@@ -74,10 +76,9 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tiny_config
 def test_training_can_start_from_the_weights_an_earlier_run_trained(tiny_config, tmp_path, method):
     from rag_pet.objectives import objective_of
     from rag_pet.training.closed_book import build_adapted_generator
-    from rag_pet.training.launcher import launch_training
 
     first = tiny_config(*MEMORISE, f"peft={method}", "trainer.max_steps=3", "trainer.launcher=local")
-    model_dir = launch_training(first).model_dir
+    model_dir = train(first).model_dir
     trained = objective_of(first).load_generator(first, model_dir).model.eval()
 
     second = tiny_config(*MEMORISE, f"peft={method}", f"trainer.init_from={model_dir}")
@@ -91,9 +92,8 @@ def test_training_can_start_from_the_weights_an_earlier_run_trained(tiny_config,
 def test_init_from_refuses_an_adapter_of_another_method_and_a_missing_directory(tiny_config, tmp_path):
     from rag_pet.errors import ConfigError
     from rag_pet.training.closed_book import build_adapted_generator
-    from rag_pet.training.launcher import launch_training
 
-    lora_dir = launch_training(tiny_config(*MEMORISE, "trainer.max_steps=1", "trainer.launcher=local")).model_dir
+    lora_dir = train(tiny_config(*MEMORISE, "trainer.max_steps=1", "trainer.launcher=local")).model_dir
     ia3 = tiny_config("peft=ia3", f"trainer.init_from={lora_dir}")
     with pytest.raises(ConfigError, match="trainer.init_from=.*an adapter of IA3 \\(it holds LORA\\)"):
         build_adapted_generator(ia3.model, ia3.peft, 1, ia3.trainer.init_from)

@@ -14,8 +14,8 @@ from rag_pet.models.rag import load_trained_retriever
 from rag_pet.objectives import objective_of
 from rag_pet.retrieval.live_index import LiveIndex, ensure_index
 from rag_pet.training import LocalContext
-from rag_pet.training.launcher import launch_training, preflight
-from tests.conftest import compose_config
+from rag_pet.training.launcher import preflight
+from tests.conftest import compose_config, train
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -54,7 +54,7 @@ def test_two_worker_joint_run_trains_query_tower_and_generator(tmp_path, monkeyp
         "rag.marginal=token",
         indexes="indexes",
     )
-    result = launch_training(config)
+    result = train(config)
     losses = [record["loss"] for record in result.state.history]
     assert result.state.step == 4 and all(np.isfinite(losses))
     assert {record["index_version"] for record in result.state.history} == {1}
@@ -76,7 +76,7 @@ def test_reindexing_swaps_versions_during_training(tmp_path):
         "trainer.log_every=1",
         "trainer.launcher=local",
     )
-    result = launch_training(config)
+    result = train(config)
     versions = [record["index_version"] for record in result.state.history]
     assert versions == [1, 2, 2, 3, 3, 3]  # a new version after steps 2 and 4 (none is started at the last step)
     assert result.state.task_fields["index_version"] == 3
@@ -109,7 +109,8 @@ def test_queries_keep_succeeding_while_an_asynchronous_reindex_swaps_the_index(t
 
 def test_k_larger_than_the_corpus_is_refused_before_anything_is_built(tmp_path):
     with pytest.raises(ConfigError, match="rag.k"):
-        preflight(rag_config(tmp_path, "rag.k=65"))
+        config = rag_config(tmp_path, "rag.k=65")
+        preflight(config, objective_of(config))
     assert not (tmp_path / "indexes").exists()
 
 
@@ -117,9 +118,10 @@ def test_passages_longer_than_the_generator_context_with_truncation_off_are_refu
     # tiny llama has 512 positions; some SQuAD paragraphs are longer than that in its tokenizer
     config = rag_config(tmp_path, "rag.truncate_passages=false", "corpus.max_passages=null")
     with pytest.raises(ConfigError, match="rag.truncate_passages"):
-        preflight(config)
+        preflight(config, objective_of(config))
     with pytest.raises(ConfigError, match="rag.passage_max_tokens"):
-        preflight(rag_config(tmp_path, "rag.passage_max_tokens=600"))
+        longer = rag_config(tmp_path, "rag.passage_max_tokens=600")
+        preflight(longer, objective_of(longer))
 
 
 def test_a_shared_tower_cannot_train_for_queries_against_a_frozen_document_side(tmp_path):
@@ -156,10 +158,10 @@ def test_rag_experiment_reports_answers_and_retrieval_recall_and_logs_its_adapte
 @pytest.mark.slow  # three whole runs
 def test_joint_rag_under_deepspeed_zero2_and_zero3_matches_plain_pytorch_and_exports(tmp_path, shared_indexes):
     joint = ["rag.query_encoder=full", "retriever.shared=false", "trainer.launcher=local", "trainer.log_every=1"]
-    plain = launch_training(rag_config(tmp_path / "plain", *joint, indexes=shared_indexes))
+    plain = train(rag_config(tmp_path / "plain", *joint, indexes=shared_indexes))
     expected = [record["loss"] for record in plain.state.history]
     for stage in ("zero2", "zero3"):
-        sharded = launch_training(rag_config(tmp_path / stage, *joint, f"deepspeed={stage}", indexes=shared_indexes))
+        sharded = train(rag_config(tmp_path / stage, *joint, f"deepspeed={stage}", indexes=shared_indexes))
         assert [record["loss"] for record in sharded.state.history] == pytest.approx(expected, rel=1e-4), stage
         assert (sharded.model_dir / "generator" / "adapter_config.json").is_file()
         assert (sharded.model_dir / "query_encoder" / "model.safetensors").is_file()
@@ -176,9 +178,9 @@ def test_a_resumed_run_searches_the_index_version_its_checkpoint_was_trained_aga
         "trainer.log_every=1",
         "trainer.checkpoint_every=2",
     ]
-    first = launch_training(rag_config(tmp_path, *reindexing, "trainer.max_steps=4"))
+    first = train(rag_config(tmp_path, *reindexing, "trainer.max_steps=4"))
     assert first.state.task_fields["index_version"] == 2
-    resumed = launch_training(rag_config(tmp_path, *reindexing, "trainer.max_steps=5"))
+    resumed = train(rag_config(tmp_path, *reindexing, "trainer.max_steps=5"))
     assert resumed.state.resumed_at == [4]
     assert resumed.state.history[-1]["index_version"] == 2  # not v1, which the freshly built towers match
 
@@ -193,7 +195,7 @@ def test_the_query_tower_trains_at_its_own_learning_rate(tmp_path, shared_indexe
         "eval.after_training=false",
         indexes=shared_indexes,
     )
-    preflight(config)
+    preflight(config, objective_of(config))
     task = objective_of(config).build_task(config, LocalContext(tmp_path / "groups", torch.device("cpu")))
     try:
         groups = task.parameter_groups()
@@ -203,7 +205,7 @@ def test_the_query_tower_trains_at_its_own_learning_rate(tmp_path, shared_indexe
         task.close()
     assert [group.get("lr") for group in groups] == [None, 1e-12]
     assert {id(p) for p in groups[1]["params"]} == towers
-    result = launch_training(config)
+    result = train(config)
     trained = load_trained_retriever(build_encoder(config.retriever), result.model_dir).query_tower.state_dict()
     initial = build_encoder(config.retriever).query_tower.state_dict()
     assert max((trained[name] - initial[name]).abs().max().item() for name in initial) < 1e-6  # barely moved

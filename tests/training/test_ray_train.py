@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag_pet.training.launcher import launch_training
+from tests.conftest import train
 
 MEMORISE = (
     "data.max_train_examples=8",
@@ -22,7 +22,7 @@ MEMORISE = (
 @pytest.mark.parametrize("workers", [1, 2])
 def test_lora_under_ray_train_lowers_the_loss(ray_local, tiny_config, workers):
     config = tiny_config(*MEMORISE, f"trainer.num_workers={workers}", f"trainer.batch_size={8 // workers}")
-    result = launch_training(config)
+    result = train(config)
     losses = [record["loss"] for record in result.state.history]
     assert result.state.step == 20 and len(losses) == 20
     assert losses[-1] < 0.5 * losses[0]

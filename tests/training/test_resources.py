@@ -3,8 +3,8 @@
 import pytest
 
 from rag_pet.errors import ConfigError
-from rag_pet.training.launcher import launch_training
 from rag_pet.training.resources import WorkerRequest, shortfall, wait_for_resources, worker_slots
+from tests.conftest import train
 
 TWO_CPUS = [{"CPU": 2.0}]
 
@@ -43,4 +43,4 @@ def test_an_autoscaling_cluster_is_waited_for_as_long_as_configured():
 )
 def test_an_impossible_request_fails_at_once_instead_of_waiting_forever(ray_local, tiny_config, overrides, field):
     with pytest.raises(ConfigError, match=field):
-        launch_training(tiny_config(*overrides))
+        train(tiny_config(*overrides))

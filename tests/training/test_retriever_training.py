@@ -5,6 +5,7 @@ import torch
 
 from rag_pet.models.dual_encoder import DualEncoderModel
 from rag_pet.models.rag import build_trained_encoder, load_trained_retriever
+from rag_pet.objectives import objective_of
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.training import LocalContext, run_train_loop
 from rag_pet.training.retriever_task import collate_pairs, mine_training_pairs, relevance_pairs
@@ -64,7 +65,7 @@ def test_the_contrastive_loss_is_cross_entropy_of_each_query_against_all_batch_d
 def test_training_lowers_the_loss_and_saves_a_tower_that_reloads(tmp_path):
     config = retriever_config(tmp_path)
     context = LocalContext(tmp_path / "ckpt", torch.device("cpu"), keep=1)
-    state = run_train_loop(config, context)
+    state = run_train_loop(config, context, objective_of(config))
     losses = [record["loss"] for record in state["history"]]
     assert sum(losses[-3:]) / 3 < losses[0], losses
     model_dir = context.checkpoints()[-1] / "model"
