@@ -26,8 +26,8 @@ from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import load_endpoint, predict_from_endpoint
 from rag_pet.experiment_config import compose_experiment
 from rag_pet.inference.components import AdaptedAnswerer
-from rag_pet.inference.spec import resolve_spec
 from rag_pet.runtime import ensure_ray
+from rag_pet.served_run import resolve_spec
 from rag_pet.serving.launch import start_service, stop_service
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -216,12 +216,12 @@ def _evaluate_at_scale(config: RagPetConfig) -> dict:
     `eval.runner=endpoint` (a running service)."""
     from rag_pet.evaluation.at_scale import evaluate_with_runner
     from rag_pet.evaluation.qa_eval import workload
-    from rag_pet.inference.spec import spec_for_model_dir
+    from rag_pet.served_run import run_spec
 
     model_dir = Path(config.eval.model_dir).expanduser() if config.eval.model_dir else None
     examples = eval_examples(config)
     work = workload(config.eval, examples, objective_of(config).answer_k(config))
-    spec = spec_for_model_dir(config, model_dir) if config.eval.runner == "ray_data" else None
+    spec = run_spec(config, model_dir) if config.eval.runner == "ray_data" else None
     return evaluate_with_runner(config.eval, work, examples, eval_dir(config, config.eval.runner), spec)
 
 
@@ -237,7 +237,7 @@ def build_index(config: RagPetConfig) -> dict:
 
 def serve(config: RagPetConfig) -> dict:
     """`jobs.serve`: serve the run `serve.run_dir` names (or the configured model) until SIGINT/SIGTERM."""
-    from rag_pet.inference.spec import resolve_spec
+    from rag_pet.served_run import resolve_spec
     from rag_pet.serving.launch import serve_until_stopped
 
     with run_directory_lock(config.run_dir):

@@ -19,6 +19,7 @@ WIRING = {
     "rag_pet.training.launcher",
     "rag_pet.training.tasks",
     "rag_pet.inference.spec",
+    "rag_pet.served_run",
     "rag_pet.evaluation.steps",
     # a study composes whole experiment configs, one per cell
     "rag_pet.study.cells",
@@ -43,7 +44,7 @@ LAYERS = [
     {"training", "inference"},
     {"evaluation", "tracking"},
     {"serving"},
-    {"experiment", "experiment_config", "cli", "objectives"},
+    {"experiment", "experiment_config", "served_run", "cli", "objectives"},
     {"study", "sweep", "submit", "job_output"},
 ]
 

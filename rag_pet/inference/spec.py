@@ -1,13 +1,13 @@
-"""What a service serves, resolved once on the driver: the run's config and weights, adapters, the index version.
+"""What a service serves: the run's config and weights, adapters, the index version (resolved once on the driver by
+`rag_pet.served_run.resolve_spec`, which finds each run's generator through its objective).
 
-`resolve_spec` checks everything a replica would otherwise fail on late (missing weights, adapters trained on
-another base model, an index version built with another document encoder); `InferenceSpec.to_args` is the plain data
-the Serve application builder receives, so `serve deploy` of the written config file starts the same service.
+`resolve_index_version` checks the index version against the served retriever and corpus; `InferenceSpec.to_args`
+is the plain data the Serve application builder receives, so `serve deploy` of the written config file starts the
+same service.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 from rag_pet.config import RagPetConfig, to_config, to_dict
 from rag_pet.errors import ConfigError
 from rag_pet.models.rag import DOC_ENCODER_DIR, QUERY_ENCODER_DIR, build_trained_encoder
-from rag_pet.objectives import objective_of
 from rag_pet.retrieval.corpus import corpus_sha256, load_corpus
 from rag_pet.retrieval.live_index import ensure_index
 from rag_pet.retrieval.store import IndexStoreError, check_compatible, read_manifest
@@ -73,19 +72,9 @@ class InferenceSpec:
         return cls(**{**args, "config": to_config(args["config"])})
 
 
-def _run_config(run_dir: Path, current: RagPetConfig) -> RagPetConfig:
-    """The config a finished run was trained with, with the `serve` section of the current command line."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError("serve.run_dir", str(run_dir), "a training run directory (it holds config.json)")
-    saved = json.loads(path.read_text())
-    saved["serve"] = to_dict(current)["serve"]
-    return to_config(saved)
-
-
-def _generator_weights(config: RagPetConfig, model_dir: Path) -> tuple[str | None, str | None]:
-    """(adapter directory, full-weights directory) of a run's trained generator; both None when it stayed frozen."""
-    folder = objective_of(config).generator_dir(config, model_dir)
+def generator_weights(config: RagPetConfig, folder: Path | None) -> tuple[str | None, str | None]:
+    """(adapter directory, full-weights directory) of a run's trained generator in `folder` (where its objective
+    saved it, `Objective.generator_dir`); both None when it has none (it stayed frozen)."""
     if folder is None:
         return None, None
     if config.peft.method == "full":
@@ -93,62 +82,16 @@ def _generator_weights(config: RagPetConfig, model_dir: Path) -> tuple[str | Non
     return str(folder), None
 
 
-def _adapter_dir(adapter_id: str, location: str, base: RagPetConfig) -> str:
-    """The adapter directory `serve.adapters.<id>` names (a run directory or an adapter folder), checked."""
-    path = Path(location).expanduser().resolve()
-    name = f"serve.adapters.{adapter_id}"
-    if (path / ADAPTER_CONFIG).is_file():
-        return str(path)
-    if not (path / "config.json").is_file():
-        raise ConfigError(name, location, "a training run directory or a folder holding adapter_config.json")
-    run = json.loads((path / "config.json").read_text())
-    if run.get("model") != to_dict(base)["model"]:
-        raise ConfigError(name, location, f"a run trained on the served base model ({base.model.source})")
-    adapter, _ = _generator_weights(to_config(run), path / FINAL_MODEL)
-    if adapter is None or not (Path(adapter) / ADAPTER_CONFIG).is_file():
-        raise ConfigError(name, location, "a finished PEFT run (its final_checkpoint/model holds an adapter)")
-    return adapter
-
-
-def _check_adapter_types(adapters: dict[str, str]) -> None:
-    """One PEFT type for all served adapters: peft keeps several adapters of one kind on one base model."""
-    kinds = {i: json.loads((Path(d) / ADAPTER_CONFIG).read_text())["peft_type"] for i, d in adapters.items()}
-    if len(set(kinds.values())) > 1:
-        listing = ", ".join(f"{i}={k}" for i, k in sorted(kinds.items()))
-        raise ConfigError("serve.adapters", listing, "adapters of one PEFT type (serve the others separately)")
-
-
-def spec_for_model_dir(config: RagPetConfig, model_dir: Path | None) -> InferenceSpec:
-    """Serve `config` with the trained weights a run saved in `model_dir` (None: the configured base model)."""
+def spec_for_model_dir(config: RagPetConfig, model_dir: Path | None, generator_dir: Path | None) -> InferenceSpec:
+    """Serve `config` with the trained weights a run saved in `model_dir` (None: the configured base model), its
+    generator's in `generator_dir` (None: the base generator answers)."""
     spec = InferenceSpec(config)
     if model_dir is not None:
         spec.model_dir = str(Path(model_dir).expanduser().resolve())
-        adapter, spec.full_weights = _generator_weights(config, Path(spec.model_dir))
+        adapter, spec.full_weights = generator_weights(config, generator_dir)
         if adapter is not None:
             spec.adapters[config.experiment_name] = adapter
             spec.default_adapter = config.experiment_name
-    return spec
-
-
-def resolve_spec(config: RagPetConfig) -> InferenceSpec:
-    """The spec `config.serve` describes: a finished run (`serve.run_dir`) or the configured base model, and the
-    extra adapters of `serve.adapters`."""
-    serve = config.serve
-    model_dir = None
-    if serve.run_dir:
-        run_dir = Path(serve.run_dir).expanduser().resolve()
-        config = _run_config(run_dir, config)
-        model_dir = run_dir / FINAL_MODEL
-        if not model_dir.is_dir():
-            raise ConfigError("serve.run_dir", serve.run_dir, "a finished run (it has final_checkpoint/model)")
-    spec = spec_for_model_dir(config, model_dir)
-    for adapter_id, location in serve.adapters.items():
-        if adapter_id == BASE_ADAPTER or adapter_id in spec.adapters:
-            raise ConfigError(f"serve.adapters.{adapter_id}", location, "an id not already taken (nor `base`)")
-        spec.adapters[adapter_id] = _adapter_dir(adapter_id, location, config)
-    if spec.adapters and spec.full_weights:
-        raise ConfigError("serve.adapters", list(serve.adapters), "empty when serving a fully fine-tuned run")
-    _check_adapter_types(spec.adapters)
     return spec
 
 

@@ -64,7 +64,8 @@ class GeneratorObjective(Objective):
             from rag_pet.inference.spec import spec_for_model_dir
             from rag_pet.serving.endpoint_latency import endpoint_latency
 
-            spec = spec_for_model_dir(config, model_dir)
+            generator_dir = self.generator_dir(config, model_dir) if model_dir is not None else None
+            spec = spec_for_model_dir(config, model_dir, generator_dir)
             metrics.update(endpoint_latency(spec, config.eval, eval_examples(config), self.answer_k(config)))
         return metrics
 

@@ -10,7 +10,7 @@ import ray
 from rag_pet.data import load_qa_split
 from rag_pet.evaluation.qa_eval import workload
 from rag_pet.evaluation.runners import load_endpoint
-from rag_pet.inference.spec import resolve_spec
+from rag_pet.served_run import resolve_spec
 from rag_pet.serving.launch import start_service, stop_service
 from tests.conftest import compose_config
 from tests.serving.test_http import free_port, tiny_rag

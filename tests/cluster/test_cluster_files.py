@@ -11,7 +11,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from rag_pet.experiment_config import compose_experiment
-from rag_pet.inference.spec import resolve_spec
+from rag_pet.served_run import resolve_spec
 from rag_pet.serving.launch import serve_config_document
 from tests.conftest import CONF_DIR, compose_config
 

@@ -9,8 +9,9 @@ from peft import IA3Config, LoraConfig, get_peft_model
 
 from rag_pet.config import DeploymentConfig, to_dict
 from rag_pet.errors import ConfigError
-from rag_pet.inference.spec import resolve_index_version, resolve_spec
+from rag_pet.inference.spec import resolve_index_version
 from rag_pet.models import build_generator
+from rag_pet.served_run import resolve_spec
 from rag_pet.serving.app import deployment_options
 from rag_pet.serving.launch import serve_config_document, write_serve_config
 from tests.conftest import compose_config

@@ -28,8 +28,8 @@ from rag_pet.evaluation.runners import predict_from_endpoint, predict_in_process
 from rag_pet.experiment import evaluate_model, run_experiment
 from rag_pet.inference.answering import Answerer
 from rag_pet.inference.components import AdaptedAnswerer, build_passage_retriever
-from rag_pet.inference.spec import resolve_spec
 from rag_pet.models import attach_adapter, build_generator
+from rag_pet.served_run import resolve_spec
 from rag_pet.serving.launch import start_service, stop_service
 from tests.conftest import compose_config
 
@@ -355,7 +355,7 @@ def test_generated_requests_never_get_a_5xx_or_an_undocumented_answer(setup):
 def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup, tmp_path):
     from ray import serve
 
-    from rag_pet.inference.spec import spec_for_model_dir
+    from rag_pet.served_run import run_spec
     from rag_pet.serving.endpoint_latency import endpoint_latency
 
     config, _, root = setup
@@ -368,7 +368,7 @@ def test_endpoint_latency_sends_questions_one_at_a_time_to_its_own_service(setup
     ]
     timed = compose_config(overrides, run_dir=tmp_path / "run")
     examples = load_qa_split(timed.data, "validation", 5)
-    metrics = endpoint_latency(spec_for_model_dir(timed, None), timed.eval, examples, timed.rag.k)
+    metrics = endpoint_latency(run_spec(timed, None), timed.eval, examples, timed.rag.k)
     assert metrics["endpoint_errors"] == 0
     assert 0 < metrics["endpoint_latency_p50_ms"] <= metrics["endpoint_latency_p95_ms"]
     assert "latency" not in serve.status().applications  # stopped after the measurement
