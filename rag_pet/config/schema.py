@@ -10,7 +10,6 @@ from rag_pet.config.articles import (
     FICTIONAL_ENTITIES,
     FICTIONAL_SEED,
     check_fictional_entities,
-    check_same_articles,
     documents_folder,
 )
 from rag_pet.config.checks import one_of, positive
@@ -395,6 +394,20 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         one_of("tracking.mode", self.mode, WANDB_MODES)
+
+
+def check_same_articles(data: DataConfig, corpus: CorpusConfig) -> None:
+    """The corpus of the data's own article source must hold the data's very articles: the fictional set generated
+    from the same seed and size, the documents of the same folder."""
+    if data.name != corpus.name or data.name not in ("fictional", "documents"):
+        return
+    for name in ("fictional_seed", "fictional_entities") if data.name == "fictional" else ("path",):
+        if getattr(corpus, name) != getattr(data, name):
+            raise ConfigError(
+                f"corpus.{name}",
+                getattr(corpus, name),
+                f"data.{name} ({getattr(data, name)}): the corpus holds the data's articles (leave it unset)",
+            )
 
 
 @dataclass

@@ -1,24 +1,51 @@
-"""What a study's tuning sweeps (`study.tune`): each trained method's search space, around the learning rate the
-method trains at, as the sweep config `jobs.sweep` runs, with errors naming the study's fields."""
+"""What a study's tuning sweeps: its settings (`study.tune`, `TuneConfig`) and each trained method's search space,
+around the learning rate the method trains at, as the sweep config `jobs.sweep` runs, with errors naming the
+study's fields."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
 from rag_pet.config.sweep import SchedulerConfig, SweepConfig, dimensions
 from rag_pet.errors import ConfigError
 
-if TYPE_CHECKING:
-    from rag_pet.study.spec import TuneConfig
-
 TUNE_FIELD = "study.tune"
 LR_KEY = "trainer.lr"
+
+
+@dataclass
+class TuneConfig:
+    """Hyperparameters chosen per method before the main cells (`enabled`): a Ray Tune sweep (`search`,
+    `scheduler` as in conf/sweep/) over each trained method's first-seed main cell, every trial at its budget,
+    trained without the `dev_fraction` of the training articles' questions held out as the `dev` split and scored
+    there by `metric` (`mode`); the method's cells then train with the best trial's values. `space` is a sweep
+    space (conf/sweep/ format). Unless it sets `trainer.lr`, the learning rate takes `lr_points` log-spaced values
+    from the method's own rate times `lr_factor[0]` to times `lr_factor[1]`: a grid, so every method tries the same
+    multiples of its own rate (5 points over [0.1, 10] include the rate itself) and the report can say when the
+    best lies at an end; `lr_points: null` draws it log-uniform instead. Each learning rate is tried with
+    `num_samples` draws of the rest of `space`."""
+
+    enabled: bool = False
+    dev_fraction: float = 0.1
+    lr_factor: list[float] | None = field(default_factory=lambda: [0.1, 10.0])
+    lr_points: int | None = 5
+    space: dict[str, Any] = field(default_factory=dict)
+    num_samples: int = 1
+    search: str = "random"
+    scheduler: dict[str, Any] = field(default_factory=lambda: {"type": "fifo"})
+    metric: str = "answer_nll"
+    mode: str = "min"
+
+    def check(self) -> None:
+        if not 0.0 < self.dev_fraction < 1.0:
+            raise ConfigError("study.tune.dev_fraction", self.dev_fraction, "a fraction in (0, 1)")
+        tune_sweep(self, "check", 1.0, 0)
 
 
 @contextmanager

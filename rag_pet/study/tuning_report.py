@@ -9,8 +9,8 @@ from pathlib import Path
 from rag_pet.config import dimensions
 from rag_pet.naming import safe_name
 from rag_pet.objectives import study_methods
-from rag_pet.study.spec import StudyConfig, TuneConfig
-from rag_pet.study.tune_space import LR_KEY
+from rag_pet.study.spec import StudyConfig
+from rag_pet.study.tune_space import LR_KEY, TuneConfig
 
 TUNE_DIR, RECORD = "tune", "tuning.json"
 DONE = "done"

@@ -20,8 +20,8 @@ from rag_pet.study.cells import MAIN, plan_cells
 from rag_pet.study.cost_report import budget_markdown
 from rag_pet.study.report import write_report
 from rag_pet.study.runner import run_study
-from rag_pet.study.spec import FreshnessConfig, TuneConfig
-from rag_pet.study.tune_space import tune_sweep
+from rag_pet.study.spec import FreshnessConfig
+from rag_pet.study.tune_space import TuneConfig, tune_sweep
 from rag_pet.study.tuning import plan_tuning, tuning_result
 from rag_pet.study.tuning_report import tuning_markdown
 from rag_pet.sweep.summary import FINISHED_STATUS, STOPPED
