@@ -1,13 +1,18 @@
-"""The package's shape: imports run one way, the whole config stops at the wiring modules, Ray starts in one place,
-and closed-book training imports without Ray, FAISS, DeepSpeed or bm25s (GPU checks run it standalone)."""
+"""The package's shape as README.md states it (its "Layers" section): imports run down the layers and in no circle,
+counting imports inside functions, under `TYPE_CHECKING` and the objective modules the registry loads by name; the
+whole config stops at the wiring modules, Ray starts in one place, and closed-book training imports without Ray,
+FAISS, DeepSpeed or bm25s (GPU checks run it standalone)."""
 
 import ast
+import pkgutil
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import rag_pet.objectives as objectives
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rag_pet"
@@ -31,22 +36,18 @@ WIRING = {
     # a sweep composes one whole experiment config per trial
     "rag_pet.sweep.plan",
 }
-# Lower layers never import higher ones (DESIGN.md); modules of one layer may import each other. The objectives'
-# registry (`rag_pet.objectives` and its `base`) sits at the bottom and finds each objective's module, which sits
-# at the top beside the experiment, by name (`objective_named`).
-REGISTRY = {"rag_pet.objectives", "rag_pet.objectives.base"}
-LAYERS = [
-    {"errors", "storage", "devices", "runtime", "run_lock", "naming", "disk", "registry", "console"},
-    {"config"},
-    {"data"},
-    {"models"},
-    {"retrieval"},
-    {"training", "inference"},
-    {"evaluation", "tracking"},
-    {"serving"},
-    {"experiment", "experiment_config", "served_run", "cli", "objectives"},
-    {"study", "sweep", "submit", "job_output"},
-]
+ARCHITECTURE = ROOT / "README.md"  # the document this file enforces: its "### Layers" block
+
+
+def stated_layers(text: str) -> list[set[str]]:
+    """The layers the README's "### Layers" section lists, bottom first: one line each in its first fenced block,
+    `<number> <top-level module or package> ...`."""
+    section = text.split("\n### Layers\n", 1)[1]
+    block = section.split("```", 2)[1]
+    return [set(line.split()[1:]) for line in block.strip().splitlines()]
+
+
+LAYERS = stated_layers(ARCHITECTURE.read_text())
 
 
 def module_name(path: Path) -> str:
@@ -57,17 +58,11 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
-def _type_checking_only(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """The rag_pet modules a file imports, at top level or inside functions (not under `if TYPE_CHECKING:`)."""
+def imported_modules(source: str) -> set[str]:
+    """The rag_pet modules a file imports: at top level, inside functions and under `if TYPE_CHECKING:` alike."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _type_checking_only(node):
-            return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.startswith("rag_pet"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rag_pet"):
@@ -77,11 +72,21 @@ def imported_modules(path: Path) -> set[str]:
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(ast.parse(path.read_text()))
+    visit(ast.parse(source))
     return found & MODULES.keys()
 
 
-GRAPH = {name: imported_modules(path) - {name} for name, path in MODULES.items()}
+def loaded_by_name(module: str) -> set[str]:
+    """The modules `module` loads by name: the objectives' registry loads each objective's module
+    (`rag_pet.objectives.objective_names`), which is an import as much as a written one."""
+    if module != "rag_pet.objectives":
+        return set()
+    return {f"{module}.{found.name}" for found in pkgutil.iter_modules(objectives.__path__)} - {
+        f"{module}.{name}" for name in objectives.NOT_OBJECTIVES
+    }
+
+
+GRAPH = {name: (imported_modules(path.read_text()) | loaded_by_name(name)) - {name} for name, path in MODULES.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -108,8 +113,18 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def layer(module: str) -> int:
-    top = "registry" if module in REGISTRY else module.split(".")[1] if "." in module else module
+    top = module.split(".")[1] if "." in module else module
     return next(number for number, names in enumerate(LAYERS) if top in names)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        if source != "rag_pet"
+        for target in targets
+        if layer(target) > layer(source)
+    ]
 
 
 def test_the_package_has_no_import_cycle():
@@ -120,15 +135,30 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
 
 
+def test_every_module_is_in_a_stated_layer():
+    assert not [name for name in MODULES if name != "rag_pet" and not any(name.split(".")[1] in s for s in LAYERS)]
+
+
 def test_imports_point_down_the_layers():
-    upward = [
-        f"{source} imports {target}"
-        for source, targets in GRAPH.items()
-        if source != "rag_pet"
-        for target in targets
-        if layer(target) > layer(source)
-    ]
-    assert not upward
+    assert not upward_imports(GRAPH)
+
+
+UPWARD = {
+    "under TYPE_CHECKING": "if TYPE_CHECKING:\n    from rag_pet.study.spec import StudyConfig\n",
+    "inside a function": "def f():\n    from rag_pet.study import spec\n",
+    "as a module": "def f():\n    import rag_pet.study.spec\n",
+}
+
+
+@pytest.mark.parametrize("how", list(UPWARD))
+def test_an_upward_import_is_found_however_it_is_written(how):
+    graph = {**GRAPH, "rag_pet.config.schema": GRAPH["rag_pet.config.schema"] | imported_modules(UPWARD[how])}
+    assert upward_imports(graph) == ["rag_pet.config.schema imports rag_pet.study.spec"]
+
+
+def test_the_registry_counts_as_importing_each_objective():
+    assert {"rag_pet.objectives.closed_book", "rag_pet.objectives.rag"} <= GRAPH["rag_pet.objectives"]
+    assert "rag_pet.objectives.base" not in loaded_by_name("rag_pet.objectives")
 
 
 def test_the_generic_train_loop_knows_no_objective():
