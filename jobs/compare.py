@@ -16,8 +16,8 @@ register_study_configs()
 
 @hydra_job(config_name="compare")
 def main(cfg: DictConfig) -> dict:
+    from rag_pet.study.flow import run_study  # checked (`rag_pet.cli`)
     from rag_pet.study.report import format_study_summary  # these load torch and Ray: after the overrides are
-    from rag_pet.study.runner import run_study  # checked (`rag_pet.cli`)
 
     summary = run_job(lambda compare: run_study(compare, CONFIG_DIR), cfg, CompareConfig)
     show(format_study_summary(summary))

@@ -91,7 +91,7 @@ def ray_local():
 def tiny_study_run(ray_local, tmp_path_factory):
     """One small study (`tests.study.test_study.small_study`) run once for the session: its config (with
     `study_dir`) and the folder of its index. Tests read its cells; none may change them."""
-    from rag_pet.study.runner import run_study
+    from rag_pet.study.flow import run_study
     from tests.study.test_study import small_study
 
     root = tmp_path_factory.mktemp("tiny_study")

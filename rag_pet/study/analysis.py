@@ -20,7 +20,7 @@ from rag_pet.evaluation.statistics import (
     minimum_detectable_effect,
     paired_difference,
 )
-from rag_pet.study.cells import EVAL_SPLIT, FRESH_INDEX, FRESH_TRAINING, MAIN, NEW_SPLIT, SEEN_SPLIT, TRAIN_SAMPLE_SPLIT
+from rag_pet.study.names import EVAL_SPLIT, FRESH_INDEX, FRESH_TRAINING, MAIN, NEW_SPLIT, SEEN_SPLIT, TRAIN_SAMPLE_SPLIT
 from rag_pet.study.spec import StudyConfig
 
 METRICS = ("exact_match", "f1", "answer_nll", "retrieval_recall@1", "retrieval_recall@5")

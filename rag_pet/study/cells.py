@@ -16,21 +16,26 @@ from rag_pet.config import ARTICLE_SOURCES, RagPetConfig, TrackingConfig
 from rag_pet.errors import ConfigError
 from rag_pet.experiment_config import compose_experiment
 from rag_pet.naming import safe_name
-from rag_pet.objectives import Method, study_method
+from rag_pet.objectives import Method
 from rag_pet.objectives.generator import refuse_other_articles
 from rag_pet.study.budget import estimated_step_flops, steps_for_budget
 from rag_pet.study.cell_checks import check_fills_batch, check_splits
 from rag_pet.study.curve_cells import CURVE, check_size, curve_id, curve_steps
-from rag_pet.study.spec import RECIPE_MARK, BudgetConfig, KnowledgeConfig, StudyConfig
+from rag_pet.study.names import (
+    CELLS_DIR,
+    EVAL_SPLIT,
+    FRESH_INDEX,
+    FRESH_TRAINING,
+    KNOWLEDGE,
+    MAIN,
+    NEW_SPLIT,
+    NEW_TRAIN_SPLIT,
+    SEEN_SPLIT,
+    TRAIN_SAMPLE_SPLIT,
+)
+from rag_pet.study.spec import RECIPE_MARK, BudgetConfig, KnowledgeConfig, StudyConfig, method_named, reads_documents
 from rag_pet.training.batching import text_pool_size
 
-EVAL_SPLIT = "validation"
-SEEN_SPLIT = "validation_seen"
-TRAIN_SAMPLE_SPLIT = "train"
-NEW_SPLIT, NEW_TRAIN_SPLIT = "test", "test_train"
-CELLS_DIR = "cells"
-KNOWLEDGE, MAIN, FRESH_INDEX = "knowledge", "main", "fresh_index"
-FRESH_TRAINING = {"text": "fresh_text", "qa": "fresh_qa"}
 MODEL_DIR = Path("final_checkpoint") / "model"
 
 
@@ -92,22 +97,6 @@ def plan_cells(study: StudyConfig, study_dir: Path, config_dir: Path, tracking: 
     return cells
 
 
-def method_named(name: str) -> Method:
-    """The study method `name` lists: a registered method, or (`<method>@<recipe>`) a closed-book method that trains,
-    named with its recipe for reading the documents."""
-    base, mark, _ = name.partition(RECIPE_MARK)
-    method = study_method(base)
-    if not mark:
-        return method
-    if not method.trains or method.retrieves:
-        raise ConfigError(
-            "study.methods",
-            name,
-            f"a closed-book method that trains before '{RECIPE_MARK}' (a recipe says how it reads)",
-        )
-    return replace(method, name=name)
-
-
 def extra_sizes(study: StudyConfig, method: Method) -> list[int]:
     """The data-needs sizes `method` trains at besides `study.train_examples`; none for a method that does not train
     (its one score stands at every size)."""
@@ -127,11 +116,6 @@ def check_same_documents(cells: list[Cell]) -> None:
                 f"the corpus {first.id} reads ({first.config.corpus.name}, the same settings) under"
                 " study.protocol=knowledge_matched; or study.protocol=questions_only",
             )
-
-
-def reads_documents(study: StudyConfig, method: Method) -> bool:
-    """Whether `method` trains on the documents as text (closed-book methods that train, knowledge-matched)."""
-    return study.protocol == "knowledge_matched" and method.trains and not method.retrieves
 
 
 def with_changes(overrides: list[str], config: RagPetConfig, section: str, changes: dict) -> RagPetConfig:

@@ -5,7 +5,7 @@ method's learning rate."""
 from __future__ import annotations
 
 from rag_pet.objectives import study_methods
-from rag_pet.study.cells import MAIN
+from rag_pet.study.names import MAIN
 from rag_pet.study.spec import RECIPE_MARK, StudyConfig
 
 COST_COLUMNS = (

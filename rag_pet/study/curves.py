@@ -11,8 +11,8 @@ import numpy as np
 
 from rag_pet.objectives import study_methods
 from rag_pet.study.analysis import LOWER_IS_BETTER, TESTED_METRICS, Scores, method_estimate, method_scores
-from rag_pet.study.cells import EVAL_SPLIT
 from rag_pet.study.curve_cells import CURVE
+from rag_pet.study.names import EVAL_SPLIT
 from rag_pet.study.report_stats import METRIC_TITLES, interval_text
 from rag_pet.study.spec import StudyConfig
 

@@ -12,9 +12,9 @@ import numpy as np
 
 from rag_pet.evaluation.statistics import Estimate, estimate
 from rag_pet.study.analysis import seed_questions
-from rag_pet.study.cells import EVAL_SPLIT, MAIN, TRAIN_SAMPLE_SPLIT, method_named
+from rag_pet.study.names import EVAL_SPLIT, MAIN, TRAIN_SAMPLE_SPLIT
 from rag_pet.study.report_stats import interval_text
-from rag_pet.study.spec import StudyConfig
+from rag_pet.study.spec import StudyConfig, method_named
 
 STORAGE = "storage_probe"
 

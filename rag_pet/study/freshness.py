@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import statistics
 
-from rag_pet.study.cells import FRESH_INDEX, FRESH_TRAINING, MAIN, method_named
+from rag_pet.study.names import FRESH_INDEX, FRESH_TRAINING, MAIN
+from rag_pet.study.spec import method_named
 
 UPDATES = {
     FRESH_INDEX: "new passages added to the index",

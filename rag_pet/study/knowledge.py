@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import statistics
 
-from rag_pet.study.cells import FRESH_TRAINING, KNOWLEDGE, method_named, reads_documents
-from rag_pet.study.spec import KnowledgeConfig, StudyConfig
+from rag_pet.study.names import FRESH_TRAINING, KNOWLEDGE
+from rag_pet.study.spec import KnowledgeConfig, StudyConfig, method_named, reads_documents
 
 PROTOCOL_TEXT = {
     "knowledge_matched": (

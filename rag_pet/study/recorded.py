@@ -9,12 +9,10 @@ from pathlib import Path
 
 from rag_pet.config import TrackingConfig
 from rag_pet.errors import ConfigError
-from rag_pet.study.cells import CELLS_DIR
+from rag_pet.study.records import STUDY_FILE, read_record, record_path
 from rag_pet.study.report import write_report
 from rag_pet.study.shared import SHARED_FILE
 from rag_pet.study.spec import StudyConfig
-
-STUDY_FILE = "study.json"  # the study as it ran and its cells in plan order
 
 
 def report_recorded(study: StudyConfig, study_dir: Path, tracking: TrackingConfig) -> dict:
@@ -29,7 +27,7 @@ def report_recorded(study: StudyConfig, study_dir: Path, tracking: TrackingConfi
     for key, value in ran["study"].items():
         if now.get(key) != value:
             raise ConfigError(f"study.{key}", now.get(key), f"{value!r}, as the study in {study_dir} ran")
-    records = {cell["id"]: read_record(study_dir / CELLS_DIR / f"{cell['id']}.json") for cell in ran["cells"]}
+    records = {cell["id"]: read_record(record_path(study_dir, cell["id"])) for cell in ran["cells"]}
     missing = [cell_id for cell_id, record in records.items() if record is None]
     if missing:
         raise ConfigError(
@@ -41,8 +39,3 @@ def report_recorded(study: StudyConfig, study_dir: Path, tracking: TrackingConfi
     shared_path = study_dir / SHARED_FILE
     shared = json.loads(shared_path.read_text()) if shared_path.is_file() else {}
     return write_report(study, study_dir, list(records.values()), shared, tracking)
-
-
-def read_record(path: Path) -> dict | None:
-    """A cell's JSON record, None when the cell has not finished (or failed) yet."""
-    return json.loads(path.read_text()) if path.is_file() else None

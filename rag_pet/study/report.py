@@ -14,7 +14,6 @@ from rag_pet.evaluation.report import format_columns
 from rag_pet.storage import write_text_atomic
 from rag_pet.study import report_stats
 from rag_pet.study.analysis import Analysis, Comparison, analyse, fresh_name
-from rag_pet.study.cells import EVAL_SPLIT, MAIN, NEW_SPLIT
 from rag_pet.study.cost_report import (
     COST_COLUMNS,
     budget_markdown,
@@ -28,9 +27,11 @@ from rag_pet.study.environment import numerics_text
 from rag_pet.study.fit_report import fit_markdown
 from rag_pet.study.freshness import freshness_markdown, freshness_rows
 from rag_pet.study.knowledge import knowledge_markdown, protocol_text
+from rag_pet.study.names import EVAL_SPLIT, MAIN, NEW_SPLIT
 from rag_pet.study.plots import write_plots
+from rag_pet.study.records import tuning_records
 from rag_pet.study.spec import StudyConfig
-from rag_pet.study.tuning_report import tuning_markdown, tuning_records
+from rag_pet.study.tuning_report import tuning_markdown
 
 GIB = 1024**3
 

@@ -13,7 +13,7 @@ from rag_pet.study.analysis import (
     Comparison,
     fresh_name,
 )
-from rag_pet.study.cells import NEW_SPLIT
+from rag_pet.study.names import NEW_SPLIT
 from rag_pet.study.spec import StudyConfig
 
 METRIC_TITLES = {

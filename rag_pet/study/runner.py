@@ -1,83 +1,29 @@
-"""Run a study: validate every cell, build each shared index once, tune each trained method (`study.tune`), run the
-cells on Ray (several at once when the cluster has room), skip cells that finished before, keep going past a cell
-that fails, then write the report."""
+"""Run a study's planned cells on Ray: several at once when the cluster has room, each in its own task (training in
+it, or on Ray Train), skipping cells that finished before, going on past a cell that fails, with a progress line
+per finished cell. What runs them in order is `rag_pet.study.flow`."""
 
 from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from statistics import fmean
 
 import ray
 
-from rag_pet import runtime
-from rag_pet.config import to_dict
 from rag_pet.console import console_logger, duration
 from rag_pet.errors import RagPetError
 from rag_pet.objectives import objective_of
-from rag_pet.run_lock import run_directory_lock
-from rag_pet.storage import write_json_atomic
-from rag_pet.study.cells import CELLS_DIR, FRESH_INDEX, MAIN, Cell, plan_cells
+from rag_pet.study.cells import Cell
 from rag_pet.study.cleanup import drop_resume_checkpoints
-from rag_pet.study.environment import environment
-from rag_pet.study.index_cost import index_costs
-from rag_pet.study.placement import in_their_tasks, share_cpus
-from rag_pet.study.provenance import provenance_of, rerun_reason, stale_reason
 from rag_pet.study.questions import cell_questions
-from rag_pet.study.recorded import STUDY_FILE, read_record, report_recorded
-from rag_pet.study.report import write_report
-from rag_pet.study.shared import build_shared_indexes, index_key
-from rag_pet.study.spec import CompareConfig, StudyConfig
-from rag_pet.study.tuning import plan_tuning, tuned_cells
+from rag_pet.study.records import finished_record, write_cell_record
+from rag_pet.study.spec import StudyConfig
 from rag_pet.training.launcher import worker_request
 from rag_pet.training.ray_context import worker_threads
 
 logger = logging.getLogger(__name__)
-
-
-def run_study(compare: CompareConfig, config_dir: Path) -> dict:
-    """Run (or resume) the study in `compare.study_dir`, or only write its report (`compare.report_only`); the
-    report's summary (rows, paths, failed cells)."""
-    study = compare.study
-    study_dir = Path(compare.study_dir).expanduser().resolve()
-    if compare.report_only:
-        with run_directory_lock(study_dir):  # not while the study runs there
-            return report_recorded(study, study_dir, compare.tracking)
-    cells = plan_cells(study, study_dir, config_dir, compare.tracking)  # validates everything before Ray starts
-    tunings = plan_tuning(study, cells, study_dir, config_dir)  # and each trained method's tuning (study.tune)
-    with run_directory_lock(study_dir):
-        runtime.ensure_ray()
-        shared = build_shared_indexes(
-            [c.config for c in cells if c.method.retrieves and c.kind == MAIN],
-            [c.config for c in cells if c.kind == FRESH_INDEX],
-            study_dir,
-        )
-        if tunings:  # its trials read the shared indexes; the cells then train with the values it chose
-            cells = tuned_cells(study, tunings, study_dir, config_dir, compare.tracking)
-        cells = in_their_tasks(cells, study.launcher)
-        parallel = parallel_cells(study)
-        if parallel > 1:
-            cells = share_cpus(cells, study.cpus_per_cell)
-        write_json_atomic(
-            study_dir / STUDY_FILE,
-            {"study": asdict(study), "cells": [{"id": c.id, "command": c.command} for c in cells]},
-        )
-        console_logger().info(
-            "study %s: %d cells (%d methods, seeds %s), %d at a time, in %s",
-            study.name,
-            len(cells),
-            len(study.methods),
-            study.seeds,
-            parallel,
-            study_dir,
-        )
-        records = run_cells(cells, study_dir, parallel)
-        return write_report(study, study_dir, records, shared, compare.tracking)
 
 
 def parallel_cells(study: StudyConfig) -> int:
@@ -85,28 +31,6 @@ def parallel_cells(study: StudyConfig) -> int:
     if study.parallel_cells:
         return study.parallel_cells
     return max(1, int(ray.cluster_resources().get("CPU", 1) // study.cpus_per_cell))
-
-
-def cell_record_path(study_dir: Path, cell: Cell) -> Path:
-    return study_dir / CELLS_DIR / f"{cell.id}.json"
-
-
-def finished_record(study_dir: Path, cell: Cell, base: dict | None = None) -> dict | None:
-    """The record of this cell when it finished before and still stands: same overrides, same provenance (code
-    revision, uncommitted changes, package versions, hashes of the weights, data and index it reads) and, for a
-    freshness cell, made from the base cell's record `base` that is re-used now (None: the base runs again, so its
-    weights will be new). A stale cell starts again from an empty run directory (its old checkpoints belong to
-    another config, code or base) and its new record says why (`rerun_reason`); see `provenance_changes` for how
-    a tree with uncommitted changes is treated."""
-    record = read_record(cell_record_path(study_dir, cell))
-    if record is None:
-        return None
-    reason = stale_reason(record, cell, provenance_of(cell), base)
-    if reason:
-        logger.info("cell %s runs again: %s", cell.id, reason)
-        shutil.rmtree(study_dir / CELLS_DIR / cell.id, ignore_errors=True)
-        return None
-    return record if record.get("status") == "done" else None
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -155,7 +79,7 @@ def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
             pending.remove(cell)
             base = records.get(cell.after) if cell.after else None
             if cell.after and (base is None or base["status"] != "done"):
-                records[cell.id] = _record(cell, 0.0, study_dir, error=f"its base cell {cell.after} failed")
+                records[cell.id] = write_cell_record(cell, 0.0, study_dir, error=f"its base cell {cell.after} failed")
                 continue
             running[_start(cell, threads)] = (cell, time.monotonic())
             if not durations:  # the first cells: a line before the first one finishes
@@ -183,56 +107,12 @@ def _finish(cell: Cell, ref: ray.ObjectRef, seconds: float, study_dir: Path) -> 
     try:
         summary = ray.get(ref)
     except Exception as err:  # a failed cell is reported in the table; the others go on
-        return _record(cell, seconds, study_dir, error=_error_line(err))
+        return write_cell_record(cell, seconds, study_dir, error=_error_line(err))
     metrics = summary["rows"][-1]
     config = cell.config
     questions = cell_questions(config.run_dir, metrics["method"], config.data.eval_split, config.eval.extra_splits)
-    record = _record(cell, seconds, study_dir, metrics=metrics, questions=questions)
+    record = write_cell_record(cell, seconds, study_dir, metrics=metrics, questions=questions)
     drop_resume_checkpoints(config.trainer, config.run_dir)  # never resumed now; final_checkpoint stays
-    return record
-
-
-def _record(
-    cell: Cell,
-    seconds: float,
-    study_dir: Path,
-    metrics: dict | None = None,
-    error: str | None = None,
-    questions: dict[str, list[dict]] | None = None,
-):
-    """Write the cell's record (what ran, on what, its metrics and per-question records per split, or its error;
-    for a retrieving cell the FLOPs of building and of searching its index, `index_cost.index_costs`) next to its
-    run directory, with its provenance and why it ran again (None for a first run): the base cell's
-    record it follows is read back from disk."""
-    base = read_record(study_dir / CELLS_DIR / f"{cell.after}.json") if cell.after else None
-    provenance = provenance_of(cell)
-    record = {
-        "id": cell.id,
-        "method": cell.method.name,
-        "kind": cell.kind,
-        "seed": cell.seed if cell.method.trains else None,
-        "after": cell.after,
-        "index": index_key(cell.config.index_source) if cell.method.retrieves else None,
-        **(index_costs(cell.config) if cell.method.retrieves else {}),
-        "command": cell.command,
-        "overrides": list(cell.overrides),
-        "wall_seconds": seconds,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment(),
-        "provenance": provenance,
-        "base_finished_at": base.get("finished_at") if base else None,
-        "rerun_reason": rerun_reason(read_record(cell_record_path(study_dir, cell)), cell, provenance, base),
-        "config": to_dict(cell.config),
-        "status": "failed" if error else "done",
-        "error": error,
-        "metrics": metrics or {},
-        "questions": questions or {},
-    }
-    if error:
-        logger.error("cell %s failed after %.0f s: %s", cell.id, seconds, error)
-    else:
-        logger.info("cell %s finished in %.0f s", cell.id, seconds)
-    write_json_atomic(cell_record_path(study_dir, cell), record)
     return record
 
 

@@ -10,6 +10,7 @@ from rag_pet.config import TrackingConfig
 from rag_pet.config.checks import one_of, positive
 from rag_pet.config.schema import MAX_PHRASINGS
 from rag_pet.errors import ConfigError
+from rag_pet.objectives import Method, study_method
 from rag_pet.study.tune_space import TuneConfig
 
 BUDGET_UNITS = ("examples", "steps", "flops")
@@ -251,6 +252,27 @@ class StudyConfig:
         if name not in self.recipes:
             raise ConfigError("study.methods", method, f"a recipe of study.recipes after '@': {sorted(self.recipes)}")
         return recipe(self.knowledge, name, self.recipes[name])
+
+
+def method_named(name: str) -> Method:
+    """The study method `name` lists: a registered method, or (`<method>@<recipe>`) a closed-book method that trains,
+    named with its recipe for reading the documents."""
+    base, mark, _ = name.partition(RECIPE_MARK)
+    method = study_method(base)
+    if not mark:
+        return method
+    if not method.trains or method.retrieves:
+        raise ConfigError(
+            "study.methods",
+            name,
+            f"a closed-book method that trains before '{RECIPE_MARK}' (a recipe says how it reads)",
+        )
+    return replace(method, name=name)
+
+
+def reads_documents(study: StudyConfig, method: Method) -> bool:
+    """Whether `method` trains on the documents as text (closed-book methods that train, knowledge-matched)."""
+    return study.protocol == "knowledge_matched" and method.trains and not method.retrieves
 
 
 @dataclass

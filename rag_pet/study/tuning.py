@@ -16,12 +16,13 @@ from rag_pet.config import TrackingConfig
 from rag_pet.experiment_config import compose_experiment
 from rag_pet.storage import write_json_atomic
 from rag_pet.study.cell_checks import check_splits
-from rag_pet.study.cells import MAIN, Cell, plan_cells
+from rag_pet.study.cells import Cell, plan_cells
 from rag_pet.study.cleanup import drop_trial_weights
+from rag_pet.study.names import MAIN
 from rag_pet.study.provenance import provenance_changes, provenance_of
+from rag_pet.study.records import DONE, TUNING_RECORD, read_record, tuning_dir
 from rag_pet.study.spec import StudyConfig
 from rag_pet.study.tune_space import TUNE_FIELD, as_tune_fields, tune_sweep
-from rag_pet.study.tuning_report import DONE, RECORD, read_record, tuning_dir
 from rag_pet.sweep.plan import SweepPlan, plan_sweep
 from rag_pet.sweep.space import overrides
 from rag_pet.sweep.summary import FINISHED_STATUS
@@ -88,7 +89,7 @@ def tune_method(tuning: MethodTuning) -> dict:
     resumed, when an earlier run of the same tuning stopped part-way) and recorded."""
     plan, method = tuning.plan, tuning.cell.method.name
     identity = _identity(tuning)
-    record = read_record(plan.sweep_dir)
+    record = read_record(plan.sweep_dir / TUNING_RECORD)
     if record is not None:
         reason = _stale_reason(record, identity)
         if reason is None and record.get("status") == DONE:
@@ -97,14 +98,14 @@ def tune_method(tuning: MethodTuning) -> dict:
         if reason is not None:
             logger.info("tuning of %s runs again: %s", method, reason)
             shutil.rmtree(plan.sweep_dir, ignore_errors=True)
-    write_json_atomic(plan.sweep_dir / RECORD, {**identity, "status": "running"})
+    write_json_atomic(plan.sweep_dir / TUNING_RECORD, {**identity, "status": "running"})
     started = time.monotonic()
     summary = run_sweep(plan)
     steps, seconds = tuning.cell.config.trainer.max_steps, time.monotonic() - started
     result = tuning_result(summary, plan.sweep.space, steps, seconds)
     # provenance as the trials end, as a cell records its own when it ends
     record = {**identity, "provenance": provenance_of(tuning.cell), **result, "status": DONE}
-    write_json_atomic(plan.sweep_dir / RECORD, record)
+    write_json_atomic(plan.sweep_dir / TUNING_RECORD, record)
     drop_trial_weights(plan.sweep_dir, tuning.cell.config.trainer)
     logger.info("tuned %s: %s (%s=%s)", method, record["overrides"], plan.sweep.metric, record["best_metric"])
     return record

@@ -3,36 +3,10 @@ report's *Tuning* section: the space, the trials, the values chosen, the best de
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from rag_pet.config import dimensions
-from rag_pet.naming import safe_name
 from rag_pet.objectives import study_methods
 from rag_pet.study.spec import StudyConfig
 from rag_pet.study.tune_space import LR_KEY, TuneConfig
-
-TUNE_DIR, RECORD = "tune", "tuning.json"
-DONE = "done"
-
-
-def tuning_dir(study_dir: Path, method: str) -> Path:
-    """Where `method`'s tuning sweep writes (its trials, `summary.json`, the best experiment) and its record."""
-    return study_dir / TUNE_DIR / safe_name(method)
-
-
-def read_record(directory: Path) -> dict | None:
-    """The tuning record in a method's tuning `directory`, if any."""
-    path = directory / RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def tuning_records(study: StudyConfig, study_dir: Path) -> list[dict]:
-    """The finished tuning record of each of the study's methods that has one, in study order."""
-    if not study.tune.enabled:
-        return []
-    records = [read_record(tuning_dir(study_dir, method)) for method in study.methods]
-    return [record for record in records if record and record.get("status") == DONE]
 
 
 def tuning_markdown(study: StudyConfig, records: list[dict]) -> list[str]:

@@ -274,7 +274,7 @@ def test_a_study_holds_the_late_documents_back_and_refuses_data_without_its_spli
 @pytest.mark.usefixtures("ray_local")
 def test_a_study_over_the_documents_retrieves_only_them_and_takes_the_late_ones_in(tmp_path):
     from rag_pet.evaluation.steps import eval_folder
-    from rag_pet.study.runner import run_study
+    from rag_pet.study.flow import run_study
     from rag_pet.study.spec import FreshnessConfig
     from tests.study.test_study import tiny_study
 

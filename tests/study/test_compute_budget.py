@@ -13,10 +13,11 @@ from rag_pet.models.encoder import build_encoder
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.study import BudgetConfig
 from rag_pet.study.budget import estimated_step_flops
-from rag_pet.study.cells import MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
+from rag_pet.study.flow import run_study
 from rag_pet.study.index_cost import index_flops, retrieval_flops_per_1k
+from rag_pet.study.names import MAIN
 from rag_pet.study.report import cell_rows
-from rag_pet.study.runner import run_study
 from tests.conftest import CONF_DIR
 from tests.study.test_study import tiny_study
 

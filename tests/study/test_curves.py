@@ -14,12 +14,13 @@ from rag_pet.experiment_config import compose_experiment
 from rag_pet.objectives import study_method
 from rag_pet.study import BudgetConfig, StudyConfig
 from rag_pet.study.budget import estimated_step_flops
-from rag_pet.study.cells import KNOWLEDGE, MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
 from rag_pet.study.curve_cells import CURVE, curve_steps
 from rag_pet.study.curves import crossings, data_needs, sign_flips
+from rag_pet.study.flow import run_study
 from rag_pet.study.index_cost import index_flops
+from rag_pet.study.names import KNOWLEDGE, MAIN
 from rag_pet.study.report import write_report
-from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig
 from tests.conftest import CONF_DIR
 from tests.study.test_analysis import QUESTIONS, record

@@ -10,7 +10,8 @@ from rag_pet.errors import ConfigError
 from rag_pet.retrieval.corpus import load_corpus
 from rag_pet.study import BudgetConfig
 from rag_pet.study.budget import estimated_step_flops
-from rag_pet.study.cells import KNOWLEDGE, MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
+from rag_pet.study.names import KNOWLEDGE, MAIN
 from rag_pet.study.spec import FreshnessConfig, KnowledgeConfig
 from rag_pet.training.batching import training_texts
 from tests.conftest import CONF_DIR

@@ -11,7 +11,8 @@ from rag_pet.experiment_config import compose_experiment
 from rag_pet.objectives import study_method, study_methods
 from rag_pet.objectives.closed_book import LEARNING_RATES
 from rag_pet.study import StudyConfig
-from rag_pet.study.cells import MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
+from rag_pet.study.names import MAIN
 from rag_pet.study.report import write_report
 from rag_pet.study.spec import FreshnessConfig
 from tests.conftest import CONF_DIR

@@ -18,8 +18,9 @@ from rag_pet.config import (
 )
 from rag_pet.objectives import study_method
 from rag_pet.retrieval import store
-from rag_pet.study import provenance, runner
-from rag_pet.study.cells import CELLS_DIR, FRESH_TRAINING, MAIN, Cell
+from rag_pet.study import provenance, records, runner
+from rag_pet.study.cells import Cell
+from rag_pet.study.names import CELLS_DIR, FRESH_TRAINING, MAIN
 from rag_pet.study.provenance import (
     cell_provenance,
     code_provenance,
@@ -208,14 +209,14 @@ def _write(tmp_path, cell, **fields) -> dict:
 def current(monkeypatch):
     """The provenance cells have now (a dict the test may change), instead of hashing the real checkout."""
     now = dict(PROVENANCE)
-    monkeypatch.setattr(runner, "provenance_of", lambda cell: now)
+    monkeypatch.setattr(records, "provenance_of", lambda cell: now)
     return now
 
 
 def test_an_unchanged_finished_cell_is_re_used(tmp_path, current):
     cell = _cell(tmp_path)
     record = _write(tmp_path, cell)
-    assert runner.finished_record(tmp_path / "study", cell) == record
+    assert records.finished_record(tmp_path / "study", cell) == record
     assert (tmp_path / "study" / CELLS_DIR / cell.id).is_dir()
 
 
@@ -231,7 +232,7 @@ def test_a_cell_whose_provenance_changed_runs_again_from_an_empty_run_directory(
     cell = _cell(tmp_path)
     record = _write(tmp_path, cell)
     current.update(change)
-    assert runner.finished_record(tmp_path / "study", cell) is None
+    assert records.finished_record(tmp_path / "study", cell) is None
     assert not (tmp_path / "study" / CELLS_DIR / cell.id).exists()
     assert stale_reason(record, cell, current) == reason
     assert rerun_reason(record, cell, current) == reason
@@ -240,7 +241,7 @@ def test_a_cell_whose_provenance_changed_runs_again_from_an_empty_run_directory(
 def test_changed_overrides_and_a_failed_run_are_reasons_too(tmp_path, current):
     cell = _cell(tmp_path)
     record = _write(tmp_path, cell, status="failed")
-    assert runner.finished_record(tmp_path / "study", cell) is None
+    assert records.finished_record(tmp_path / "study", cell) is None
     assert (tmp_path / "study" / CELLS_DIR / cell.id).is_dir()  # kept: the run may resume from its checkpoint
     assert rerun_reason(record, cell, current) == "earlier run failed"
     assert rerun_reason(None, cell, current) is None
@@ -251,7 +252,7 @@ def test_a_freshness_cell_is_re_used_only_with_the_base_record_it_was_made_from(
     base_cell, cell = _cell(tmp_path), _cell(tmp_path, "lora-seed0.fresh_text", after="lora-seed0")
     base = _write(tmp_path, base_cell)
     record = _write(tmp_path, cell, base_finished_at=base["finished_at"])
-    assert runner.finished_record(tmp_path / "study", cell, base) == record
+    assert records.finished_record(tmp_path / "study", cell, base) == record
     assert stale_reason(record, cell, current, None) == "new weights from base cell lora-seed0"  # base runs again
     rerun_base = {**base, "finished_at": "2025-02-01T00:00:00+00:00"}
     assert stale_reason(record, cell, current, rerun_base) == "new weights from base cell lora-seed0"

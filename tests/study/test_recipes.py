@@ -8,8 +8,9 @@ import pytest
 
 from rag_pet.errors import ConfigError
 from rag_pet.evaluation.statistics import estimate
-from rag_pet.study.cells import KNOWLEDGE, MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
 from rag_pet.study.fit_report import fit_markdown, fit_rows, probed
+from rag_pet.study.names import KNOWLEDGE, MAIN
 from rag_pet.study.spec import FreshnessConfig, KnowledgeConfig, StudyConfig
 from rag_pet.training.batching import mixed_questions, text_pool_size, training_texts
 from tests.conftest import CONF_DIR

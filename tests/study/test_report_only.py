@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag_pet.errors import ConfigError
-from rag_pet.study.runner import run_study
+from rag_pet.study.flow import run_study
 from tests.conftest import CONF_DIR
 
 

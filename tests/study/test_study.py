@@ -13,8 +13,8 @@ from rag_pet.console import CONSOLE
 from rag_pet.errors import ConfigError
 from rag_pet.study import BudgetConfig, CompareConfig, StudyConfig
 from rag_pet.study.cells import plan_cells
+from rag_pet.study.flow import run_study
 from rag_pet.study.placement import share_cpus
-from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig, KnowledgeConfig
 from tests.conftest import CONF_DIR
 

@@ -16,10 +16,11 @@ from rag_pet.data.datasets import article_split, load_qa_split
 from rag_pet.errors import ConfigError
 from rag_pet.experiment_config import compose_experiment
 from rag_pet.study import StudyConfig
-from rag_pet.study.cells import MAIN, plan_cells
+from rag_pet.study.cells import plan_cells
 from rag_pet.study.cost_report import budget_markdown
+from rag_pet.study.flow import run_study
+from rag_pet.study.names import MAIN
 from rag_pet.study.report import write_report
-from rag_pet.study.runner import run_study
 from rag_pet.study.spec import FreshnessConfig
 from rag_pet.study.tune_space import TuneConfig, tune_sweep
 from rag_pet.study.tuning import plan_tuning, tuning_result
