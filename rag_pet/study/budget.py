@@ -68,28 +68,17 @@ _PER_EXAMPLE: dict[str, tuple[int, int, float]] = {}
 def _per_example(config: RagPetConfig) -> tuple[int, int, float]:
     """(total, trainable) parameters once adapted and the mean tokens of one training example; estimated once per
     model, adaptation, data and retrieval settings in a process (a study's seeds and re-plans share it)."""
+    from rag_pet.models.adaptation import adapt_model, count_parameters
     from rag_pet.models.generator import build_skeleton
 
     sections = [asdict(config.model), asdict(config.peft), asdict(config.data), asdict(config.rag)]
     key = json.dumps([*sections, asdict(config.corpus), config.objective], sort_keys=True, default=str)
     if key not in _PER_EXAMPLE:
         skeleton, is_seq2seq = build_skeleton(config.model)
-        total, trainable = parameter_counts(config, skeleton, is_seq2seq)
+        # the method's own freezing or wrapping (`adapt_model`) says what trains: full, frozen, or an adapter
+        trainable, total = count_parameters(adapt_model(skeleton, config.peft, is_seq2seq))
         _PER_EXAMPLE[key] = (total, trainable, estimated_example_tokens(config, is_seq2seq))
     return _PER_EXAMPLE[key]
-
-
-def parameter_counts(config: RagPetConfig, skeleton, is_seq2seq: bool) -> tuple[int, int]:
-    """(total, trainable) parameters of the generator `skeleton` (on the meta device) once adapted."""
-    from rag_pet.models.adaptation import adapt_model, count_parameters
-
-    total = sum(p.numel() for p in skeleton.parameters())
-    if config.peft.method == "full":
-        return total, total
-    if config.peft.method == "frozen":
-        return total, 0
-    trainable, total = count_parameters(adapt_model(skeleton, config.peft, is_seq2seq))  # the adapter's count too
-    return total, trainable
 
 
 def estimated_example_tokens(config: RagPetConfig, is_seq2seq: bool) -> float:
