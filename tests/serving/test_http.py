@@ -204,7 +204,7 @@ def test_a_second_app_asking_for_another_port_answers_on_the_running_proxy_and_s
     Serve config written for this cluster names the running proxy."""
     _, first, root = setup
     running_port, asked = urlparse(first.url).port, free_port()
-    small = ["debug=tiny", "serve.generator.num_cpus=0.1", "serve.ingress.num_cpus=0.1", f"serve.port={asked}"]
+    small = [*tiny_rag(root), f"serve.port={asked}"]  # on the module's index, with small reservations
     caplog.set_level(logging.WARNING, logger="rag_pet.serving.running")
     second = start_service(
         resolve_spec(compose_config([*small, "serve.app_name=second", "serve.route_prefix=/second"], root / "second"))
