@@ -4,8 +4,8 @@ Each objective is one module of this package, named after it (`closed_book`, `ra
 `OBJECTIVE` declares everything the platform asks of it (`Objective`). The platform asks this registry and never
 compares objective names, so adding an objective is adding a module and its `conf/experiment` file (README,
 "Workflow"). An objective's module is imported by name when first asked for, as transformers' auto classes import
-a model's module: the config's validation and the training launcher, low in the package, reach objectives whose
-modules sit at the top, beside the experiment they wire together.
+a model's module. The registry and the objectives sit at the top of the package, beside the experiment they wire
+together (README, "Layers"): the layers below never ask it; the experiment, study and sweep pass an objective down.
 """
 
 from __future__ import annotations

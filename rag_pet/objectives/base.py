@@ -54,7 +54,8 @@ class Objective:
         return self.options_type(**given) if self.options_type else None
 
     def check(self, config: RagPetConfig) -> None:
-        """Raise a ConfigError for settings this objective cannot run with (called when a config is built)."""
+        """Raise a ConfigError for settings this objective cannot run with (called where a job's config is made,
+        `rag_pet.experiment_config`)."""
 
     def trains(self, config: RagPetConfig) -> bool:
         """Whether a run of `config` trains anything (else it is evaluated only)."""
