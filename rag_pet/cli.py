@@ -33,6 +33,10 @@ C = TypeVar("C")
 logger = logging.getLogger("rag_pet")
 
 CHOICE_SWEEPS = (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP)
+INTERRUPTED = (
+    "interrupted: the same command goes on from what finished (checkpoints, finished study cells and index versions"
+    " are kept)"
+)
 
 
 def job_config_dir(task_function: Callable) -> Path:
@@ -74,7 +78,11 @@ def hydra_job(
             error = config_error(config_dir, args.config_name or config_name, args.overrides, args.multirun)
             if error is not None:
                 _exit_with(error)
-        return hydra_main()
+        try:
+            return hydra_main()
+        except KeyboardInterrupt:  # Ctrl-C is the user's, not a bug: one line, no traceback
+            error_line(INTERRUPTED)
+            sys.exit(130)
 
     return main
 

@@ -134,3 +134,28 @@ def test_a_bad_override_is_answered_before_torch_and_ray_load():
     done = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_ctrl_c_stops_a_running_job_with_one_line_and_status_130(tmp_path):
+    import signal
+    import subprocess
+
+    from rag_pet.cli import INTERRUPTED
+
+    command = [sys.executable, "-m", "jobs.train", "debug=tiny", "trainer.max_steps=100000"]
+    command.append(f"hydra.run.dir={tmp_path}")
+    job = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's background job ignores it
+    )
+    try:
+        assert job.stdout.readline().startswith("log: ") and job.stdout.readline().startswith("default: lora")
+        job.send_signal(signal.SIGINT)
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 130 and stderr.splitlines() == [INTERRUPTED]
