@@ -1,12 +1,12 @@
 """Typed configuration: schemas, Hydra registration and validation."""
 
 from rag_pet.config.articles import ARTICLE_SOURCES
+from rag_pet.config.data import DataConfig
 from rag_pet.config.load import register_configs, to_config, to_dict, to_structured
 from rag_pet.config.retrieval import IndexSource, index_name, index_root
 from rag_pet.config.schema import (
     PEFT_METHODS_TRAINABLE,
     CorpusConfig,
-    DataConfig,
     DeepSpeedConfig,
     EvalConfig,
     IndexConfig,

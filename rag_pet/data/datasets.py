@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag_pet.config import ARTICLE_SOURCES, DataConfig
-from rag_pet.config.schema import SPLITS
+from rag_pet.config.data import SPLITS
 from rag_pet.data.documents import documents_articles, documents_splits
 from rag_pet.data.fictional import fictional_articles
 from rag_pet.data.jsonl import read_qa_jsonl

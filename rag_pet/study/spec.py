@@ -8,7 +8,7 @@ from typing import Any
 
 from rag_pet.config import TrackingConfig
 from rag_pet.config.checks import one_of, positive
-from rag_pet.config.schema import MAX_PHRASINGS
+from rag_pet.config.data import MAX_PHRASINGS
 from rag_pet.errors import ConfigError
 from rag_pet.objectives import Method, study_method
 from rag_pet.study.tune_space import TuneConfig
