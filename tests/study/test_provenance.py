@@ -31,6 +31,7 @@ from rag_pet.study.provenance import (
     rerun_reason,
     stale_reason,
 )
+from rag_pet.training import launcher
 
 GIT = shutil.which("git")
 PROVENANCE = {
@@ -283,6 +284,7 @@ def test_run_cells_re_runs_a_changed_base_and_its_freshness_cell_and_records_why
     monkeypatch.setattr(runner.ray, "wait", fake.wait)
     monkeypatch.setattr(runner.ray, "get", fake.get)
     monkeypatch.setattr(runner.ray, "cluster_resources", lambda: {"CPU": 2})
+    monkeypatch.setattr(launcher, "_alive_nodes", lambda: [{"CPU": 2.0}])  # the same one-node cluster
     base_cell, cell = _cell(tmp_path), _cell(tmp_path, "lora-seed0.fresh_text", after="lora-seed0")
     base = _write(tmp_path, base_cell, provenance=_with(model="old weights"))
     _write(tmp_path, cell, base_finished_at=base["finished_at"])
