@@ -55,10 +55,9 @@ def _start(cell: Cell, threads: int) -> ray.ObjectRef:
     if cell.job != "train":
         return _run_cell.remote(cell, threads)
     request = worker_request(cell.config, objective_of(cell.config))
-    if cell.config.trainer.launcher != "local":
-        return _run_cell.remote(cell, worker_threads(request.cpus))
-    options = {"num_cpus": request.cpus, "num_gpus": request.gpus}
-    return _run_cell.options(**options).remote(cell, worker_threads(request.cpus))
+    in_task = cell.config.trainer.launcher == "local"
+    task = _run_cell.options(num_cpus=request.cpus, num_gpus=request.gpus) if in_task else _run_cell
+    return task.remote(cell, worker_threads(request.cpus))
 
 
 def run_cells(cells: list[Cell], study_dir: Path, parallel: int) -> list[dict]:
